@@ -1,0 +1,85 @@
+"""Benchmark the pure core on the reference workload.
+
+Prints one JSON line per N::
+
+    {"n": N, "tasks_per_s": x, "client_s": y, "peak_rss_mb": z, "final_status": "D", ...}
+
+Each N runs in a fresh subprocess, so peak RSS is per N. In the child the workload is built
+first (not timed); ``client_s`` is the time spent inside the core, from building the initial
+state (the ``RunStarted`` decide call included) to the ``Finish`` summary, excluding the
+instant fake server's time. ``tasks_per_s = N / client_s``.
+
+Usage: ``python bench/core_bench.py [--n 10000 100000 1000000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+DEFAULT_NS = (10_000, 100_000, 1_000_000)
+
+
+def run_one(n: int, seed: int = 0) -> dict[str, object]:
+    """Build and drive the ``n``-task reference workload in this process; return the figures."""
+    from swarmfold.core.config import SwarmConfig
+    from swarmfold.shell.instant import drive
+    from swarmfold.shell.workload import reference_workload
+
+    t0 = time.perf_counter()
+    spec = reference_workload(n, seed=seed)
+    build_s = time.perf_counter() - t0
+    # The reference server completes 1,000 tasks per sync: lift the run timeout out of the way.
+    config = SwarmConfig(timeout=1e9)
+    t0 = time.perf_counter()
+    result = drive(spec, config)
+    drive_s = time.perf_counter() - t0
+    summary = result.summary
+    final_status = None if summary is None else summary.final_status
+    assert final_status == "D", f"n={n}: run ended {final_status!r}, expected 'D'"
+    assert summary is not None and summary.done_count == n, f"n={n}: {summary}"
+    client_s = result.decide_seconds
+    return {
+        "n": n,
+        "tasks_per_s": round(n / client_s, 1) if client_s > 0 else None,
+        "client_s": round(client_s, 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "final_status": final_status,
+        "decide_calls": result.events,
+        "commands": result.commands,
+        "server_s": round(result.server_seconds, 4),
+        "drive_s": round(drive_s, 4),
+        "build_workload_s": round(build_s, 4),
+        "virtual_s": result.virtual_seconds,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=list(DEFAULT_NS), help="task counts")
+    parser.add_argument("--seed", type=int, default=0, help="workload seed")
+    parser.add_argument("--one", type=int, metavar="N", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.one is not None:
+        print(json.dumps(run_one(args.one, args.seed)), flush=True)
+        return 0
+
+    status = 0
+    for n in args.n:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--one", str(n), "--seed", str(args.seed)],
+            check=False,
+        )
+        if proc.returncode != 0:
+            print(json.dumps({"n": n, "error": f"child exited {proc.returncode}"}), flush=True)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

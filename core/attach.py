@@ -1,0 +1,139 @@
+"""Attaching to an existing workflow run from the server's tables (spec §3.2).
+
+Tasks arrive in chunks of non-DONE tasks ordered by id; the next chunk starts after the
+**numeric** maximum id of the previous one (Jobmon uses the lexicographic maximum of string
+keys and re-fetches tasks across digit boundaries: quirk Q2, fixed). Edges arrive in
+chunks too; only edges between loaded tasks count, so ``num_upstreams`` counts non-DONE
+upstreams only, as in Jobmon.
+"""
+
+from __future__ import annotations
+
+from swarmfold.core.commands import LoadEdgeChunk, LoadTaskChunk
+from swarmfold.core.events import AttachStarted, EdgeRow, TaskRow
+from swarmfold.core.lifecycle import fail_before_start, set_up
+from swarmfold.core.state import ATTACHING, AttachProgress, PendingChunk, Tx
+from swarmfold.core.timing import send_heartbeat
+from swarmfold.core.topology import ArraySpec, QueueSpec, ResourceSetSpec, TaskSpec, TopologySpec
+
+
+def start_attach(tx: Tx, event: AttachStarted) -> None:
+    tx.phase = ATTACHING
+    tx.config = event.config
+    tx.workflow_id = event.workflow_id
+    tx.workflow_run_id = event.workflow_run_id
+    tx.run_status = event.run_status
+    tx.heartbeat_status = event.run_status
+    tx.set_timing(started_at=event.at, last_sync=event.server_time)
+    tx.attach = AttachProgress(
+        dag_id=event.dag_id, workflow_limit=event.workflow_limit, queues=event.queues
+    )
+    send_heartbeat(tx, event.at)  # the builder heartbeats before loading (spec §3.2 step 1)
+    _load_tasks_after(tx, 0)
+
+
+def _load_tasks_after(tx: Tx, after_task_id: int) -> None:
+    tx.emit(
+        LoadTaskChunk,
+        PendingChunk("tasks"),
+        workflow_id=tx.workflow_id,
+        after_task_id=after_task_id,
+        chunk_size=tx.config.chunk_size,
+    )
+
+
+def task_chunk_loaded(tx: Tx, at: float, rows: tuple[TaskRow, ...]) -> None:
+    progress = tx.attach
+    assert progress is not None
+    progress = AttachProgress(
+        progress.dag_id, progress.workflow_limit, progress.queues,
+        progress.task_chunks + (rows,), progress.edge_chunks,
+    )
+    tx.attach = progress
+    if len(rows) >= tx.config.chunk_size:
+        _load_tasks_after(tx, max(r.task_id for r in rows))
+        return
+    task_ids = [r.task_id for chunk in progress.task_chunks for r in chunk]
+    size = tx.config.chunk_size
+    batches = tuple(tuple(task_ids[k:k + size]) for k in range(0, len(task_ids), size))
+    tx.attach = AttachProgress(
+        progress.dag_id, progress.workflow_limit, progress.queues,
+        progress.task_chunks, (), batches, 0,
+    )
+    _next_edges_or_build(tx, at)
+
+
+def edge_chunk_loaded(tx: Tx, at: float, edges: tuple[EdgeRow, ...]) -> None:
+    p = tx.attach
+    assert p is not None
+    tx.attach = AttachProgress(
+        p.dag_id, p.workflow_limit, p.queues, p.task_chunks,
+        p.edge_chunks + (edges,), p.edge_batches, p.next_edge_batch,
+    )
+    _next_edges_or_build(tx, at)
+
+
+def chunk_failed(tx: Tx, at: float, error: str) -> None:
+    fail_before_start(tx, at, "attach_failed", f"loading the workflow run failed: {error}")
+
+
+def _next_edges_or_build(tx: Tx, at: float) -> None:
+    p = tx.attach
+    assert p is not None
+    if p.next_edge_batch < len(p.edge_batches):
+        tx.emit(LoadEdgeChunk, PendingChunk("edges"), dag_id=p.dag_id,
+                task_ids=p.edge_batches[p.next_edge_batch])
+        tx.attach = AttachProgress(
+            p.dag_id, p.workflow_limit, p.queues, p.task_chunks, p.edge_chunks,
+            p.edge_batches, p.next_edge_batch + 1,
+        )
+        return
+    spec = spec_from_rows(p)
+    tx.attach = None
+    set_up(tx, at, spec, workflow_limit=p.workflow_limit)
+
+
+def spec_from_rows(p: AttachProgress) -> TopologySpec:
+    """A topology spec from loaded task rows and edge rows."""
+    rows: list[TaskRow] = [r for chunk in p.task_chunks for r in chunk]
+    loaded = {r.task_id for r in rows}
+    task_of_node: dict[int, int] = {}
+    for chunk in p.edge_chunks:
+        for e in chunk:
+            if e.task_id in loaded:
+                task_of_node[e.node_id] = e.task_id
+    upstreams: dict[int, list[int]] = {}
+    for chunk in p.edge_chunks:
+        for e in chunk:
+            if e.task_id not in loaded:
+                continue
+            for node in e.downstream_node_ids:
+                d = task_of_node.get(node)
+                if d is not None:
+                    upstreams.setdefault(d, []).append(e.task_id)
+    queues: dict[str, QueueSpec] = {q.name: q for q in p.queues}
+    arrays: dict[int, ArraySpec] = {}
+    resource_sets: dict[tuple[str, tuple], int] = {}  # type: ignore[type-arg]
+    tasks: list[TaskSpec] = []
+    for r in rows:
+        arrays.setdefault(r.array_id, ArraySpec(r.array_id, limit=r.array_limit))
+        queues.setdefault(r.queue_name, QueueSpec(r.queue_name))
+        key = (r.queue_name, r.requested_resources)
+        rs = resource_sets.setdefault(key, len(resource_sets) + 1)
+        tasks.append(TaskSpec(
+            task_id=r.task_id,
+            array_id=r.array_id,
+            resource_set_id=rs,
+            upstream_ids=tuple(upstreams.get(r.task_id, ())),
+            max_attempts=r.max_attempts,
+            status=r.status,
+            resource_scales=r.resource_scales,
+            fallback_queues=r.fallback_queues,
+        ))
+    return TopologySpec(
+        tasks=tuple(tasks),
+        arrays=tuple(arrays.values()),
+        resource_sets=tuple(ResourceSetSpec(i, q, req) for (q, req), i in resource_sets.items()),
+        queues=tuple(queues.values()),
+        workflow_limit=p.workflow_limit,
+    )

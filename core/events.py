@@ -1,0 +1,309 @@
+"""Events: facts the shell observed, in the past tense.
+
+Every event carries ``at``, the shell's clock reading (seconds) when the fact was observed.
+An event that answers a command carries that command's ``command_id``.
+Server status codes arrive as plain strings: an unknown code is data, not a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+from attrs import field, frozen
+from swarmfold.core.config import SwarmConfig
+from swarmfold.core.resources import ResourceValue, Scale
+from swarmfold.core.topology import QueueSpec, TopologySpec
+
+#: ``{"<status>": [task_id, ...]}``, the server's ``tasks_by_status`` shape.
+TasksByStatus = dict[str, tuple[int, ...]]
+
+
+def _tasks_by_status(value: object) -> TasksByStatus:
+    return {str(k): tuple(v) for k, v in value.items()}  # type: ignore[attr-defined]
+
+
+# --- starting a run -------------------------------------------------------------------
+
+
+@frozen
+class RunStarted:
+    """A workflow run was bound and its whole topology is known (Jobmon's workflow path)."""
+
+    at: float
+    workflow_id: int
+    workflow_run_id: int
+    topology: TopologySpec
+    config: SwarmConfig = SwarmConfig()
+    run_status: str = "B"
+    server_time: str | None = None
+
+
+@frozen
+class AttachStarted:
+    """The shell attached to an existing run; tasks and edges will be loaded in chunks.
+
+    ``workflow_limit`` and ``dag_id`` come from ``fetch_workflow_metadata``, ``server_time``
+    from ``/time`` (spec §3.2).
+    """
+
+    at: float
+    workflow_id: int
+    workflow_run_id: int
+    dag_id: int
+    workflow_limit: int
+    config: SwarmConfig = SwarmConfig()
+    run_status: str = "B"
+    server_time: str | None = None
+    queues: tuple[QueueSpec, ...] = field(default=(), converter=tuple)
+
+
+@frozen
+class TaskRow:
+    """One row of ``GET /workflow/get_tasks`` with its strings already parsed."""
+
+    task_id: int
+    array_id: int
+    status: str
+    max_attempts: int
+    resource_scales: tuple[tuple[str, Scale], ...]
+    fallback_queues: tuple[str, ...]
+    requested_resources: tuple[tuple[str, ResourceValue], ...]
+    cluster_name: str
+    queue_name: str
+    array_limit: int
+
+
+@frozen
+class EdgeRow:
+    """One entry of ``get_downstream_tasks``: a task, its node and downstream nodes."""
+
+    task_id: int
+    node_id: int
+    downstream_node_ids: tuple[int, ...] = field(default=(), converter=tuple)
+
+
+@frozen
+class TaskChunkLoaded:
+    command_id: int
+    at: float
+    tasks: tuple[TaskRow, ...] = field(converter=tuple)
+
+
+@frozen
+class EdgeChunkLoaded:
+    command_id: int
+    at: float
+    edges: tuple[EdgeRow, ...] = field(converter=tuple)
+
+
+@frozen
+class ChunkLoadFailed:
+    command_id: int
+    at: float
+    error: str
+
+
+# --- sync ------------------------------------------------------------------------------
+
+
+@frozen
+class TaskStatusesFetched:
+    """``task_status_updates`` answered; ``server_time`` is the server's ``time`` string."""
+
+    command_id: int
+    at: float
+    tasks_by_status: TasksByStatus = field(converter=_tasks_by_status)
+    server_time: str | None = None
+
+
+@frozen
+class TriageRequested:
+    """``set_status_for_triaging`` answered."""
+
+    command_id: int
+    at: float
+
+
+@frozen
+class WorkflowLimitFetched:
+    command_id: int
+    at: float
+    limit: int
+
+
+@frozen
+class ArrayLimitFetched:
+    command_id: int
+    at: float
+    array_id: int
+    limit: int
+
+
+@frozen
+class SyncPartFailed:
+    """One part of a sync (statuses, triage, a limit) failed; the others still count."""
+
+    command_id: int
+    at: float
+    error: str
+
+
+# --- scheduling ------------------------------------------------------------------------
+
+
+@frozen
+class BatchQueued:
+    """``queue_task_batch`` answered with the current status of every requested task.
+
+    ``duration`` is the measured request time in seconds, for adaptive batch sizing.
+    """
+
+    command_id: int
+    at: float
+    tasks_by_status: TasksByStatus = field(converter=_tasks_by_status)
+    duration: float | None = None
+
+
+@frozen
+class BatchQueueFailed:
+    command_id: int
+    at: float
+    error: str
+
+
+@frozen
+class ResourcesBound:
+    """``bind_resources`` answered with the new TaskResources id."""
+
+    command_id: int
+    at: float
+    task_resources_id: int
+
+
+@frozen
+class ResourceBindFailed:
+    command_id: int
+    at: float
+    error: str
+
+
+@frozen
+class ResourcesEvaluated:
+    """The shell evaluated the user callables of an ``EvaluateResources`` command."""
+
+    command_id: int
+    at: float
+    values: dict[str, ResourceValue]
+
+
+@frozen
+class ResourceEvaluationFailed:
+    command_id: int
+    at: float
+    error: str
+
+
+# --- workflow run ----------------------------------------------------------------------
+
+
+@frozen
+class HeartbeatAcknowledged:
+    """``log_heartbeat`` answered with the run status the server now holds."""
+
+    command_id: int
+    at: float
+    status: str
+
+
+@frozen
+class HeartbeatFailed:
+    command_id: int
+    at: float
+    error: str
+
+
+@frozen
+class StatusUpdateAcknowledged:
+    """``update_status`` answered with the run status the server now holds."""
+
+    command_id: int
+    at: float
+    status: str
+
+
+@frozen
+class StatusUpdateFailed:
+    command_id: int
+    at: float
+    error: str
+
+
+@frozen
+class TerminateAcknowledged:
+    command_id: int
+    at: float
+    num_terminated: int | None = None
+
+
+@frozen
+class TerminateFailed:
+    command_id: int
+    at: float
+    error: str
+
+
+# --- the outside world -----------------------------------------------------------------
+
+
+@frozen
+class TimerFired:
+    """The clock reached a time the core asked to be woken at (``WakeAt``)."""
+
+    at: float
+    command_id: int | None = None
+
+
+@frozen
+class DistributorDied:
+    """The distributor liveness check failed."""
+
+    at: float
+    detail: str = ""
+
+
+@frozen
+class StopRequested:
+    """The user asked the run to stop (SIGINT/SIGTERM); the run goes to STOPPED."""
+
+    at: float
+    reason: str = ""
+
+
+Event = Union[
+    RunStarted,
+    AttachStarted,
+    TaskChunkLoaded,
+    EdgeChunkLoaded,
+    ChunkLoadFailed,
+    TaskStatusesFetched,
+    TriageRequested,
+    WorkflowLimitFetched,
+    ArrayLimitFetched,
+    SyncPartFailed,
+    BatchQueued,
+    BatchQueueFailed,
+    ResourcesBound,
+    ResourceBindFailed,
+    ResourcesEvaluated,
+    ResourceEvaluationFailed,
+    HeartbeatAcknowledged,
+    HeartbeatFailed,
+    StatusUpdateAcknowledged,
+    StatusUpdateFailed,
+    TerminateAcknowledged,
+    TerminateFailed,
+    TimerFired,
+    DistributorDied,
+    StopRequested,
+]
+EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]

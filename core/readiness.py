@@ -1,0 +1,111 @@
+"""Initial fringe and downstream readiness (spec §3.3, §4).
+
+A task is ready when it is REGISTERING and all its upstreams are DONE. Completions bump
+downstream counters; a task that leaves DONE (a reset) takes its count back, so a counter
+always equals the number of upstreams currently DONE and never overshoots (quirk Q15).
+"""
+
+from __future__ import annotations
+
+from swarmfold.core.resource_policy import adjust_for_retry, request_compute_resources
+from swarmfold.core.state import NOWHERE, Tx, in_ready_queue
+
+
+def enqueue(tx: Tx, index: int, front: bool = False) -> None:
+    """Put a task into the ready queue with its current resources."""
+    key = (tx.topo.array_of[index], tx.resources_of(index))
+    if front:
+        seq = tx.next_front_seq
+        tx.next_front_seq = seq - 1
+        bucket = tx.appended_front.get(key)
+        if bucket is None:
+            tx.appended_front[key] = [(seq, index)]
+        else:
+            bucket.append((seq, index))
+    else:
+        seq = tx.next_back_seq
+        tx.next_back_seq = seq + 1
+        bucket = tx.appended_back.get(key)
+        if bucket is None:
+            tx.appended_back[key] = [(seq, index)]
+        else:
+            bucket.append((seq, index))
+    tx.place[index] = seq
+    tx.ready_count += 1
+
+
+def leave_ready_queue(tx: Tx, index: int) -> None:
+    """Take a task out of the ready queue (its entry dies lazily)."""
+    if in_ready_queue(tx.place[index]):
+        tx.place[index] = NOWHERE
+        tx.ready_count -= 1
+
+
+def make_ready(tx: Tx, index: int) -> None:
+    """A REGISTERING task whose upstreams are all DONE: validated resources, then back.
+
+    A task with a compute-resources callable that was not evaluated yet first asks the
+    shell to evaluate it; it is enqueued when the answer arrives.
+    """
+    if index in tx.topo.compute_resources_of and index not in tx.resources.callables_done:
+        request_compute_resources(tx, index)
+        return
+    enqueue(tx, index)
+
+
+def make_adjusted_ready(tx: Tx, index: int, front: bool = True) -> None:
+    """An ADJUSTING_RESOURCES task: scaled resources, then the front of the queue."""
+    if adjust_for_retry(tx, index):
+        enqueue(tx, index, front=front)
+
+
+def initial_fringe(tx: Tx) -> None:
+    """Every A task (adjusted, at the back), then every ready G task (spec §3.3).
+
+    Order within each step is topology order; Jobmon uses set order (about ascending id).
+    """
+    initial = tx.topo.initial_status
+    for i, s in enumerate(initial):
+        if s == "A":
+            make_adjusted_ready(tx, i, front=False)
+    num_upstreams = tx.topo.num_upstreams
+    upstream_done = tx.upstream_done
+    for i, s in enumerate(initial):
+        if s == "G" and upstream_done[i] == num_upstreams[i]:
+            make_ready(tx, i)
+
+
+def count_initial_upstreams_done(tx: Tx) -> None:
+    """Tasks DONE before this run count for their downstreams (``compute_initial_...``)."""
+    downstream = tx.topo.downstream
+    upstream_done = tx.upstream_done
+    for i, s in enumerate(tx.topo.initial_status):
+        if s == "D":
+            for d in downstream[i]:
+                upstream_done[d] += 1
+
+
+def propagate_done(tx: Tx, index: int) -> None:
+    """A task became DONE: bump its downstreams and enqueue those now ready."""
+    topo = tx.topo
+    upstream_done = tx.upstream_done
+    num_upstreams = topo.num_upstreams
+    status = tx.status
+    place = tx.place
+    for d in topo.downstream[index]:
+        done = upstream_done[d] + 1
+        upstream_done[d] = done
+        if done == num_upstreams[d] and status[d] == "G" and place[d] == NOWHERE:
+            make_ready(tx, d)
+
+
+def retract_done(tx: Tx, index: int) -> None:
+    """A task left DONE (reset): its downstreams lose that upstream again."""
+    upstream_done = tx.upstream_done
+    for d in tx.topo.downstream[index]:
+        upstream_done[d] -= 1
+        leave_ready_queue(tx, d)
+
+
+def ready_eligible(tx: Tx, index: int) -> bool:
+    return tx.upstream_done[index] == tx.topo.num_upstreams[index]

@@ -1,0 +1,97 @@
+"""The FIFO ready queue, split into groups that can share a batch.
+
+Jobmon keeps one deque and rotates through it to build each batch (spec §6.1), which costs
+O(ready) per batch. Here the queue is a set of groups keyed by ``(array_id, resources)``,
+each ordered by a readiness sequence number. Taking the group whose head has the smallest
+sequence number, and the first k entries of it, yields exactly Jobmon's batches, and every
+task left behind keeps its place.
+
+Tasks enqueued at the back get increasing positive sequence numbers; tasks enqueued at the
+front (ADJUSTING_RESOURCES) get decreasing negative ones, so the newest front entry comes
+first, as with ``deque.appendleft``.
+
+An entry is ``(seq, index)``. It is live while the task's ``place`` equals ``seq``; a task
+that leaves the queue for another reason just gets a new place, and its old entry is
+dropped when it reaches the head (lazy deletion).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from attrs import frozen
+from pyrsistent import PList, PVector, plist, pvector
+
+Entry = tuple[int, int]
+#: Compact the back vector once this many consumed entries sit before its head.
+_COMPACT_AFTER = 4096
+
+_EMPTY_VECTOR: PVector[Entry] = pvector()
+_EMPTY_LIST: PList[Entry] = plist()
+
+
+@frozen
+class ReadyGroup:
+    """Entries of one ``(array_id, resources)`` group in readiness order."""
+
+    front: PList[Entry] = _EMPTY_LIST
+    back: PVector[Entry] = _EMPTY_VECTOR
+    head: int = 0
+
+    def is_empty(self) -> bool:
+        return not self.front and self.head >= len(self.back)
+
+    def extended(self, back_entries: list[Entry], front_entries: list[Entry]) -> ReadyGroup:
+        """This group with entries pushed at the back (in order) and at the front (in order)."""
+        front = self.front
+        for entry in front_entries:
+            front = front.cons(entry)
+        back = self.back.extend(back_entries) if back_entries else self.back
+        return ReadyGroup(front, back, self.head)
+
+    def live_head(self, is_live: Callable[[Entry], bool]) -> tuple[ReadyGroup, Entry | None]:
+        """Drop dead entries at the head; return the group and its first live entry."""
+        front, back, head = self.front, self.back, self.head
+        while front:
+            entry = front.first
+            if is_live(entry):
+                return ReadyGroup(front, back, head), entry
+            front = front.rest
+        n = len(back)
+        while head < n:
+            entry = back[head]
+            if is_live(entry):
+                return _compacted(front, back, head), entry
+            head += 1
+        return ReadyGroup(front, _EMPTY_VECTOR, 0), None
+
+    def take(self, k: int, is_live: Callable[[Entry], bool]) -> tuple[ReadyGroup, list[int]]:
+        """Remove and return the indexes of the first ``k`` live entries."""
+        out: list[int] = []
+        front, back, head = self.front, self.back, self.head
+        while front and len(out) < k:
+            entry = front.first
+            front = front.rest
+            if is_live(entry):
+                out.append(entry[1])
+        n = len(back)
+        while head < n and len(out) < k:
+            entry = back[head]
+            head += 1
+            if is_live(entry):
+                out.append(entry[1])
+        if head >= n:
+            return ReadyGroup(front, _EMPTY_VECTOR, 0), out
+        return _compacted(front, back, head), out
+
+    def live_entries(self, is_live: Callable[[Entry], bool]) -> list[Entry]:
+        """Every live entry in queue order (for explanations and invariant checks)."""
+        entries = [e for e in self.front if is_live(e)]
+        entries.extend(e for e in self.back[self.head:] if is_live(e))
+        return entries
+
+
+def _compacted(front: PList[Entry], back: PVector[Entry], head: int) -> ReadyGroup:
+    if head > _COMPACT_AFTER and head * 2 > len(back):
+        return ReadyGroup(front, pvector(back[head:]), 0)
+    return ReadyGroup(front, back, head)

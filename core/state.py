@@ -1,0 +1,456 @@
+"""``SwarmState``: the immutable value every event folds into.
+
+The static part (``Topology``) is built once and shared. The dynamic part keeps per-task
+values in persistent vectors addressed by dense task index, plus running indexes (counts per
+status, active tasks per array, the ready queue) so no event ever rescans all tasks.
+
+``Tx`` is a short-lived working copy used inside one ``decide`` call: it writes through
+pyrsistent evolvers (copy-on-write, so the input state is never touched) and ``commit``
+freezes the result into a new ``SwarmState``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+from attrs import frozen
+from pyrsistent import PMap, PSet, PVector, pmap, pset, pvector
+from swarmfold.core.commands import Command
+from swarmfold.core.config import JOBMON_MAX_BATCH_SIZE, SwarmConfig
+from swarmfold.core.ready_queue import ReadyGroup
+from swarmfold.core.resources import Resources
+from swarmfold.core.summary import RunSummary
+from swarmfold.core.topology import Topology
+
+# --- where a task is, besides its server status ---------------------------------------
+#: Not in the ready queue, not in a batch: the task waits for upstreams or for the server.
+NOWHERE = 0
+#: In a QueueBatch (or a batch parked until its resources are bound) awaiting an answer.
+IN_FLIGHT = 1 << 62
+#: Waiting for the shell to evaluate a user callable for its resources.
+EVALUATING = (1 << 62) + 1
+# Any other value is the sequence number of the task's live entry in the ready queue.
+
+
+def in_ready_queue(place: int) -> bool:
+    return place != NOWHERE and place != IN_FLIGHT and place != EVALUATING
+
+
+# --- phases of a run -------------------------------------------------------------------
+NEW = "new"  # nothing seen yet
+ATTACHING = "attaching"  # loading tasks and edges of an existing run in chunks
+STARTING = "starting"  # waiting for the server to accept RUNNING
+RUNNING = "running"  # the main loop
+FINALIZING = "finalizing"  # waiting for the final status update
+DONE = "done"  # Finish or Fail emitted; every later event is ignored
+
+# --- where the main loop is within one iteration (spec §9.3) --------------------------
+SCHEDULING = "scheduling"  # batches of this iteration are in flight
+WAITING_SYNC = "waiting_sync"  # sleeping until the sync is due
+SYNCING = "syncing"  # sync requests in flight
+
+
+# --- commands awaiting an answer -------------------------------------------------------
+@frozen
+class PendingBatch:
+    array_id: int
+    indexes: tuple[int, ...]
+    resources: Resources
+
+
+@frozen
+class PendingBind:
+    resources: Resources
+
+
+@frozen
+class PendingEvaluation:
+    index: int
+    purpose: str
+
+
+@frozen
+class PendingHeartbeat:
+    pass
+
+
+@frozen
+class PendingStatusUpdate:
+    """``purpose``: ``start``, ``finalize`` or ``abort``; an abort ends with ``raises``."""
+
+    status: str
+    purpose: str
+    reason: str = ""
+    message: str = ""
+    raises: bool = False
+
+
+@frozen
+class PendingSyncPart:
+    part: str  # triage | statuses | workflow_limit | array_limit
+
+
+@frozen
+class PendingTerminate:
+    pass
+
+
+@frozen
+class PendingChunk:
+    kind: str  # tasks | edges
+
+
+Pending = Union[
+    PendingBatch,
+    PendingBind,
+    PendingEvaluation,
+    PendingHeartbeat,
+    PendingStatusUpdate,
+    PendingSyncPart,
+    PendingTerminate,
+    PendingChunk,
+]
+
+
+@frozen
+class Timing:
+    """Clock-derived facts of the main loop and the heartbeat (spec §8, §9.3)."""
+
+    started_at: float = 0.0
+    loop_started_at: float | None = None
+    iteration_started_at: float = 0.0
+    loop_phase: str = WAITING_SYNC
+    sync_due_at: float | None = None
+    full_sync_accum: float = 0.0
+    sync_is_full: bool = False
+    pre_exit_sync: bool = False
+    sync_parts_outstanding: int = 0
+    batches_outstanding: int = 0
+    next_heartbeat_at: float | None = None
+    heartbeat_in_flight: bool = False
+    wake_at: float | None = None
+    last_sync: str | None = None
+
+
+@frozen
+class ResourceState:
+    """Resource cache (by content), bindings in progress, per-task overrides."""
+
+    bound: PMap[Resources, int] = pmap()
+    binding: PMap[Resources, int] = pmap()
+    parked: PMap[Resources, tuple[PendingBatch, ...]] = pmap()
+    overrides: PMap[int, Resources] = pmap()
+    adjustments: PMap[int, int] = pmap()
+    callables_done: PSet[int] = pset()
+
+
+@frozen
+class AttachProgress:
+    """Rows loaded so far while attaching to an existing run (spec §3.2)."""
+
+    dag_id: int
+    workflow_limit: int
+    queues: tuple[Any, ...]
+    task_chunks: tuple[tuple[Any, ...], ...] = ()
+    edge_chunks: tuple[tuple[Any, ...], ...] = ()
+    edge_batches: tuple[tuple[int, ...], ...] = ()
+    next_edge_batch: int = 0
+
+
+@frozen
+class SwarmState:
+    """One immutable snapshot of a swarm. Build the first one with ``initial_state``."""
+
+    config: SwarmConfig = SwarmConfig()
+    phase: str = NEW
+    topology: Topology | None = None
+    workflow_id: int = 0
+    workflow_run_id: int = 0
+    run_status: str = "B"
+    heartbeat_status: str = "B"
+    status: PVector[str] = pvector()
+    upstream_done: PVector[int] = pvector()
+    place: PVector[int] = pvector()
+    status_counts: PMap[str, int] = pmap()
+    active_by_array: PMap[int, int] = pmap()
+    inflight_by_array: PMap[int, int] = pmap()
+    inflight_total: int = 0
+    ready_groups: PMap[tuple[int, Resources], ReadyGroup] = pmap()
+    ready_count: int = 0
+    evaluating_count: int = 0
+    next_back_seq: int = 1
+    next_front_seq: int = -1
+    workflow_limit: int = 0
+    array_limits: PMap[int, int] = pmap()
+    batch_size: int = JOBMON_MAX_BATCH_SIZE
+    timing: Timing = Timing()
+    pending: PMap[int, Pending] = pmap()
+    resources: ResourceState = ResourceState()
+    n_executions: int = 0
+    next_command_id: int = 1
+    distributor_dead: bool = False
+    num_previously_complete: int = 0
+    attach: AttachProgress | None = None
+    summary: RunSummary | None = None
+    anomalies: int = 0
+
+    # --- queries (O(1) unless stated) ---------------------------------------------------
+    @property
+    def total_tasks(self) -> int:
+        return len(self.status)
+
+    def count(self, status: str) -> int:
+        return self.status_counts.get(status, 0)
+
+    @property
+    def active_count(self) -> int:
+        c = self.status_counts
+        return c.get("Q", 0) + c.get("I", 0) + c.get("O", 0) + c.get("R", 0)
+
+    def all_tasks_final(self) -> bool:
+        return self.count("D") + self.count("F") == self.total_tasks
+
+    def has_pending_work(self) -> bool:
+        return (
+            self.active_count + self.inflight_total + self.ready_count + self.evaluating_count
+        ) > 0
+
+    def workflow_capacity(self) -> int:
+        return max(0, self.workflow_limit - self.active_count - self.inflight_total)
+
+    def array_capacity(self, array_id: int) -> int:
+        """0 for an unknown array, as in Jobmon."""
+        limit = self.array_limits.get(array_id)
+        if limit is None:
+            return 0
+        used = self.active_by_array.get(array_id, 0) + self.inflight_by_array.get(array_id, 0)
+        return max(0, limit - used)
+
+    def task_status(self, task_id: int) -> str:
+        assert self.topology is not None
+        return self.status[self.topology.index_of[task_id]]
+
+    def resources_of(self, index: int) -> Resources:
+        assert self.topology is not None
+        override = self.resources.overrides.get(index)
+        return override if override is not None else self.topology.resources_of[index]
+
+
+def initial_state(config: SwarmConfig | None = None) -> SwarmState:
+    """An empty state, waiting for ``RunStarted`` or ``AttachStarted``."""
+    return SwarmState(config=config or SwarmConfig())
+
+
+class MapTx:
+    """Copy-on-write edits of a ``PMap`` for one ``decide`` call (``get``/``set``/``remove``)."""
+
+    __slots__ = ("base", "changes", "removed")
+
+    def __init__(self, base: PMap[Any, Any]) -> None:
+        self.base = base
+        self.changes: dict[Any, Any] = {}
+        self.removed: set[Any] = set()
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        changes = self.changes
+        if key in changes:
+            return changes[key]
+        if key in self.removed:
+            return default
+        return self.base.get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: Any) -> bool:
+        return self.get(key, _MISSING) is not _MISSING
+
+    def set(self, key: Any, value: Any) -> None:
+        self.changes[key] = value
+        self.removed.discard(key)
+
+    def remove(self, key: Any) -> None:
+        self.changes.pop(key, None)
+        if key in self.base:
+            self.removed.add(key)
+
+    def items(self) -> list[tuple[Any, Any]]:
+        merged = {k: v for k, v in self.base.items() if k not in self.removed and k not in self.changes}
+        merged.update(self.changes)
+        return list(merged.items())
+
+    def persistent(self) -> PMap[Any, Any]:
+        if not self.changes and not self.removed:
+            return self.base
+        ev = self.base.evolver()
+        for key in self.removed:
+            ev.remove(key)
+        for key, value in self.changes.items():
+            ev.set(key, value)
+        return ev.persistent()
+
+
+_MISSING = object()
+
+
+class Tx:
+    """A working copy of one state for the length of one ``decide`` call.
+
+    Big per-task vectors and maps are written through evolvers (the input state is never
+    modified); small scalars are plain attributes. ``commit`` freezes everything.
+    """
+
+    def __init__(self, state: SwarmState) -> None:
+        self.base = state
+        self.config = state.config
+        self.phase = state.phase
+        self.topology = state.topology
+        self.workflow_id = state.workflow_id
+        self.workflow_run_id = state.workflow_run_id
+        self.run_status = state.run_status
+        self.heartbeat_status = state.heartbeat_status
+        self.status = state.status.evolver()
+        self.upstream_done = state.upstream_done.evolver()
+        self.place = state.place.evolver()
+        self.status_counts = dict(state.status_counts)
+        self.active_by_array = MapTx(state.active_by_array)
+        self.inflight_by_array = MapTx(state.inflight_by_array)
+        self.inflight_total = state.inflight_total
+        self.ready_groups = MapTx(state.ready_groups)
+        self.ready_count = state.ready_count
+        self.evaluating_count = state.evaluating_count
+        self.next_back_seq = state.next_back_seq
+        self.next_front_seq = state.next_front_seq
+        self.workflow_limit = state.workflow_limit
+        self.array_limits = MapTx(state.array_limits)
+        self.batch_size = state.batch_size
+        self.timing = state.timing
+        self.pending = MapTx(state.pending)
+        self.resources = state.resources
+        self.n_executions = state.n_executions
+        self.next_command_id = state.next_command_id
+        self.distributor_dead = state.distributor_dead
+        self.num_previously_complete = state.num_previously_complete
+        self.attach = state.attach
+        self.summary = state.summary
+        self.anomalies = state.anomalies
+        self.commands: list[Command] = []
+        # Entries appended to ready groups during this call, flushed before any read.
+        self.appended_back: dict[tuple[int, Resources], list[tuple[int, int]]] = {}
+        self.appended_front: dict[tuple[int, Resources], list[tuple[int, int]]] = {}
+
+    # --- commands -------------------------------------------------------------------------
+    def emit(self, cls: type, pending: Pending | None = None, **fields: Any) -> Any:
+        """Append a command with a fresh id; remember ``pending`` until its answer."""
+        command_id = self.next_command_id
+        self.next_command_id += 1
+        command = cls(command_id=command_id, **fields)
+        self.commands.append(command)
+        if pending is not None:
+            self.pending.set(command_id, pending)
+        return command
+
+    def note(self, kind: str, detail: str) -> None:
+        """Record a tolerated oddity as a ``NoteAnomaly`` command."""
+        from swarmfold.core.commands import NoteAnomaly
+
+        self.anomalies += 1
+        self.emit(NoteAnomaly, kind=kind, detail=detail)
+
+    # --- derived values -----------------------------------------------------------------
+    @property
+    def topo(self) -> Topology:
+        assert self.topology is not None
+        return self.topology
+
+    def active_count(self) -> int:
+        c = self.status_counts
+        return c.get("Q", 0) + c.get("I", 0) + c.get("O", 0) + c.get("R", 0)
+
+    def all_tasks_final(self) -> bool:
+        c = self.status_counts
+        return c.get("D", 0) + c.get("F", 0) == len(self.status)
+
+    def has_pending_work(self) -> bool:
+        return (
+            self.active_count() + self.inflight_total + self.ready_count + self.evaluating_count
+        ) > 0
+
+    def resources_of(self, index: int) -> Resources:
+        override = self.resources.overrides.get(index)
+        return override if override is not None else self.topo.resources_of[index]
+
+    def set_timing(self, **changes: Any) -> None:
+        t = self.timing
+        values = {a: getattr(t, a) for a in _TIMING_FIELDS}
+        values.update(changes)
+        self.timing = Timing(**values)
+
+    def set_resources(self, **changes: Any) -> None:
+        r = self.resources
+        values = {a: getattr(r, a) for a in _RESOURCE_FIELDS}
+        values.update(changes)
+        self.resources = ResourceState(**values)
+
+    # --- ready queue --------------------------------------------------------------------
+    def flush_ready(self) -> None:
+        """Write the entries appended during this call into their groups."""
+        if not (self.appended_back or self.appended_front):
+            return
+        groups = self.ready_groups
+        for key in {**self.appended_back, **self.appended_front}:
+            group = groups.get(key) or _EMPTY_GROUP
+            groups.set(
+                key,
+                group.extended(self.appended_back.get(key, []), self.appended_front.get(key, [])),
+            )
+        self.appended_back = {}
+        self.appended_front = {}
+
+    # --- freezing -----------------------------------------------------------------------
+    def commit(self) -> SwarmState:
+        self.flush_ready()
+        return SwarmState(
+            config=self.config,
+            phase=self.phase,
+            topology=self.topology,
+            workflow_id=self.workflow_id,
+            workflow_run_id=self.workflow_run_id,
+            run_status=self.run_status,
+            heartbeat_status=self.heartbeat_status,
+            status=self.status.persistent(),
+            upstream_done=self.upstream_done.persistent(),
+            place=self.place.persistent(),
+            status_counts=pmap(self.status_counts),
+            active_by_array=self.active_by_array.persistent(),
+            inflight_by_array=self.inflight_by_array.persistent(),
+            inflight_total=self.inflight_total,
+            ready_groups=self.ready_groups.persistent(),
+            ready_count=self.ready_count,
+            evaluating_count=self.evaluating_count,
+            next_back_seq=self.next_back_seq,
+            next_front_seq=self.next_front_seq,
+            workflow_limit=self.workflow_limit,
+            array_limits=self.array_limits.persistent(),
+            batch_size=self.batch_size,
+            timing=self.timing,
+            pending=self.pending.persistent(),
+            resources=self.resources,
+            n_executions=self.n_executions,
+            next_command_id=self.next_command_id,
+            distributor_dead=self.distributor_dead,
+            num_previously_complete=self.num_previously_complete,
+            attach=self.attach,
+            summary=self.summary,
+            anomalies=self.anomalies,
+        )
+
+
+_EMPTY_GROUP = ReadyGroup()
+_TIMING_FIELDS = tuple(a.name for a in Timing.__attrs_attrs__)  # type: ignore[attr-defined]
+_RESOURCE_FIELDS = tuple(a.name for a in ResourceState.__attrs_attrs__)  # type: ignore[attr-defined]
+
+__all__ = ["SwarmState", "Tx", "initial_state"]

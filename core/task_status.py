@@ -1,0 +1,115 @@
+"""Applying task statuses reported by the server (spec §2 ``apply_update``, §4).
+
+Reports are applied in two steps, as in Jobmon: first every status is written (counts and
+per-array active counts follow), then each changed task is processed by its new status.
+
+Policies (see docs/decisions.md):
+- a report for an unknown task id is ignored (Jobmon filters them client-side);
+- an unknown status code is not applied; it is recorded with ``NoteAnomaly``;
+- ERROR_RECOVERABLE (E) is a transient, non-active status, not a crash (quirk Q1);
+- a DONE or FATAL task only leaves that status for REGISTERING (a reset); any other change
+  out of D/F is a stale, out-of-order report and is ignored;
+- a task reported REGISTERING or ADJUSTING that is ready to go but sits nowhere (for
+  example, a batch answer that left it unqueued) is put back into the ready queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from swarmfold.core.readiness import (
+    enqueue,
+    leave_ready_queue,
+    make_adjusted_ready,
+    make_ready,
+    propagate_done,
+    ready_eligible,
+    retract_done,
+)
+from swarmfold.core.state import NOWHERE, Tx, in_ready_queue
+from swarmfold.core.statuses import ACTIVE, TASK_STATUSES
+
+_QUEUEABLE = ("G", "A")
+
+
+def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: str) -> int:
+    """Apply ``{status: [task_id, ...]}``; return how many tasks changed status."""
+    topo = tx.topo
+    index_of = topo.index_of
+    array_of = topo.array_of
+    status = tx.status
+    place = tx.place
+    counts = tx.status_counts
+    active_by_array = tx.active_by_array
+    active_delta: dict[int, int] = {}
+    changed: list[tuple[int, str]] = []
+    unchanged_queueable: list[int] = []
+    stale = 0
+    for code, task_ids in tasks_by_status.items():
+        if code not in TASK_STATUSES:
+            tx.note(
+                "unknown_task_status",
+                f"{source}: status code {code!r} for {len(task_ids)} task(s), "
+                f"e.g. {list(task_ids)[:5]}; not applied",
+            )
+            continue
+        code_active = code in ACTIVE
+        code_queueable = code in _QUEUEABLE
+        for task_id in task_ids:
+            i = index_of.get(task_id)
+            if i is None:
+                continue
+            old = status[i]
+            if old == code:
+                if code_queueable and place[i] == NOWHERE:
+                    unchanged_queueable.append(i)
+                continue
+            if (old == "D" or old == "F") and code != "G":
+                stale += 1
+                continue
+            status[i] = code
+            counts[old] = counts.get(old, 0) - 1
+            counts[code] = counts.get(code, 0) + 1
+            old_active = old in ACTIVE
+            if old_active != code_active:
+                a = array_of[i]
+                active_delta[a] = active_delta.get(a, 0) + (1 if code_active else -1)
+            if not code_queueable and in_ready_queue(place[i]):
+                leave_ready_queue(tx, i)
+            changed.append((i, old))
+    for a, delta in active_delta.items():
+        active_by_array.set(a, active_by_array.get(a, 0) + delta)
+    if stale:
+        tx.note("stale_report", f"{source}: {stale} report(s) would move a DONE/FATAL task "
+                "somewhere other than REGISTERING; ignored")
+    for i, old in changed:
+        _process_change(tx, i, old)
+    for i in unchanged_queueable:
+        _heal(tx, i)
+    return len(changed)
+
+
+def _process_change(tx: Tx, index: int, old: str) -> None:
+    """React to one task's new status (``_process_changed_tasks``)."""
+    new = tx.status[index]
+    if old == "D":
+        retract_done(tx, index)
+    if new == "D":
+        tx.n_executions += 1
+        propagate_done(tx, index)
+    elif new == "G":
+        if tx.place[index] == NOWHERE and ready_eligible(tx, index):
+            make_ready(tx, index)
+    elif new == "A" and tx.place[index] == NOWHERE:
+        make_adjusted_ready(tx, index)
+
+
+def _heal(tx: Tx, index: int) -> None:
+    """Re-enqueue a G/A task reported again while sitting nowhere (nothing is lost)."""
+    if tx.place[index] != NOWHERE:
+        return
+    code = tx.status[index]
+    if code == "G" and ready_eligible(tx, index):
+        make_ready(tx, index)
+    elif code == "A":
+        enqueue(tx, index, front=True)

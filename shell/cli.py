@@ -1,0 +1,173 @@
+"""The ``swarmfold`` command line.
+
+Subcommands register themselves in ``build_parser``; each is a function
+``(args) -> exit code``. For now there is ``fold``: drive a scenario file through the core
+against the instant fake server on a virtual clock.
+
+Exit codes: 0 the run ended DONE; 1 it ended otherwise; 2 bad input (file, JSON, fields).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from attrs import frozen
+from swarmfold.core.config import SwarmConfig
+from swarmfold.core.errors import InvalidConfig, InvalidTopology
+from swarmfold.core.statuses import RunStatus
+from swarmfold.core.summary import RunSummary
+from swarmfold.core.topology import TopologySpec
+
+EXIT_OK = 0
+EXIT_NOT_DONE = 1
+EXIT_BAD_INPUT = 2
+
+#: ``"D" -> "DONE"`` and so on.
+RUN_STATUS_NAMES: dict[str, str] = {
+    value: name for name, value in vars(RunStatus).items() if not name.startswith("_")
+}
+
+
+class ScenarioError(Exception):
+    """A scenario file that cannot be used; the message names the path and the field."""
+
+
+@frozen
+class Scenario:
+    """One workflow run to fold: ids, configuration and topology (the scenario file's shape)."""
+
+    workflow_id: int
+    workflow_run_id: int
+    topology: TopologySpec
+    config: SwarmConfig = SwarmConfig()
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and decode a scenario JSON file. Raises ``ScenarioError`` naming the path and the
+    field that is wrong (``$.topology.tasks[3].array_id: ...``)."""
+    from swarmfold.shell.codec import CodecError, structure
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ScenarioError(f"{path}: invalid JSON: {exc}") from exc
+    try:
+        scenario: Scenario = structure(data, Scenario)
+    except CodecError as exc:
+        raise ScenarioError(f"{path}: " + f"\n{path}: ".join(exc.errors)) from exc
+    return scenario
+
+
+def status_name(status: str) -> str:
+    """``"D"`` -> ``"DONE"``; unknown codes are shown as they are."""
+    return RUN_STATUS_NAMES.get(status, status)
+
+
+def format_summary(summary: RunSummary, *, events: int, commands: int, title: str = "") -> str:
+    """The human summary of a finished run."""
+    lines = [
+        f"{title}{status_name(summary.final_status)} ({summary.final_status})",
+        f"  tasks     {summary.done_count} done, {summary.failed_count} failed,"
+        f" {summary.total_tasks} total ({summary.num_previously_complete} previously complete)",
+        f"  elapsed   {summary.elapsed:g} s (virtual)",
+        f"  events    {events}",
+        f"  commands  {commands}",
+    ]
+    if summary.reason:
+        lines.insert(1, f"  reason    {summary.reason}")
+    return "\n".join(lines)
+
+
+# --- subcommands ---------------------------------------------------------------------------
+
+
+def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
+    """``swarmfold fold SCENARIO [--json]``."""
+    from swarmfold.core.commands import Fail
+    from swarmfold.shell.codec import to_json
+    from swarmfold.shell.instant import DriveError, drive
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        print(f"swarmfold fold: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        result = drive(
+            scenario.topology,
+            scenario.config,
+            workflow_id=scenario.workflow_id,
+            workflow_run_id=scenario.workflow_run_id,
+        )
+    except (InvalidTopology, InvalidConfig) as exc:
+        print(f"swarmfold fold: error: {args.scenario}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DriveError as exc:
+        print(f"swarmfold fold: error: {exc}", file=sys.stderr)
+        return EXIT_NOT_DONE
+    outcome = result.outcome
+    if outcome is None:  # no max_events here, so this cannot happen
+        print("swarmfold fold: error: the run did not end", file=sys.stderr)
+        return EXIT_NOT_DONE
+    summary = outcome.summary
+    if args.json:
+        print(to_json(summary), file=out)
+    else:
+        print(
+            format_summary(
+                summary,
+                events=result.events,
+                commands=result.commands,
+                title=f"{args.scenario}: ",
+            ),
+            file=out,
+        )
+        if isinstance(outcome, Fail):
+            print(f"  failed    {outcome.reason}: {outcome.message}", file=out)
+    return EXIT_OK if summary.final_status == RunStatus.DONE else EXIT_NOT_DONE
+
+
+Handler = Callable[[argparse.Namespace, TextIO], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; each subparser sets ``handler``."""
+    parser = argparse.ArgumentParser(
+        prog="swarmfold",
+        description="A deterministic, event-sourced re-implementation of the Jobmon swarm.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    fold = sub.add_parser(
+        "fold",
+        help="run a scenario file against the instant fake server on a virtual clock",
+        description="Drive a scenario through the core against the instant fake server.",
+    )
+    fold.add_argument("scenario", metavar="SCENARIO", help="scenario JSON file")
+    fold.add_argument("--json", action="store_true", help="print the RunSummary as JSON")
+    fold.set_defaults(handler=cmd_fold)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Entry point of the ``swarmfold`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    return handler(args, out if out is not None else sys.stdout)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,290 @@
+"""The reference workload, the instant fake server and the virtual-clock driver."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import attrs
+import pytest
+from swarmfold.core.commands import (
+    FetchTaskStatuses,
+    LogHeartbeat,
+    QueueBatch,
+    UpdateWorkflowRunStatus,
+)
+from swarmfold.core.config import SwarmConfig
+from swarmfold.core.events import BatchQueued, RunStarted, TaskStatusesFetched, TimerFired
+from swarmfold.core.topology import (
+    ArraySpec,
+    ResourceSetSpec,
+    TaskSpec,
+    TopologySpec,
+    build_topology,
+)
+from swarmfold.shell.instant import InstantServer, drive, server_time
+from swarmfold.shell.workload import (
+    ARRAY_LIMIT,
+    NUM_LAYERS,
+    WORKFLOW_LIMIT,
+    layer_sizes,
+    reference_workload,
+)
+
+# --- the reference workload ------------------------------------------------------------------
+
+
+def _layers(spec: TopologySpec) -> dict[int, list[TaskSpec]]:
+    layers: dict[int, list[TaskSpec]] = {}
+    for t in spec.tasks:
+        layers.setdefault(t.array_id - 1, []).append(t)
+    return layers
+
+
+def test_workload_layers_and_limits() -> None:
+    spec = reference_workload(1000, seed=3)
+    assert len(spec.tasks) == 1000
+    assert len({t.task_id for t in spec.tasks}) == 1000
+    assert [len(ts) for _, ts in sorted(_layers(spec).items())] == [100] * NUM_LAYERS
+    assert spec.workflow_limit == WORKFLOW_LIMIT == 10_000
+    assert [a.limit for a in spec.arrays] == [ARRAY_LIMIT] * NUM_LAYERS == [2_000] * 10
+    assert sorted(rs.resource_set_id for rs in spec.resource_sets) == [0, 1, 2, 3]
+    build_topology(spec)  # valid: known ids, no cycle
+
+
+def test_workload_upstreams_are_1_to_3_distinct_tasks_of_the_previous_layer() -> None:
+    spec = reference_workload(2000, seed=1)
+    layer_of = {t.task_id: t.array_id - 1 for t in spec.tasks}
+    counts: Counter[int] = Counter()
+    for t in spec.tasks:
+        layer = layer_of[t.task_id]
+        if layer == 0:
+            assert t.upstream_ids == ()
+            continue
+        assert 1 <= len(t.upstream_ids) <= 3
+        assert len(set(t.upstream_ids)) == len(t.upstream_ids)
+        assert all(layer_of[u] == layer - 1 for u in t.upstream_ids)
+        counts[len(t.upstream_ids)] += 1
+    assert set(counts) == {1, 2, 3}  # every fan-in occurs
+
+
+def test_workload_resource_set_rule() -> None:
+    spec = reference_workload(10_000, seed=0)
+    for layer, tasks in _layers(spec).items():
+        sets = Counter(t.resource_set_id for t in tasks)
+        assert set(sets) <= {layer % 4, (layer + 1) % 4}
+        share = sets[(layer + 1) % 4] / len(tasks)
+        assert 0.15 <= share <= 0.25, (layer, share)
+
+
+def test_workload_is_deterministic_per_seed() -> None:
+    assert reference_workload(500, seed=7) == reference_workload(500, seed=7)
+    assert reference_workload(500, seed=7) != reference_workload(500, seed=8)
+
+
+def test_workload_uneven_and_tiny_sizes() -> None:
+    assert layer_sizes(1003) == [101, 101, 101, 100, 100, 100, 100, 100, 100, 100]
+    assert sum(layer_sizes(7)) == 7
+    spec = reference_workload(7)
+    assert len(spec.tasks) == 7
+    build_topology(spec)
+    assert reference_workload(0).tasks == ()
+
+
+# --- the instant server ----------------------------------------------------------------------
+
+
+def _server(**statuses: str) -> InstantServer:
+    return InstantServer({int(k[1:]): v for k, v in statuses.items()}, completions_per_sync=2)
+
+
+def test_queue_moves_only_g_and_a_to_q_and_answers_every_requested_id() -> None:
+    server = _server(t1="G", t2="A", t3="D", t4="F", t5="Q", t6="R", t7="E")
+    answer = server.queue_task_batch([1, 2, 3, 4, 5, 6, 7, 99])
+    assert {s: sorted(ids) for s, ids in answer.items()} == {
+        "Q": [1, 2, 5],
+        "D": [3],
+        "F": [4],
+        "R": [6],
+        "E": [7],
+    }
+    assert server.statuses == {1: "Q", 2: "Q", 3: "D", 4: "F", 5: "Q", 6: "R", 7: "E"}
+    assert list(server.in_flight) == [1, 2]  # 5 was already queued: not queued again
+    # Queueing again changes nothing.
+    assert server.queue_task_batch([1, 2]) == {"Q": [1, 2]}
+    assert list(server.in_flight) == [1, 2]
+
+
+def test_queue_batch_command_answers_with_command_id_and_time() -> None:
+    server = _server(t1="G", t2="D")
+    event = server.handle(
+        QueueBatch(7, array_id=1, task_ids=(1, 2), task_resources_id=1, workflow_run_id=1), 5.0
+    )
+    assert event == BatchQueued(7, 5.0, {"Q": (1,), "D": (2,)})
+    assert server.calls == {"QueueBatch": 1}
+
+
+def test_sync_reports_new_as_r_and_completes_oldest_in_fifo_order() -> None:
+    server = _server(t1="G", t2="G", t3="G", t4="G", t5="D")
+    server.queue_task_batch([3, 1])
+    server.queue_task_batch([2])
+    # completions_per_sync=2: the two oldest (3, 1) finish; 2 is reported running.
+    assert server.task_status_updates(full=False) == {"D": [3, 1], "R": [2]}
+    server.queue_task_batch([4])
+    assert {s: sorted(ids) for s, ids in server.task_status_updates(full=False).items()} == {
+        "D": [2, 4]
+    }
+    assert server.task_status_updates(full=False) == {}
+    full = server.task_status_updates(full=True)
+    assert {s: sorted(ids) for s, ids in full.items()} == {"D": [1, 2, 3, 4, 5]}
+
+
+def test_fetch_command_carries_server_time() -> None:
+    server = _server(t1="G")
+    event = server.handle(FetchTaskStatuses(3, workflow_id=1, since=None), 61.7)
+    assert isinstance(event, TaskStatusesFetched)
+    assert event.server_time == "2026-01-01 00:01:01" == server_time(61.7)
+    assert event.tasks_by_status == {"G": (1,)}
+
+
+@pytest.mark.parametrize(
+    ("held", "requested", "after"),
+    [
+        ("B", "R", "R"),
+        ("O", "R", "R"),
+        ("R", "R", "R"),
+        ("G", "R", "G"),
+        ("R", "D", "D"),
+        ("B", "D", "B"),
+        ("R", "E", "E"),
+        ("C", "E", "E"),
+        ("D", "E", "D"),
+        ("C", "T", "T"),
+        ("H", "T", "T"),
+        ("R", "T", "R"),
+        ("C", "R", "C"),
+    ],
+)
+def test_run_status_transitions(held: str, requested: str, after: str) -> None:
+    server = InstantServer({}, run_status=held)
+    ack = server.handle(UpdateWorkflowRunStatus(1, workflow_run_id=1, status=requested), 0.0)
+    assert ack.status == after  # type: ignore[union-attr]
+    server = InstantServer({}, run_status=held)
+    hb = server.handle(
+        LogHeartbeat(2, workflow_run_id=1, status=requested, next_report_increment=93.0), 0.0
+    )
+    assert hb.status == after  # type: ignore[union-attr]
+
+
+def test_bind_resources_ids_increment_and_limits_come_from_the_topology() -> None:
+    spec = reference_workload(20)
+    server = InstantServer.from_topology(spec)
+    assert [server.bind_resources() for _ in range(3)] == [1, 2, 3]
+    assert server.workflow_limit == 10_000
+    assert server.array_limits == {a: 2_000 for a in range(1, 11)}
+    assert set(server.statuses.values()) == {"G"}
+
+
+# --- the driver ------------------------------------------------------------------------------
+
+
+class _TrackingServer(InstantServer):
+    """Records the peak number of in-flight tasks, overall and per array."""
+
+    def __init__(self, spec: TopologySpec) -> None:
+        base = InstantServer.from_topology(spec)
+        super().__init__(
+            base.statuses, workflow_limit=base.workflow_limit, array_limits=base.array_limits
+        )
+        self.array_of = {t.task_id: t.array_id for t in spec.tasks}
+        self.peak_total = 0
+        self.peak_by_array: Counter[int] = Counter()
+
+    def queue_task_batch(self, task_ids):  # type: ignore[no-untyped-def]
+        answer = super().queue_task_batch(task_ids)
+        active = [tid for tid, s in self.statuses.items() if s in "QIOR"]
+        self.peak_total = max(self.peak_total, len(active))
+        per_array = Counter(self.array_of[t] for t in active)
+        for array_id, count in per_array.items():
+            self.peak_by_array[array_id] = max(self.peak_by_array[array_id], count)
+        return answer
+
+
+def test_drive_reference_workload_to_done() -> None:
+    spec = reference_workload(3000)
+    server = InstantServer.from_topology(spec)
+    result = drive(spec, SwarmConfig(), server=server)
+    summary = result.summary
+    assert summary is not None
+    assert summary.final_status == "D"
+    assert (summary.done_count, summary.failed_count, summary.total_tasks) == (3000, 0, 3000)
+    assert set(server.statuses.values()) == {"D"}
+    assert server.run_status == "D"
+    assert result.events > 0 and result.commands > 0
+    assert result.decide_seconds > 0 and result.server_seconds > 0
+    assert result.virtual_seconds > 0
+
+
+def test_drive_respects_concurrency_limits() -> None:
+    spec = reference_workload(600, seed=2)
+    spec = attrs.evolve(
+        spec,
+        workflow_limit=50,
+        arrays=tuple(attrs.evolve(a, limit=20) for a in spec.arrays),
+    )
+    server = _TrackingServer(spec)
+    result = drive(spec, SwarmConfig(), server=server)
+    assert result.final_status == "D"
+    assert 0 < server.peak_total <= 50
+    assert max(server.peak_by_array.values()) <= 20
+
+
+def test_drive_is_deterministic_and_records_pairs() -> None:
+    spec = reference_workload(1500, seed=4)
+    first: list = []
+    second: list = []
+    a = drive(spec, SwarmConfig(), record=first)
+    b = drive(spec, SwarmConfig(), record=second)
+    assert first == second
+    assert len(first) == a.events == b.events
+    assert a.summary == b.summary
+    assert isinstance(first[0][0], RunStarted)
+    assert first[0][0].at == 0.0 and first[0][0].server_time == "2026-01-01 00:00:00"
+    timers = [e for e, _ in first if isinstance(e, TimerFired)]
+    assert timers and all(x.at <= y.at for x, y in zip(timers, timers[1:], strict=False))
+    # Every server command was answered by exactly one event with its command id.
+    answered = Counter(
+        getattr(e, "command_id", None)
+        for e, _ in first
+        if not isinstance(e, (RunStarted, TimerFired))
+    )
+    assert all(n == 1 for n in answered.values())
+
+
+def test_drive_stops_at_max_events() -> None:
+    spec = reference_workload(1000)
+    result = drive(spec, SwarmConfig(), max_events=5)
+    assert result.events == 5
+    assert result.outcome is None and result.summary is None
+
+
+def test_drive_counts_previously_complete_tasks() -> None:
+    spec = TopologySpec(
+        tasks=(TaskSpec(1, 1, 1, status="D"), TaskSpec(2, 1, 1, (1,)), TaskSpec(3, 1, 1, (2,))),
+        arrays=(ArraySpec(1),),
+        resource_sets=(ResourceSetSpec(1, "q", {"cores": 1}),),
+    )
+    result = drive(spec, SwarmConfig(heartbeat_interval=5.0))
+    assert result.summary is not None
+    assert result.summary.final_status == "D"
+    assert result.summary.done_count == 3
+    assert result.summary.num_previously_complete == 1
+
+
+@pytest.mark.slow
+def test_drive_reference_workload_at_scale() -> None:
+    n = 100_000
+    spec = reference_workload(n)
+    result = drive(spec, SwarmConfig(timeout=1e9))
+    assert result.summary is not None
+    assert result.summary.final_status == "D"
+    assert result.summary.done_count == n
