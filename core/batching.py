@@ -15,11 +15,12 @@ from collections.abc import Mapping, Sequence
 
 from swarmfold.core.batch_sizing import next_batch_size
 from swarmfold.core.commands import QueueBatch
-from swarmfold.core.readiness import enqueue
-from swarmfold.core.ready_queue import Entry, ReadyGroup
+from swarmfold.core.readiness import enqueue, ready_eligible
+from swarmfold.core.ready_queue import ReadyGroup, live_checker
 from swarmfold.core.resource_policy import request_binding
 from swarmfold.core.resources import Resources
 from swarmfold.core.state import IN_FLIGHT, NOWHERE, PendingBatch, PendingBind, Tx
+from swarmfold.core.statuses import TASK_STATUSES
 from swarmfold.core.task_status import apply_reports
 
 
@@ -33,8 +34,7 @@ def schedule(tx: Tx) -> int:
     tx.flush_ready()
     place = tx.place
 
-    def is_live(entry: Entry) -> bool:
-        return place[entry[1]] == entry[0]
+    is_live = live_checker(place)
 
     array_cap: dict[int, int] = {}
     limits = tx.array_limits
@@ -50,7 +50,7 @@ def schedule(tx: Tx) -> int:
             groups.remove(key)
             continue
         groups.set(key, group)
-        heads[key] = head[0]
+        heads[key] = head
 
     scheduled = 0
     while wf_cap > 0 and heads:
@@ -70,7 +70,7 @@ def schedule(tx: Tx) -> int:
             del heads[best_key]
         else:
             groups.set(best_key, group)
-            heads[best_key] = head[0]
+            heads[best_key] = head
         if not indexes:
             continue
         n = len(indexes)
@@ -129,10 +129,17 @@ def batch_queued(
     """Apply the statuses the server answered for a batch."""
     landed = _land(tx, batch)
     apply_reports(tx, tasks_by_status, "queue_task_batch")
-    mentioned = {tid for ids in tasks_by_status.values() for tid in ids}
-    task_ids = tx.topo.task_ids
-    missing = [i for i in landed if task_ids[i] not in mentioned]
+    # A task the answer left out is still REGISTERING/ADJUSTING and sits nowhere
+    # (one reported G/A again was already put back by apply_reports).
+    place = tx.place
+    status = tx.status
+    missing = [i for i in landed if place[i] == NOWHERE and status[i] in ("G", "A")]
+    if missing and any(code not in TASK_STATUSES for code in tasks_by_status):
+        # A task reported with an unknown code is not "omitted": the next sync settles it.
+        unknown = {t for code, ids in tasks_by_status.items() if code not in TASK_STATUSES for t in ids}
+        missing = [i for i in missing if tx.topo.task_ids[i] not in unknown]
     if missing:
+        task_ids = tx.topo.task_ids
         tx.note(
             "batch_answer_incomplete",
             f"queue_task_batch answer omitted {len(missing)} task(s), "
@@ -158,7 +165,9 @@ def batch_failed(tx: Tx, batch: PendingBatch, error: str) -> None:
 def _requeue_front(tx: Tx, indexes: list[int]) -> None:
     status = tx.status
     for i in reversed(indexes):
-        if tx.place[i] == NOWHERE and status[i] in ("G", "A"):
+        if tx.place[i] == NOWHERE and (
+            status[i] == "A" or (status[i] == "G" and ready_eligible(tx, i))
+        ):
             enqueue(tx, i, front=True)
 
 
@@ -194,8 +203,9 @@ def _done_outstanding(tx: Tx) -> None:
 
 def queue_order(groups: Mapping[tuple[int, Resources], ReadyGroup], place: Sequence[int]) -> list[int]:
     """Indexes of every task in the ready queue, in the order Jobmon's deque would hold them."""
-    entries: list[Entry] = []
+    entries: list[tuple[int, int]] = []
+    is_live = live_checker(place)
     for group in groups.values():
-        entries.extend(group.live_entries(lambda e: place[e[1]] == e[0]))
+        entries.extend(group.live_entries(is_live))
     entries.sort()
     return [i for _, i in entries]

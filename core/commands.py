@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 from attrs import field, frozen
+
 from swarmfold.core.resources import Requested, ResourceValue, freeze_requested
 from swarmfold.core.summary import RunSummary
 

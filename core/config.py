@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 from attrs import frozen
+
 from swarmfold.core.errors import InvalidConfig
 
 #: Jobmon's fixed ``MAX_BATCH_SIZE`` (spec §6).

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from attrs import frozen
+
 from swarmfold.core import attach, batching, lifecycle, timing
 from swarmfold.core.commands import Command
 from swarmfold.core.errors import ProtocolViolation
@@ -46,6 +47,7 @@ from swarmfold.core.events import (
 from swarmfold.core.readiness import enqueue, ready_eligible
 from swarmfold.core.resource_policy import COMPUTE_RESOURCES, apply_evaluation
 from swarmfold.core.state import (
+    ATTACHING,
     DONE,
     NEW,
     NOWHERE,
@@ -149,17 +151,17 @@ def _on_attach_started(tx: Tx, e: AttachStarted) -> None:
 
 
 def _on_task_chunk(tx: Tx, e: TaskChunkLoaded) -> None:
-    if _answer(tx, e, PendingChunk) is not None:
+    if _answer(tx, e, PendingChunk) is not None and tx.phase == ATTACHING:
         attach.task_chunk_loaded(tx, e.at, e.tasks)
 
 
 def _on_edge_chunk(tx: Tx, e: EdgeChunkLoaded) -> None:
-    if _answer(tx, e, PendingChunk) is not None:
+    if _answer(tx, e, PendingChunk) is not None and tx.phase == ATTACHING:
         attach.edge_chunk_loaded(tx, e.at, e.edges)
 
 
 def _on_chunk_failed(tx: Tx, e: ChunkLoadFailed) -> None:
-    if _answer(tx, e, PendingChunk) is not None:
+    if _answer(tx, e, PendingChunk) is not None and tx.phase == ATTACHING:
         attach.chunk_failed(tx, e.at, e.error)
 
 

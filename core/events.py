@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Union
 
 from attrs import field, frozen
+
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.resources import ResourceValue, Scale
 from swarmfold.core.topology import QueueSpec, TopologySpec

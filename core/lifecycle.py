@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 from pyrsistent import pmap, pvector
+
 from swarmfold.core.batching import schedule
 from swarmfold.core.commands import Fail, Finish, TerminateTaskInstances, UpdateWorkflowRunStatus
 from swarmfold.core.readiness import count_initial_upstreams_done, initial_fringe
@@ -97,7 +98,9 @@ def begin_iteration(tx: Tx, at: float) -> None:
     config = tx.config
     assert t.loop_started_at is not None
     if at - t.loop_started_at >= config.timeout:
-        abort(tx, "E", "timeout", TIMEOUT_MESSAGE.format(timeout=config.timeout), raises=True)
+        timeout = config.timeout
+        shown = int(timeout) if float(timeout).is_integer() else timeout
+        abort(tx, "E", "timeout", TIMEOUT_MESSAGE.format(timeout=shown), raises=True)
         return
     if tx.distributor_dead:
         abort(tx, "E", "distributor_died",
@@ -204,6 +207,8 @@ def status_update_answered(
     if status is not None:
         tx.run_status = status
     if pending.purpose == "start":
+        if tx.phase != STARTING:  # stopped while starting: the late answer changes nothing
+            return
         if status == "R":
             tx.heartbeat_status = "R"
             begin_main_loop(tx, at)

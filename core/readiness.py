@@ -19,17 +19,17 @@ def enqueue(tx: Tx, index: int, front: bool = False) -> None:
         tx.next_front_seq = seq - 1
         bucket = tx.appended_front.get(key)
         if bucket is None:
-            tx.appended_front[key] = [(seq, index)]
+            tx.appended_front[key] = [(seq << 32) | index]
         else:
-            bucket.append((seq, index))
+            bucket.append((seq << 32) | index)
     else:
         seq = tx.next_back_seq
         tx.next_back_seq = seq + 1
         bucket = tx.appended_back.get(key)
         if bucket is None:
-            tx.appended_back[key] = [(seq, index)]
+            tx.appended_back[key] = [(seq << 32) | index]
         else:
-            bucket.append((seq, index))
+            bucket.append((seq << 32) | index)
     tx.place[index] = seq
     tx.ready_count += 1
 
@@ -95,8 +95,11 @@ def propagate_done(tx: Tx, index: int) -> None:
     for d in topo.downstream[index]:
         done = upstream_done[d] + 1
         upstream_done[d] = done
-        if done == num_upstreams[d] and status[d] == "G" and place[d] == NOWHERE:
-            make_ready(tx, d)
+        if done == num_upstreams[d] and place[d] == NOWHERE and status[d] == "G":
+            if topo.compute_resources_of:
+                make_ready(tx, d)
+            else:
+                enqueue(tx, d)
 
 
 def retract_done(tx: Tx, index: int) -> None:

@@ -10,7 +10,9 @@ Tasks enqueued at the back get increasing positive sequence numbers; tasks enque
 front (ADJUSTING_RESOURCES) get decreasing negative ones, so the newest front entry comes
 first, as with ``deque.appendleft``.
 
-An entry is ``(seq, index)``. It is live while the task's ``place`` equals ``seq``; a task
+An entry packs ``(seq, index)`` into one int, ``seq << 32 | index`` (ints are not tracked
+by the garbage collector, tuples are: at a million tasks that matters). Entries order like
+their sequence numbers. An entry is live while the task's ``place`` equals ``seq``; a task
 that leaves the queue for another reason just gets a new place, and its old entry is
 dropped when it reaches the head (lazy deletion).
 """
@@ -22,7 +24,30 @@ from collections.abc import Callable
 from attrs import frozen
 from pyrsistent import PList, PVector, plist, pvector
 
-Entry = tuple[int, int]
+Entry = int
+_INDEX_BITS = 32
+_INDEX_MASK = (1 << _INDEX_BITS) - 1
+
+
+def make_entry(seq: int, index: int) -> Entry:
+    return (seq << _INDEX_BITS) | index
+
+
+def entry_seq(entry: Entry) -> int:
+    return entry >> _INDEX_BITS
+
+
+def entry_index(entry: Entry) -> int:
+    return entry & _INDEX_MASK
+
+
+def live_checker(place: object) -> Callable[[Entry], bool]:
+    """``is_live(entry)`` for a ``place`` vector (or evolver)."""
+
+    def is_live(entry: Entry) -> bool:
+        return place[entry & _INDEX_MASK] == entry >> _INDEX_BITS  # type: ignore[index]
+
+    return is_live
 #: Compact the back vector once this many consumed entries sit before its head.
 _COMPACT_AFTER = 4096
 
@@ -73,22 +98,22 @@ class ReadyGroup:
             entry = front.first
             front = front.rest
             if is_live(entry):
-                out.append(entry[1])
+                out.append(entry & _INDEX_MASK)
         n = len(back)
         while head < n and len(out) < k:
             entry = back[head]
             head += 1
             if is_live(entry):
-                out.append(entry[1])
+                out.append(entry & _INDEX_MASK)
         if head >= n:
             return ReadyGroup(front, _EMPTY_VECTOR, 0), out
         return _compacted(front, back, head), out
 
-    def live_entries(self, is_live: Callable[[Entry], bool]) -> list[Entry]:
-        """Every live entry in queue order (for explanations and invariant checks)."""
+    def live_entries(self, is_live: Callable[[Entry], bool]) -> list[tuple[int, int]]:
+        """Every live entry as ``(seq, index)``, in queue order (explanations, invariants)."""
         entries = [e for e in self.front if is_live(e)]
         entries.extend(e for e in self.back[self.head:] if is_live(e))
-        return entries
+        return [(entry_seq(e), entry_index(e)) for e in entries]
 
 
 def _compacted(front: PList[Entry], back: PVector[Entry], head: int) -> ReadyGroup:

@@ -61,12 +61,9 @@ def _set_adjusted(
     new = adjust(
         current, topo.scales_of[index], topo.fallbacks_of[index], topo.bounds_of, k, evaluated  # type: ignore[arg-type]
     )
-    tx.set_resources(
-        adjustments=tx.resources.adjustments.set(index, k + 1),
-        overrides=tx.resources.overrides.set(index, new)
-        if new != topo.resources_of[index] or index in tx.resources.overrides
-        else tx.resources.overrides,
-    )
+    tx.set_resources(adjustments=tx.resources.adjustments.set(index, k + 1))
+    if new != tx.resources_of(index):
+        tx.set_override(index, new)
 
 
 def apply_evaluation(tx: Tx, pending: PendingEvaluation, values: dict[str, object]) -> Resources:
@@ -75,10 +72,8 @@ def apply_evaluation(tx: Tx, pending: PendingEvaluation, values: dict[str, objec
     current = tx.resources_of(index)
     if pending.purpose == COMPUTE_RESOURCES:
         merged = validated(current.with_values(values), tx.topo.bounds_of)  # type: ignore[arg-type]
-        tx.set_resources(
-            overrides=tx.resources.overrides.set(index, merged),
-            callables_done=tx.resources.callables_done.add(index),
-        )
+        tx.set_override(index, merged)
+        tx.set_resources(callables_done=tx.resources.callables_done.add(index))
         return merged
     _set_adjusted(tx, index, current, values)
     return tx.resources_of(index)

@@ -15,6 +15,7 @@ from typing import Any, Union
 
 from attrs import frozen
 from pyrsistent import PMap, PSet, PVector, pmap, pset, pvector
+
 from swarmfold.core.commands import Command
 from swarmfold.core.config import JOBMON_MAX_BATCH_SIZE, SwarmConfig
 from swarmfold.core.ready_queue import ReadyGroup
@@ -139,7 +140,8 @@ class ResourceState:
     bound: PMap[Resources, int] = pmap()
     binding: PMap[Resources, int] = pmap()
     parked: PMap[Resources, tuple[PendingBatch, ...]] = pmap()
-    overrides: PMap[int, Resources] = pmap()
+    #: Per-task resources that differ from the topology's; empty until the first one.
+    overrides: PVector[Resources | None] = pvector()
     adjustments: PMap[int, int] = pmap()
     callables_done: PSet[int] = pset()
 
@@ -232,7 +234,8 @@ class SwarmState:
 
     def resources_of(self, index: int) -> Resources:
         assert self.topology is not None
-        override = self.resources.overrides.get(index)
+        overrides = self.resources.overrides
+        override = overrides[index] if overrides else None
         return override if override is not None else self.topology.resources_of[index]
 
 
@@ -339,8 +342,8 @@ class Tx:
         self.anomalies = state.anomalies
         self.commands: list[Command] = []
         # Entries appended to ready groups during this call, flushed before any read.
-        self.appended_back: dict[tuple[int, Resources], list[tuple[int, int]]] = {}
-        self.appended_front: dict[tuple[int, Resources], list[tuple[int, int]]] = {}
+        self.appended_back: dict[tuple[int, Resources], list[int]] = {}
+        self.appended_front: dict[tuple[int, Resources], list[int]] = {}
 
     # --- commands -------------------------------------------------------------------------
     def emit(self, cls: type, pending: Pending | None = None, **fields: Any) -> Any:
@@ -380,8 +383,17 @@ class Tx:
         ) > 0
 
     def resources_of(self, index: int) -> Resources:
-        override = self.resources.overrides.get(index)
-        return override if override is not None else self.topo.resources_of[index]
+        overrides = self.resources.overrides
+        if overrides:
+            override = overrides[index]
+            if override is not None:
+                return override
+        return self.topo.resources_of[index]
+
+    def set_override(self, index: int, resources: Resources) -> None:
+        """Give one task resources of its own (adjusted or computed)."""
+        overrides = self.resources.overrides or pvector([None] * len(self.status))
+        self.set_resources(overrides=overrides.set(index, resources))
 
     def set_timing(self, **changes: Any) -> None:
         t = self.timing

@@ -35,16 +35,16 @@ _QUEUEABLE = ("G", "A")
 def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: str) -> int:
     """Apply ``{status: [task_id, ...]}``; return how many tasks changed status."""
     topo = tx.topo
-    index_of = topo.index_of
+    get_index = topo.index_of.get
     array_of = topo.array_of
     status = tx.status
     place = tx.place
     counts = tx.status_counts
-    active_by_array = tx.active_by_array
     active_delta: dict[int, int] = {}
-    changed: list[tuple[int, str]] = []
+    changed: list[tuple[str, list[int], list[str]]] = []
     unchanged_queueable: list[int] = []
     stale = 0
+    n_changed = 0
     for code, task_ids in tasks_by_status.items():
         if code not in TASK_STATUSES:
             tx.note(
@@ -55,8 +55,12 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
             continue
         code_active = code in ACTIVE
         code_queueable = code in _QUEUEABLE
+        leaves_final = code == "G"
+        indexes: list[int] = []
+        olds: list[str] = []
+        moved: dict[str, int] = {}
         for task_id in task_ids:
-            i = index_of.get(task_id)
+            i = get_index(task_id)
             if i is None:
                 continue
             old = status[i]
@@ -64,44 +68,56 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
                 if code_queueable and place[i] == NOWHERE:
                     unchanged_queueable.append(i)
                 continue
-            if (old == "D" or old == "F") and code != "G":
+            if (old == "D" or old == "F") and not leaves_final:
                 stale += 1
                 continue
             status[i] = code
-            counts[old] = counts.get(old, 0) - 1
-            counts[code] = counts.get(code, 0) + 1
-            old_active = old in ACTIVE
-            if old_active != code_active:
+            moved[old] = moved.get(old, 0) + 1
+            if (old in ACTIVE) is not code_active:
                 a = array_of[i]
                 active_delta[a] = active_delta.get(a, 0) + (1 if code_active else -1)
-            if not code_queueable and in_ready_queue(place[i]):
+            if not code_queueable and place[i] != NOWHERE and in_ready_queue(place[i]):
                 leave_ready_queue(tx, i)
-            changed.append((i, old))
-    for a, delta in active_delta.items():
-        active_by_array.set(a, active_by_array.get(a, 0) + delta)
+            indexes.append(i)
+            olds.append(old)
+        if indexes:
+            for old, k in moved.items():
+                counts[old] = counts.get(old, 0) - k
+            counts[code] = counts.get(code, 0) + len(indexes)
+            changed.append((code, indexes, olds))
+            n_changed += len(indexes)
+    if active_delta:
+        active_by_array = tx.active_by_array
+        for a, delta in active_delta.items():
+            active_by_array.set(a, active_by_array.get(a, 0) + delta)
     if stale:
         tx.note("stale_report", f"{source}: {stale} report(s) would move a DONE/FATAL task "
                 "somewhere other than REGISTERING; ignored")
-    for i, old in changed:
-        _process_change(tx, i, old)
+    for code, indexes, olds in changed:
+        _process_changes(tx, code, indexes, olds)
     for i in unchanged_queueable:
         _heal(tx, i)
-    return len(changed)
+    return n_changed
 
 
-def _process_change(tx: Tx, index: int, old: str) -> None:
-    """React to one task's new status (``_process_changed_tasks``)."""
-    new = tx.status[index]
-    if old == "D":
-        retract_done(tx, index)
-    if new == "D":
-        tx.n_executions += 1
-        propagate_done(tx, index)
-    elif new == "G":
-        if tx.place[index] == NOWHERE and ready_eligible(tx, index):
-            make_ready(tx, index)
-    elif new == "A" and tx.place[index] == NOWHERE:
-        make_adjusted_ready(tx, index)
+def _process_changes(tx: Tx, code: str, indexes: list[int], olds: list[str]) -> None:
+    """React to tasks' new status (``_process_changed_tasks``); only D, G and A react."""
+    if code == "D":
+        tx.n_executions += len(indexes)
+        for i in indexes:
+            propagate_done(tx, i)
+    elif code == "G":
+        place = tx.place
+        for i, old in zip(indexes, olds, strict=True):
+            if old == "D":
+                retract_done(tx, i)
+            if place[i] == NOWHERE and ready_eligible(tx, i):
+                make_ready(tx, i)
+    elif code == "A":
+        place = tx.place
+        for i in indexes:
+            if place[i] == NOWHERE:
+                make_adjusted_ready(tx, i)
 
 
 def _heal(tx: Tx, index: int) -> None:

@@ -8,10 +8,11 @@ mutated after it is built.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from attrs import field, frozen
+
 from swarmfold.core.config import UNLIMITED
 from swarmfold.core.errors import InvalidTopology
 from swarmfold.core.resources import (
@@ -172,11 +173,8 @@ def build_topology(spec: TopologySpec) -> Topology:
 
     tasks = spec.tasks
     n = len(tasks)
-    index_of: dict[int, int] = {}
-    for i, t in enumerate(tasks):
-        if index_of.setdefault(t.task_id, i) != i:
-            first = index_of[t.task_id]
-            raise InvalidTopology(f"duplicate task_id {t.task_id} (tasks[{first}] and tasks[{i}])")
+    task_ids = tuple(t.task_id for t in tasks)
+    index_of = _index_of(task_ids)
 
     array_of = [0] * n
     resources_of: list[Resources] = [None] * n  # type: ignore[list-item]
@@ -187,6 +185,7 @@ def build_topology(spec: TopologySpec) -> Topology:
     scales_of: list[tuple[tuple[str, Scale], ...]] = [spec.default_resource_scales] * n
     fallbacks_of: list[tuple[str, ...]] = [()] * n
     compute_resources_of: dict[int, str] = {}
+    get_index = index_of.get
     for i, t in enumerate(tasks):
         if t.array_id not in arrays:
             raise InvalidTopology(f"tasks[{i}] (task {t.task_id}): unknown array_id {t.array_id}")
@@ -215,26 +214,24 @@ def build_topology(spec: TopologySpec) -> Topology:
             compute_resources_of[i] = t.compute_resources
         ups = t.upstream_ids
         if ups:
-            seen: set[int] = set()
+            if len(ups) > 1 and len(set(ups)) != len(ups):
+                ups = tuple(dict.fromkeys(ups))
             for up in ups:
-                j = index_of.get(up)
+                j = get_index(up)
                 if j is None:
                     raise InvalidTopology(f"tasks[{i}] (task {t.task_id}): unknown upstream task id {up}")
-                if up in seen:
-                    continue
-                seen.add(up)
                 lst = downstream_lists[j]
                 if lst is None:
                     downstream_lists[j] = [i]
                 else:
                     lst.append(i)
-            num_upstreams[i] = len(seen)
+            num_upstreams[i] = len(ups)
 
     empty: tuple[int, ...] = ()
     downstream = tuple(empty if d is None else tuple(d) for d in downstream_lists)
     _reject_cycles(num_upstreams, downstream, tasks)
     return Topology(
-        task_ids=tuple(t.task_id for t in tasks),
+        task_ids=task_ids,
         index_of=index_of,
         array_of=tuple(array_of),
         resources_of=tuple(resources_of),
@@ -253,6 +250,50 @@ def build_topology(spec: TopologySpec) -> Topology:
         cluster_ids={q.name: q.cluster_id for q in spec.queues},
         workflow_limit=spec.workflow_limit,
     )
+
+
+class DenseIndex(Mapping[int, int]):
+    """``task_id -> index`` for ids that are consecutive in spec order: no dict needed."""
+
+    __slots__ = ("first", "n")
+
+    def __init__(self, first: int, n: int) -> None:
+        self.first = first
+        self.n = n
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        i = key - self.first if type(key) is int else -1
+        return i if 0 <= i < self.n else default
+
+    def __getitem__(self, key: int) -> int:
+        i = self.get(key)
+        if i is None:
+            raise KeyError(key)
+        return int(i)
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.first, self.first + self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _index_of(task_ids: tuple[int, ...]) -> Mapping[int, int]:
+    """A dense index when ids are consecutive, else a dict; rejects duplicate ids."""
+    n = len(task_ids)
+    if n and task_ids[-1] - task_ids[0] == n - 1 and all(
+        b - a == 1 for a, b in zip(task_ids, task_ids[1:], strict=False)
+    ):
+        return DenseIndex(task_ids[0], n)
+    index_of: dict[int, int] = {}
+    for i, task_id in enumerate(task_ids):
+        if index_of.setdefault(task_id, i) != i:
+            first = index_of[task_id]
+            raise InvalidTopology(f"duplicate task_id {task_id} (tasks[{first}] and tasks[{i}])")
+    return index_of
 
 
 def _duplicates(values: Iterable[object]) -> list[object]:

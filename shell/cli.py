@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from attrs import frozen
+
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.errors import InvalidConfig, InvalidTopology
 from swarmfold.core.statuses import RunStatus
@@ -131,7 +132,7 @@ def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
             ),
             file=out,
         )
-        if isinstance(outcome, Fail):
+        if isinstance(outcome, Fail) and outcome.message not in summary.reason:
             print(f"  failed    {outcome.reason}: {outcome.message}", file=out)
     return EXIT_OK if summary.final_status == RunStatus.DONE else EXIT_NOT_DONE
 

@@ -22,6 +22,7 @@ from time import perf_counter
 from typing import Any
 
 from attrs import define, field
+
 from swarmfold.core.commands import (
     BindResources,
     Command,
@@ -266,9 +267,7 @@ _HANDLERS: dict[type, Callable[[InstantServer, Any, float], Event]] = {
 # --- user callables ------------------------------------------------------------------------
 
 
-def resolve_callable(
-    name: str, registry: Mapping[str, Callable[..., Any]] | None
-) -> Callable[..., Any]:
+def resolve_callable(name: str, registry: Mapping[str, Callable[..., Any]] | None) -> Callable[..., Any]:
     """Find a user callable: in ``registry`` first, else import ``"package.module:attr"``."""
     if registry is not None and name in registry:
         return registry[name]
@@ -291,9 +290,7 @@ def evaluate_resources(
         if command.purpose == "compute_resources":
             result = resolve_callable(command.callables[0][1], registry)()
             if not isinstance(result, dict):
-                raise TypeError(
-                    f"{command.callables[0][1]!r} returned {type(result).__name__}, not dict"
-                )
+                raise TypeError(f"{command.callables[0][1]!r} returned {type(result).__name__}, not dict")
             values = {str(k): v for k, v in result.items()}
         else:
             current = dict(command.requested)

@@ -91,8 +91,7 @@ def reference_workload(n: int, seed: int = 0) -> TopologySpec:
         prev_start, prev_size = next_id, size
         next_id += size
     arrays = tuple(
-        ArraySpec(array_id=layer + 1, name=f"layer_{layer}", limit=ARRAY_LIMIT)
-        for layer in range(NUM_LAYERS)
+        ArraySpec(array_id=layer + 1, name=f"layer_{layer}", limit=ARRAY_LIMIT) for layer in range(NUM_LAYERS)
     )
     return TopologySpec(
         tasks=tasks,

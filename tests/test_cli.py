@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from swarmfold.shell.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pipeline.json"
@@ -69,9 +70,7 @@ def test_fold_is_deterministic() -> None:
     assert _run(["fold", str(EXAMPLE), "--json"]) == _run(["fold", str(EXAMPLE), "--json"])
 
 
-def test_fold_missing_field_exits_2_naming_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_fold_missing_field_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _example()
     del data["topology"]["tasks"][3]["array_id"]
     path = _scenario(tmp_path, data)
@@ -82,9 +81,7 @@ def test_fold_missing_field_exits_2_naming_it(
     assert "$.topology.tasks[3].array_id" in err
 
 
-def test_fold_wrong_type_and_bad_config_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_fold_wrong_type_and_bad_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _example()
     data["workflow_id"] = "seven"
     data["config"]["heartbeat_interval"] = -1
@@ -111,9 +108,7 @@ def test_fold_invalid_topology_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert "cycle" in capsys.readouterr().err
 
 
-def test_fold_bad_json_and_missing_file_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_fold_bad_json_and_missing_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _scenario(tmp_path, '{"workflow_id": 1,', name="broken.json")
     assert _run(["fold", path])[0] == 2
     assert "broken.json" in capsys.readouterr().err

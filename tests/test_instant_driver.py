@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from collections.abc import Iterable
 
 import attrs
 import pytest
+
 from swarmfold.core.commands import (
+    BindResources,
     FetchTaskStatuses,
     LogHeartbeat,
     QueueBatch,
@@ -21,7 +25,7 @@ from swarmfold.core.topology import (
     TopologySpec,
     build_topology,
 )
-from swarmfold.shell.instant import InstantServer, drive, server_time
+from swarmfold.shell.instant import InstantServer, drive, resolve_callable, server_time
 from swarmfold.shell.workload import (
     ARRAY_LIMIT,
     NUM_LAYERS,
@@ -130,9 +134,7 @@ def test_sync_reports_new_as_r_and_completes_oldest_in_fifo_order() -> None:
     # completions_per_sync=2: the two oldest (3, 1) finish; 2 is reported running.
     assert server.task_status_updates(full=False) == {"D": [3, 1], "R": [2]}
     server.queue_task_batch([4])
-    assert {s: sorted(ids) for s, ids in server.task_status_updates(full=False).items()} == {
-        "D": [2, 4]
-    }
+    assert {s: sorted(ids) for s, ids in server.task_status_updates(full=False).items()} == {"D": [2, 4]}
     assert server.task_status_updates(full=False) == {}
     full = server.task_status_updates(full=True)
     assert {s: sorted(ids) for s, ids in full.items()} == {"D": [1, 2, 3, 4, 5]}
@@ -169,9 +171,7 @@ def test_run_status_transitions(held: str, requested: str, after: str) -> None:
     ack = server.handle(UpdateWorkflowRunStatus(1, workflow_run_id=1, status=requested), 0.0)
     assert ack.status == after  # type: ignore[union-attr]
     server = InstantServer({}, run_status=held)
-    hb = server.handle(
-        LogHeartbeat(2, workflow_run_id=1, status=requested, next_report_increment=93.0), 0.0
-    )
+    hb = server.handle(LogHeartbeat(2, workflow_run_id=1, status=requested, next_report_increment=93.0), 0.0)
     assert hb.status == after  # type: ignore[union-attr]
 
 
@@ -192,14 +192,12 @@ class _TrackingServer(InstantServer):
 
     def __init__(self, spec: TopologySpec) -> None:
         base = InstantServer.from_topology(spec)
-        super().__init__(
-            base.statuses, workflow_limit=base.workflow_limit, array_limits=base.array_limits
-        )
+        super().__init__(base.statuses, workflow_limit=base.workflow_limit, array_limits=base.array_limits)
         self.array_of = {t.task_id: t.array_id for t in spec.tasks}
         self.peak_total = 0
         self.peak_by_array: Counter[int] = Counter()
 
-    def queue_task_batch(self, task_ids):  # type: ignore[no-untyped-def]
+    def queue_task_batch(self, task_ids: Iterable[int]) -> dict[str, list[int]]:
         answer = super().queue_task_batch(task_ids)
         active = [tid for tid, s in self.statuses.items() if s in "QIOR"]
         self.peak_total = max(self.peak_total, len(active))
@@ -253,9 +251,7 @@ def test_drive_is_deterministic_and_records_pairs() -> None:
     assert timers and all(x.at <= y.at for x, y in zip(timers, timers[1:], strict=False))
     # Every server command was answered by exactly one event with its command id.
     answered = Counter(
-        getattr(e, "command_id", None)
-        for e, _ in first
-        if not isinstance(e, (RunStarted, TimerFired))
+        getattr(e, "command_id", None) for e, _ in first if not isinstance(e, (RunStarted, TimerFired))
     )
     assert all(n == 1 for n in answered.values())
 
@@ -288,3 +284,27 @@ def test_drive_reference_workload_at_scale() -> None:
     assert result.summary is not None
     assert result.summary.final_status == "D"
     assert result.summary.done_count == n
+
+
+def test_drive_evaluates_compute_resources_callables() -> None:
+    spec = TopologySpec(
+        tasks=(TaskSpec(1, 1, 1, compute_resources="bigger"), TaskSpec(2, 1, 1, (1,))),
+        arrays=(ArraySpec(1),),
+        resource_sets=(ResourceSetSpec(1, "q", {"cores": 1, "memory": 2}),),
+    )
+    record: list = []
+    result = drive(spec, SwarmConfig(), record=record, callables={"bigger": lambda: {"memory": 8}})
+    assert result.final_status == "D"
+    bound = [c for _, cs in record for c in cs if isinstance(c, BindResources)]
+    assert dict(bound[0].requested) == {"cores": 1, "memory": 8}
+    assert any(dict(c.requested) == {"cores": 1, "memory": 2} for c in bound[1:])
+
+
+def test_resolve_callable_registry_then_import_path() -> None:
+    def mine() -> dict[str, int]:
+        return {}
+
+    assert resolve_callable("mine", {"mine": mine}) is mine
+    assert resolve_callable("os.path:join", None) is os.path.join
+    with pytest.raises(LookupError):
+        resolve_callable("nowhere", None)

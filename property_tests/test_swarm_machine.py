@@ -1,0 +1,568 @@
+"""Stateful property test: the pure core against a model Jobmon server, with faults.
+
+``SwarmMachine`` starts a run of a random small DAG (``RunStarted(run_status='R')``) and
+keeps the commands that await an answer. Its rules answer them in any order, fail them,
+move the clock and fire the timer, move tasks forward on the server (completions,
+recoverable errors, resource errors, fatal errors), change limits, mix stale reports into
+later answers, send a resume signal, and so on.
+
+After every ``decide`` it checks:
+
+- ``check_state(state) == []`` and ``check_commands(prev, commands, state) == []``
+  (``swarmfold.core.invariants``);
+- purity: deciding the same ``(state, event)`` twice gives equal states and commands, and the
+  input state is unchanged;
+- against the model: command ids increase; every ``WakeAt`` lies in the future; a task is
+  never in two unanswered batches; after a Finish/Fail the core ignores every event; while
+  the swarm's view is exact (no stale report or lost answer injected), every queued task is
+  G/A on the server and the server's active tasks plus the tasks of unanswered batches stay
+  within the limits the swarm knows.
+
+Liveness, at teardown: faults stop, every command is answered faithfully and the clock
+jumps to each ``WakeAt``; the run must end with Finish/Fail within a bounded number of
+events, for a reason the injected faults explain, and, when the server kept the run RUNNING,
+with every task DONE or FATAL or blocked behind a FATAL upstream.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import note, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from swarmfold.core import SwarmConfig, decide, initial_state
+from swarmfold.core.commands import (
+    Command,
+    EvaluateResources,
+    Fail,
+    FetchTaskStatuses,
+    Finish,
+    NoteAnomaly,
+    QueueBatch,
+    WakeAt,
+)
+from swarmfold.core.decide import Decision
+from swarmfold.core.events import (
+    DistributorDied,
+    Event,
+    RunStarted,
+    StopRequested,
+    TimerFired,
+)
+from swarmfold.core.invariants import check_commands, check_state
+from swarmfold.core.state import DONE, SwarmState
+from swarmfold.core.topology import ArraySpec, QueueSpec, ResourceSetSpec, TaskSpec, TopologySpec
+
+from property_tests.model_server import OUTCOMES, SERVER_COMMANDS, ModelServer, server_time
+
+QUEUES = (
+    QueueSpec("all.q", queue_id=1, cluster_id=7,
+              bounds={"memory": (1, 64), "cores": (1, 8), "runtime": (60, 86400)}),
+    QueueSpec("long.q", queue_id=2, cluster_id=7,
+              bounds={"memory": (1, 512), "cores": (1, 32), "runtime": (60, 604800)}),
+)
+#: Resource scales a task may carry: Jobmon's default, a number, a list, a callable name.
+SCALES: tuple[Any, ...] = (None, None, {"memory": 0.5}, {"memory": (8, 16, 600)}, {"memory": "double"})
+#: Faults after which the swarm's view of the server may be wrong for a while.
+INEXACT_VIEW = frozenset({"stale", "phantom", "lost_batch_answer", "cli_reset", "cli_reset_hidden"})
+#: Events the liveness phase may spend before the run must have ended.
+LIVENESS_BUDGET = 30_000
+#: Keep this many answered events for duplicate answers.
+KEEP_ANSWERED = 16
+
+
+@st.composite
+def topologies(draw: st.DrawFn) -> TopologySpec:
+    """A DAG of 2-25 tasks on 1-4 arrays and 1-3 resource sets, limits 1-10.
+
+    Tasks are listed in topological order. A task starts D, R or A only when all its
+    upstreams start D (as after a resume); most start G.
+    """
+    n = draw(st.integers(2, 25), label="tasks")
+    n_arrays = draw(st.integers(1, 4), label="arrays")
+    n_sets = draw(st.integers(1, 3), label="resource sets")
+    arrays = tuple(ArraySpec(10 + a, f"array{a}", draw(st.integers(1, 10))) for a in range(n_arrays))
+    resource_sets = tuple(
+        ResourceSetSpec(
+            k + 1,
+            draw(st.sampled_from(["all.q", "long.q"])),
+            {"memory": draw(st.sampled_from([1, 4, 32])), "cores": draw(st.integers(1, 2)), "runtime": 3600},
+        )
+        for k in range(n_sets)
+    )
+    task_ids: list[int] = []
+    status: dict[int, str] = {}
+    tasks: list[TaskSpec] = []
+    next_id = 1
+    for i in range(n):
+        next_id += draw(st.integers(1, 3))
+        task_id = next_id
+        ups: list[int] = []
+        if i:
+            picks = draw(st.lists(st.integers(0, i - 1), max_size=3, unique=True))
+            ups = [task_ids[j] for j in picks]
+        if all(status[u] == "D" for u in ups):
+            s = draw(st.sampled_from("GGGGGGDDRA"))
+        else:
+            s = "G"
+        status[task_id] = s
+        task_ids.append(task_id)
+        tasks.append(
+            TaskSpec(
+                task_id=task_id,
+                array_id=arrays[draw(st.integers(0, n_arrays - 1))].array_id,
+                resource_set_id=draw(st.integers(1, n_sets)),
+                upstream_ids=tuple(ups),
+                max_attempts=draw(st.integers(1, 3)),
+                status=s,
+                resource_scales=draw(st.sampled_from(SCALES)),
+                fallback_queues=draw(st.sampled_from([None, ("long.q",)])),
+                compute_resources=draw(st.sampled_from([None, None, None, None, "pick_cores"])),
+            )
+        )
+    return TopologySpec(
+        tasks=tasks,
+        arrays=arrays,
+        resource_sets=resource_sets,
+        queues=QUEUES,
+        workflow_limit=draw(st.integers(1, 10), label="workflow limit"),
+    )
+
+
+configs = st.builds(
+    SwarmConfig,
+    heartbeat_interval=st.sampled_from([1.0, 5.0, 30.0]),
+    wedged_sync_interval=st.sampled_from([-1.0, 20.0, 600.0]),
+    fail_fast=st.sampled_from([False, False, False, True]),
+    timeout=st.sampled_from([1e7, 1e7, 1e7, 90.0]),
+    max_batch_size=st.sampled_from([1, 2, 3, 500]),
+    adaptive_batching=st.booleans(),
+    target_batch_seconds=st.sampled_from([0.005, 1.0]),
+)
+
+
+def _fingerprint(state: SwarmState) -> tuple[str, ...]:
+    """A deep, plain copy of every field but the shared topology (to detect mutation)."""
+    return tuple(
+        repr(getattr(state, a.name))
+        for a in attrs.fields(SwarmState)
+        if a.name != "topology"
+    )
+
+
+def evaluate(command: EvaluateResources) -> dict[str, Any]:
+    """The shell's user callables: ``pick_cores`` and the ``double`` scale."""
+    if command.purpose == "compute_resources":
+        return {"cores": 1 + command.task_id % 3}
+    current = dict(command.requested)
+    return {resource: int(current[resource]) * 2 for resource, _ in command.callables}
+
+
+class SwarmMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.state: SwarmState = initial_state()
+        self.server: ModelServer | None = None
+        self.spec: TopologySpec | None = None
+        self.config = SwarmConfig()
+        self.now = 0.0
+        #: Commands awaiting an answer, in the order they were issued.
+        self.outstanding: dict[int, Command] = {}
+        self.answered: list[Event] = []
+        self.wake: WakeAt | None = None
+        self.outcome: Finish | Fail | None = None
+        self.last_command_id = 0
+        self.anomalies: Counter[str] = Counter()
+        self.faults: set[str] = set()
+        self.events = 0
+        self.broken = False
+        self.check_purity = True
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    @property
+    def srv(self) -> ModelServer:
+        assert self.server is not None
+        return self.server
+
+    def _fail(self, problems: list[str], event: Event) -> None:
+        self.broken = True
+        raise AssertionError(f"after {type(event).__name__} at t={event.at}:\n  " + "\n  ".join(problems))
+
+    def feed(self, event: Event) -> Decision:
+        """Decide one event and check every invariant on the way."""
+        prev = self.state
+        problems: list[str] = []
+        if self.check_purity:
+            snapshot = _fingerprint(prev)
+            d = decide(prev, event)
+            again = decide(prev, event)
+            if _fingerprint(prev) != snapshot:
+                problems.append("purity: decide modified its input state")
+            if d.state != again.state:
+                problems.append("purity: the same (state, event) gave two different states")
+            if d.commands != again.commands:
+                problems.append("purity: the same (state, event) gave two different command lists")
+        else:
+            d = decide(prev, event)
+        self.events += 1
+        problems.extend(check_state(d.state))
+        problems.extend(check_commands(prev, d.commands, d.state))
+        problems.extend(self._model_checks(prev, event, d))
+        if problems:
+            self._fail(problems, event)
+        self.state = d.state
+        self._absorb(d.commands)
+        return d
+
+    def _model_checks(self, prev: SwarmState, event: Event, d: Decision) -> list[str]:
+        problems: list[str] = []
+        if prev.phase == DONE and (d.state is not prev or d.commands):
+            problems.append("an event after Finish/Fail changed the state or produced commands")
+        last = self.last_command_id
+        for c in d.commands:
+            if c.command_id <= last:
+                problems.append(f"command id {c.command_id} after {last}")
+            last = c.command_id
+            if isinstance(c, WakeAt) and c.at <= event.at:
+                problems.append(f"WakeAt({c.at}) is not after the event's time {event.at}: busy loop")
+            if isinstance(c, Finish | Fail) and c is not d.commands[-1]:
+                problems.append(f"commands after {type(c).__name__}")
+        batches = [c for c in d.commands if isinstance(c, QueueBatch)]
+        if batches:
+            problems.extend(self._batch_checks(d.state, batches))
+        return problems
+
+    def _batch_checks(self, state: SwarmState, batches: list[QueueBatch]) -> list[str]:
+        problems: list[str] = []
+        unanswered = {
+            t: cid for cid, c in self.outstanding.items() if isinstance(c, QueueBatch) for t in c.task_ids
+        }
+        for c in batches:
+            for t in c.task_ids:
+                if t in unanswered:
+                    problems.append(f"task {t} queued by {c.command_id} while batch {unanswered[t]} "
+                                    "is unanswered")
+        if self.faults & INEXACT_VIEW:
+            return problems
+        server = self.srv
+        queued = {t for c in batches for t in c.task_ids}
+        for t in sorted(queued):
+            if server.status[t] not in ("G", "A"):
+                problems.append(f"task {t} queued while the server holds it {server.status[t]}")
+        in_flight = set(unanswered) | queued
+        busy = {t for t, s in server.status.items() if s in "QIOR"} | in_flight
+        if len(busy) > state.workflow_limit:
+            problems.append(f"server active + unanswered batches = {len(busy)} > known workflow limit "
+                            f"{state.workflow_limit}")
+        by_array = Counter(server.array_of[t] for t in busy)
+        for c in batches:
+            limit = state.array_limits.get(c.array_id, 0)
+            if by_array[c.array_id] > limit:
+                problems.append(f"array {c.array_id}: server active + unanswered batches = "
+                                f"{by_array[c.array_id]} > known limit {limit}")
+        return problems
+
+    def _absorb(self, commands: tuple[Command, ...]) -> None:
+        for c in commands:
+            self.last_command_id = c.command_id
+            if isinstance(c, WakeAt):
+                self.wake = c
+            elif isinstance(c, NoteAnomaly):
+                self.anomalies[c.kind] += 1
+            elif isinstance(c, Finish | Fail):
+                self.outcome = c
+                note(f"-> {type(c).__name__}: {c.summary.final_status} ({c.summary.reason})")
+            elif isinstance(c, SERVER_COMMANDS):
+                self.outstanding[c.command_id] = c
+            else:
+                raise AssertionError(f"unexpected command in a RunStarted run: {c!r}")
+
+    def answer(self, command_id: int) -> None:
+        command = self.outstanding.pop(command_id)
+        event = self.srv.answer(command, self.now, evaluate)
+        self.answered = [*self.answered[-KEEP_ANSWERED + 1:], event]
+        self.feed(event)
+
+    def fire(self) -> None:
+        assert self.wake is not None
+        self.now = max(self.now, self.wake.at)
+        wake, self.wake = self.wake, None
+        self.feed(TimerFired(self.now, wake.command_id))
+
+    # --- start --------------------------------------------------------------------------------
+
+    @initialize(spec=topologies(), config=configs, seed=st.integers(0, 2**32 - 1),
+                start=st.sampled_from([0.0, 59.5, 3599.25]))
+    def start(self, spec: TopologySpec, config: SwarmConfig, seed: int, start: float) -> None:
+        self.spec, self.config, self.now = spec, config, start
+        self.server = ModelServer(spec, random.Random(seed), run_status="R", now=start,
+                                  heartbeat_increment=config.next_report_increment)
+        note(f"{len(spec.tasks)} tasks, arrays {[(a.array_id, a.limit) for a in spec.arrays]}, "
+             f"workflow limit {spec.workflow_limit}, statuses {[t.status for t in spec.tasks]}")
+        note(f"edges {[(t.task_id, t.upstream_ids) for t in spec.tasks if t.upstream_ids]}")
+        self.feed(RunStarted(at=start, workflow_id=1, workflow_run_id=1, topology=spec, config=config,
+                             run_status="R", server_time=server_time(start)))
+
+    # --- answering ----------------------------------------------------------------------------
+
+    @precondition(lambda self: self.outstanding)
+    @rule(data=st.data())
+    def answer_one(self, data: st.DataObject) -> None:
+        """Answer one unanswered command, chosen freely (answers arrive out of order)."""
+        command_id = data.draw(st.sampled_from(sorted(self.outstanding)), label="command")
+        note(f"t={self.now}: answer {self.outstanding[command_id]!r}")
+        self.answer(command_id)
+
+    @precondition(lambda self: self.outstanding)
+    @rule()
+    def answer_all(self) -> None:
+        """Answer every command unanswered now, oldest first."""
+        note(f"t={self.now}: answer all {sorted(self.outstanding)}")
+        for command_id in list(self.outstanding):
+            if command_id in self.outstanding:
+                self.answer(command_id)
+
+    @precondition(lambda self: self.outstanding and not self.done)
+    @rule(data=st.data(), applied=st.booleans())
+    def answer_with_failure(self, data: st.DataObject, applied: bool) -> None:
+        """A command fails (5xx, timeout); ``applied``: the server did it but the answer was lost."""
+        command_id = data.draw(st.sampled_from(sorted(self.outstanding)), label="command")
+        command = self.outstanding.pop(command_id)
+        note(f"t={self.now}: FAIL {command!r} (applied={applied})")
+        if isinstance(command, QueueBatch) and applied:
+            self.faults.add("lost_batch_answer")
+        kind = type(command).__name__
+        if kind == "UpdateWorkflowRunStatus":
+            self.faults.add("status_update_failed")
+        if kind == "EvaluateResources":
+            self.faults.add("evaluation_failed")
+        self.feed(self.srv.fail(command, self.now, applied=applied))
+
+    @precondition(lambda self: self.answered)
+    @rule(data=st.data())
+    def duplicate_answer(self, data: st.DataObject) -> None:
+        """An answer arrives a second time (a retried request): the core notes and ignores it."""
+        event = data.draw(st.sampled_from(self.answered), label="answer")
+        note(f"t={self.now}: duplicate {type(event).__name__} for {event.command_id}")  # type: ignore[union-attr]
+        was_done = self.done
+        before = self.anomalies["unexpected_answer"]
+        self.feed(attrs.evolve(event, at=self.now))  # type: ignore[misc]
+        if not was_done:
+            assert self.anomalies["unexpected_answer"] == before + 1
+
+    # --- time ---------------------------------------------------------------------------------
+
+    @precondition(lambda self: self.wake is not None and not self.done)
+    @rule()
+    def fire_timer(self) -> None:
+        assert self.wake is not None
+        note(f"timer: t={self.now} -> {max(self.now, self.wake.at)}")
+        self.fire()
+
+    @precondition(lambda self: not self.done)
+    @rule(dt=st.sampled_from([0.25, 1.0, 2.5]))
+    def advance_clock(self, dt: float) -> None:
+        self.now += dt
+
+    # --- the server moves -----------------------------------------------------------------------
+
+    @precondition(lambda self: not self.done and self.srv.active_tasks())
+    @rule(data=st.data(), outcome=st.sampled_from(OUTCOMES))
+    def progress_one(self, data: st.DataObject, outcome: str) -> None:
+        task_id = data.draw(st.sampled_from(self.srv.active_tasks()), label="task")
+        old = self.srv.status[task_id]
+        new = self.srv.advance(task_id, outcome, self.now)
+        note(f"server t={self.now}: task {task_id} {old} -> {new} ({outcome})")
+
+    @precondition(lambda self: not self.done and self.srv.active_tasks())
+    @rule()
+    def progress_all(self) -> None:
+        for task_id in self.srv.active_tasks():
+            self.srv.advance(task_id, "step", self.now)
+        note(f"server t={self.now}: every active task one step; now {dict(Counter(self.srv.status.values()))}")
+
+    @precondition(lambda self: not self.done)
+    @rule(workflow=st.none() | st.integers(1, 10), array=st.integers(0, 3), limit=st.none() | st.integers(1, 10))
+    def change_limits(self, workflow: int | None, array: int, limit: int | None) -> None:
+        server = self.srv
+        if workflow is not None:
+            server.workflow_limit = workflow
+        arrays = sorted(server.array_limits)
+        if limit is not None:
+            server.array_limits[arrays[array % len(arrays)]] = limit
+        note(f"server limits: workflow {server.workflow_limit}, arrays {server.array_limits}")
+
+    @precondition(lambda self: not self.done and self.srv.history)
+    @rule(index=st.integers(0, 50), stale_first=st.booleans())
+    def stale_report(self, index: int, stale_first: bool) -> None:
+        """A past answer's content is delivered again with the next status fetch."""
+        extra = self.srv.inject_stale(index, stale_first)
+        self.faults.add("stale")
+        note(f"server: next status answer also carries old {extra} (fresh wins: {stale_first})")
+
+    @precondition(lambda self: not self.done)
+    @rule(data=st.data(), roll=st.integers(0, 3))
+    def phantom_error(self, data: st.DataObject, roll: int) -> None:
+        """A sync reports a task in ERROR_RECOVERABLE once (quirk Q1)."""
+        if roll:
+            return
+        task_id = data.draw(st.sampled_from(sorted(self.srv.status)), label="task")
+        self.srv.inject_phantom(task_id, "E")
+        self.faults.add("phantom")
+        note(f"server: next status answer reports task {task_id} as E")
+
+    @precondition(lambda self: not self.done and "D" in self.srv.status.values())
+    @rule(data=st.data(), bump=st.booleans(), roll=st.integers(0, 3))
+    def cli_reset(self, data: st.DataObject, bump: bool, roll: int) -> None:
+        """CLI ``update_statuses`` sets a DONE task back to G (status_date bumped or not, Q13)."""
+        if roll:
+            return
+        done = sorted(t for t, s in self.srv.status.items() if s == "D")
+        task_id = data.draw(st.sampled_from(done), label="task")
+        self.srv.cli_set_status(task_id, "G", self.now, bump)
+        self.faults.add("cli_reset" if bump else "cli_reset_hidden")
+        note(f"server: CLI resets task {task_id} D -> G (status_date bumped: {bump})")
+
+    @precondition(lambda self: not self.done)
+    @rule(kind=st.sampled_from("CH"), roll=st.integers(0, 5))
+    def resume_signal(self, kind: str, roll: int) -> None:
+        """Another process resumes the workflow: the run goes COLD/HOT_RESUME."""
+        if roll == 0 and self.srv.resume(kind):
+            self.faults.add("run_status_forced")
+            note(f"server: run -> {kind}")
+
+    @precondition(lambda self: not self.done)
+    @rule(roll=st.integers(0, 3))
+    def reaper(self, roll: int) -> None:
+        if roll == 0 and self.srv.reap(self.now):
+            self.faults.add("run_status_forced")
+            note(f"server: reaper sets the run {self.srv.run_status}")
+
+    @precondition(lambda self: not self.done)
+    @rule(roll=st.integers(0, 15))
+    def user_stops(self, roll: int) -> None:
+        if roll == 0:
+            self.faults.add("stop")
+            note("user stops the run")
+            self.feed(StopRequested(self.now, "ctrl-c"))
+
+    @precondition(lambda self: not self.done)
+    @rule(roll=st.integers(0, 15))
+    def distributor_dies(self, roll: int) -> None:
+        if roll == 0:
+            self.faults.add("distributor_died")
+            note("distributor dies")
+            self.feed(DistributorDied(self.now, "exit 1"))
+
+    @invariant()
+    def state_is_consistent(self) -> None:
+        assert check_state(self.state) == []
+
+    # --- liveness -------------------------------------------------------------------------------
+
+    def teardown(self) -> None:
+        if self.broken or self.server is None:
+            return
+        self.drive_to_end()
+        self.verdict()
+
+    def drive_to_end(self) -> None:
+        """No more faults: answer everything faithfully, jump to each WakeAt, let tasks run."""
+        self.check_purity = False
+        server = self.srv
+        server.stale_next = []
+        start = self.events
+        while self.outcome is None:
+            if self.events - start > LIVENESS_BUDGET:
+                raise AssertionError(
+                    f"liveness: no Finish/Fail after {LIVENESS_BUDGET} events (t={self.now}, "
+                    f"swarm counts {dict(self.state.status_counts)}, server {dict(Counter(server.status.values()))}, "
+                    f"run {server.run_status}, faults {sorted(self.faults)})"
+                )
+            if self.outstanding:
+                command_id = next(iter(self.outstanding))
+                if isinstance(self.outstanding[command_id], FetchTaskStatuses):
+                    server.random_progress(self.now)
+                self.answer(command_id)
+            elif self.wake is not None:
+                self.now = max(self.now, self.wake.at)
+                if server.reap(self.now):
+                    self.faults.add("run_status_forced")
+                self.fire()
+            else:
+                self.broken = True
+                raise AssertionError(f"liveness: stalled at t={self.now}: no command awaits an answer "
+                                     f"and no WakeAt (phase {self.state.phase})")
+
+    def verdict(self) -> None:
+        """Why the run ended must be explained by what happened to it."""
+        outcome = self.outcome
+        assert outcome is not None and self.spec is not None
+        summary = outcome.summary
+        faults = self.faults
+        note(f"end: {type(outcome).__name__} {summary.final_status} ({summary.reason}); faults {sorted(faults)}")
+        if isinstance(outcome, Fail):
+            explained = {
+                "timeout": self.config.timeout < 1e6,
+                "distributor_died": "distributor_died" in faults,
+                "stopped": "stop" in faults,
+            }
+            assert explained.get(outcome.reason, False), f"unexplained Fail: {outcome.reason}: {outcome.message}"
+            return
+        reason = summary.reason
+        if reason.startswith("resource_callable_failed"):
+            assert "evaluation_failed" in faults, reason
+            return
+        if reason.startswith("fail_fast"):
+            assert self.config.fail_fast and summary.failed_count > 0, reason
+            return
+        if "run_status_forced" in faults:
+            return  # resumed or reaped: the run only had to end
+        final = summary.task_final_statuses()
+        assert len(final) == len(self.spec.tasks)
+        blocked: dict[int, bool] = {}
+        for t in self.spec.tasks:  # topological order
+            blocked[t.task_id] = final[t.task_id] == "G" and any(
+                final[u] == "F" or blocked[u] for u in t.upstream_ids
+            )
+        stuck = [t for t, s in final.items() if s not in ("D", "F") and not blocked[t]]
+        assert not stuck, f"tasks {stuck} ended {[final[t] for t in stuck]} without a FATAL upstream"
+        if "status_update_failed" not in faults:
+            expected = "D" if summary.done_count == len(final) else "E"
+            assert summary.final_status == expected, (summary.final_status, reason)
+        if not faults & {"cli_reset_hidden", "lost_batch_answer"} and not (
+            "cli_reset" in faults and "stale" in faults
+        ):
+            truth = self.srv.status
+            wrong = {t: (s, truth[t]) for t, s in final.items() if truth[t] != s}
+            assert not wrong, f"summary differs from the server (swarm, server): {wrong}"
+
+
+TestSwarmMachine = SwarmMachine.TestCase
+
+
+@pytest.mark.slow
+def test_swarm_machine_long() -> None:
+    """A longer search: more examples and longer runs (``-m slow``)."""
+    run_state_machine_as_test(
+        SwarmMachine,
+        settings=settings(settings.default, max_examples=max(300, settings.default.max_examples),
+                          stateful_step_count=150),
+    )

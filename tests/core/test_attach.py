@@ -1,0 +1,217 @@
+"""Attaching to an existing run from the server's tables (spec §3.2, quirks Q2, Q3, Q17)."""
+
+from __future__ import annotations
+
+from swarmfold.core import RunSummary
+from swarmfold.core.commands import (
+    BindResources,
+    Fail,
+    Finish,
+    LoadEdgeChunk,
+    LoadTaskChunk,
+    LogHeartbeat,
+    QueueBatch,
+    UpdateWorkflowRunStatus,
+    WakeAt,
+)
+from swarmfold.core.events import (
+    AttachStarted,
+    ChunkLoadFailed,
+    EdgeChunkLoaded,
+    EdgeRow,
+    HeartbeatAcknowledged,
+    ResourcesBound,
+    StatusUpdateAcknowledged,
+    StopRequested,
+    TaskChunkLoaded,
+    TaskRow,
+)
+from swarmfold.core.topology import QueueSpec
+
+from .lifecycle_helpers import WF_ID, WFR_ID, Run, config, ids0, kinds, of, one
+
+DAG_ID = 5
+QUEUE_SPEC = QueueSpec("long.q", queue_id=4, cluster_id=2)
+REQUESTED = (("memory", 2), ("runtime", 600))
+
+
+def row(task_id: int, status: str = "G", array_id: int = 1) -> TaskRow:
+    return TaskRow(
+        task_id=task_id,
+        array_id=array_id,
+        status=status,
+        max_attempts=3,
+        resource_scales=(("memory", 0.5),),
+        fallback_queues=(),
+        requested_resources=REQUESTED,
+        cluster_name="slurm",
+        queue_name="long.q",
+        array_limit=100,
+    )
+
+
+def attach(chunk_size: int = 3, run_status: str = "B", **cfg) -> tuple[Run, list]:
+    run = Run()
+    commands = run.feed(
+        AttachStarted(
+            0.0,
+            WF_ID,
+            WFR_ID,
+            dag_id=DAG_ID,
+            workflow_limit=50,
+            config=config(chunk_size=chunk_size, **cfg),
+            run_status=run_status,
+            server_time="T0",
+            queues=[QUEUE_SPEC],
+        )
+    )
+    return run, commands
+
+
+def test_attach_heartbeats_then_loads_the_first_chunk() -> None:
+    run, commands = attach(chunk_size=3)
+    assert commands == [LogHeartbeat(1, WFR_ID, "B", 30.0), LoadTaskChunk(2, WF_ID, 0, 3)]
+    assert run.state.phase == "attaching"
+    # The builder heartbeat's answer paces the next one.
+    assert run.feed(HeartbeatAcknowledged(1, 0.5, "B")) == [WakeAt(3, 10.5)]
+
+
+def test_a_chunk_due_after_the_heartbeat_interval_heartbeats_first() -> None:
+    run, commands = attach(chunk_size=3)
+    run.feed(HeartbeatAcknowledged(1, 0.5, "B"))
+    out = run.feed(TaskChunkLoaded(2, 11.0, [row(1), row(2), row(3)]))
+    assert out == [LogHeartbeat(4, WFR_ID, "B", 30.0), LoadTaskChunk(5, WF_ID, 3, 3)]
+
+
+def test_next_chunk_starts_after_the_numeric_max_id_then_edges_then_start() -> None:
+    """Q2 fixed: Jobmon's max over string keys would restart after "9999", not 10000."""
+    run, commands = attach(chunk_size=3)
+    run.feed(HeartbeatAcknowledged(1, 0.1, "B"))
+    out = run.feed(TaskChunkLoaded(2, 0.2, [row(9998), row(9999), row(10000)]))
+    assert out == [LoadTaskChunk(4, WF_ID, 10000, 3)]
+    out = run.feed(TaskChunkLoaded(4, 0.3, [row(10001), row(10002)]))  # short: last
+    assert out == [LoadEdgeChunk(5, DAG_ID, (9998, 9999, 10000))]
+    # Node 99 belongs to a DONE task (not loaded); task 42 is DONE too.
+    out = run.feed(
+        EdgeChunkLoaded(
+            5,
+            0.4,
+            [
+                EdgeRow(9998, 1, (2, 99)),
+                EdgeRow(9999, 2, (3,)),
+                EdgeRow(10000, 3, ()),
+                EdgeRow(42, 99, (4,)),
+            ],
+        )
+    )
+    assert out == [LoadEdgeChunk(6, DAG_ID, (10001, 10002))]
+    out = run.feed(EdgeChunkLoaded(6, 0.5, [EdgeRow(10001, 4, (5,)), EdgeRow(10002, 5, ())]))
+    assert out == [UpdateWorkflowRunStatus(7, WFR_ID, "R")]  # Q17: no update_status(B)
+    assert run.state.phase == "starting"
+
+    topo = run.state.topology
+    assert topo.task_ids == (9998, 9999, 10000, 10001, 10002)
+    ups = {tid: topo.num_upstreams[i] for i, tid in enumerate(topo.task_ids)}
+    assert ups == {9998: 0, 9999: 1, 10000: 1, 10001: 0, 10002: 1}  # 42 -> 10001 not counted
+    assert run.state.workflow_limit == 50
+    assert run.state.num_previously_complete == 0  # Q3: DONE tasks are not loaded
+
+    out = run.feed(StatusUpdateAcknowledged(7, 0.6, "R"))
+    assert out == [BindResources(8, "long.q", 4, REQUESTED)]
+    # Ready: 9998 (no upstream) and 10001 (its only upstream, 42, is DONE and not loaded).
+    assert run.feed(ResourcesBound(8, 0.7, 500)) == [QueueBatch(9, 1, (9998, 10001), 500, WFR_ID, 2)]
+
+
+def test_attach_to_a_running_run_schedules_without_a_status_update() -> None:
+    run, commands = attach(chunk_size=10, run_status="R")
+    run.feed(HeartbeatAcknowledged(1, 0.1, "R"))
+    out = run.feed(TaskChunkLoaded(2, 0.2, [row(1), row(2)]))
+    assert out == [LoadEdgeChunk(4, DAG_ID, (1, 2))]
+    out = run.feed(EdgeChunkLoaded(4, 0.3, [EdgeRow(1, 11, (12,)), EdgeRow(2, 12, ())]))
+    assert out == [BindResources(5, "long.q", 4, REQUESTED)]
+    assert run.state.phase == "running"
+    assert run.feed(ResourcesBound(5, 0.4, 77)) == [QueueBatch(6, 1, (1,), 77, WFR_ID, 2)]
+
+
+def test_edge_chunks_are_batched_by_chunk_size() -> None:
+    run, commands = attach(chunk_size=2)
+    run.feed(TaskChunkLoaded(2, 0.1, [row(1), row(2)]))  # full chunk: ask again
+    out = run.feed(TaskChunkLoaded(3, 0.2, [row(3)]))
+    assert ids0(out) == [LoadEdgeChunk(0, DAG_ID, (1, 2))]
+    out = run.feed(EdgeChunkLoaded(out[0].command_id, 0.3, []))
+    assert ids0(out) == [LoadEdgeChunk(0, DAG_ID, (3,))]
+    out = run.feed(EdgeChunkLoaded(out[0].command_id, 0.4, []))
+    assert ids0(out) == [UpdateWorkflowRunStatus(0, WFR_ID, "R")]
+
+
+def test_an_empty_full_chunk_ends_the_task_loading() -> None:
+    run, commands = attach(chunk_size=2)
+    run.feed(TaskChunkLoaded(2, 0.1, [row(1), row(2)]))
+    out = run.feed(TaskChunkLoaded(3, 0.2, []))
+    assert ids0(out) == [LoadEdgeChunk(0, DAG_ID, (1, 2))]
+
+
+def test_chunk_load_failure_fails_without_a_status_update() -> None:
+    run, commands = attach()
+    out = run.feed(ChunkLoadFailed(2, 1.5, "HTTP 500"))
+    assert out == [
+        Fail(
+            3,
+            "attach_failed",
+            "loading the workflow run failed: HTTP 500",
+            RunSummary(
+                final_status="B",
+                reason="attach_failed: loading the workflow run failed: HTTP 500",
+                total_tasks=0,
+                done_count=0,
+                failed_count=0,
+                num_previously_complete=0,
+                elapsed=1.5,
+                tasks_by_status={},
+            ),
+        )
+    ]
+    assert not of(run.history, UpdateWorkflowRunStatus)
+    assert run.state.phase == "done"
+
+
+def test_edge_chunk_failure_fails_too() -> None:
+    run, commands = attach()
+    out = run.feed(TaskChunkLoaded(2, 0.1, [row(1)]))
+    out = run.feed(ChunkLoadFailed(one(out, LoadEdgeChunk).command_id, 0.2, "timeout"))
+    assert kinds(out) == ["Fail"] and out[0].reason == "attach_failed"
+    assert not of(run.history, UpdateWorkflowRunStatus)
+
+
+def test_attach_with_no_unfinished_task_finalizes_with_d() -> None:
+    run, commands = attach()
+    out = run.feed(TaskChunkLoaded(2, 0.1, []))
+    assert out == [UpdateWorkflowRunStatus(3, WFR_ID, "R")]
+    out = run.feed(StatusUpdateAcknowledged(3, 0.2, "R"))
+    assert out == [UpdateWorkflowRunStatus(4, WFR_ID, "D")]
+    out = run.feed(StatusUpdateAcknowledged(4, 0.3, "D"))
+    assert out == [
+        Finish(
+            5,
+            RunSummary(
+                final_status="D",
+                reason="all tasks done",
+                total_tasks=0,
+                done_count=0,
+                failed_count=0,
+                num_previously_complete=0,
+                elapsed=0.3,
+                tasks_by_status={},
+            ),
+        )
+    ]
+
+
+def test_chunk_answers_after_stop_do_not_continue_the_attach() -> None:
+    run, commands = attach()
+    stop = run.feed(StopRequested(0.1))
+    assert ids0(stop) == [UpdateWorkflowRunStatus(0, WFR_ID, "S")]
+    assert run.feed(TaskChunkLoaded(2, 0.2, [row(1)])) == []
+    assert run.state.phase == "finalizing"
+    (fail,) = run.feed(StatusUpdateAcknowledged(stop[0].command_id, 0.3, "S"))
+    assert fail.reason == "stopped"
