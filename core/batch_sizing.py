@@ -22,12 +22,13 @@ def next_batch_size(
     cap: int,
     remaining: int | None = None,
     smoothing: float = SMOOTHING,
+    observed: int | None = None,
 ) -> int:
     """The size of the next batch.
 
-    ``previous`` tasks took ``elapsed`` seconds; the size that would take ``target`` seconds
-    at that rate is ``previous * target / elapsed``. The result is the moving average of that
-    and ``previous``, rounded, clipped to ``[1, cap]`` and to ``remaining`` when given.
+    A batch of ``observed`` tasks (default ``previous``) took ``elapsed`` seconds; the size
+    that would take ``target`` seconds at that rate is ``observed * target / elapsed``.
+    The result is the moving average of that and ``previous``, rounded, clipped to ``[1, cap]`` and to ``remaining`` when given.
     Non-finite or negative inputs are treated as "no information" and keep ``previous``.
     """
     cap = max(1, int(cap))
@@ -35,7 +36,8 @@ def next_batch_size(
     if not (math.isfinite(elapsed) and math.isfinite(target)) or elapsed < 0 or target <= 0:
         size = previous
     else:
-        rate_target = previous * target / max(elapsed, MIN_ELAPSED)
+        measured = previous if observed is None else max(1, int(observed))
+        rate_target = measured * target / max(elapsed, MIN_ELAPSED)
         blended = smoothing * rate_target + (1 - smoothing) * previous
         size = int(round(min(blended, float(cap))))
     size = min(max(1, size), cap)

@@ -148,7 +148,11 @@ def batch_queued(
         _requeue_front(tx, missing)
     if tx.config.adaptive_batching and duration is not None:
         tx.batch_size = next_batch_size(
-            len(batch.indexes), duration, tx.config.target_batch_seconds, tx.config.max_batch_size
+            tx.batch_size,
+            duration,
+            tx.config.target_batch_seconds,
+            tx.config.max_batch_size,
+            observed=len(batch.indexes),
         )
     _done_outstanding(tx)
 

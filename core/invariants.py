@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from swarmfold.core.commands import Command, QueueBatch
+from swarmfold.core.ready_queue import entry_index, entry_seq
 from swarmfold.core.state import (
     DONE,
     EVALUATING,
@@ -170,7 +171,11 @@ def _check_ready_queue(state: SwarmState, r: _Report) -> None:
     live_of: Counter[int] = Counter()
     for (array_id, resources), group in state.ready_groups.items():
         entries = list(group.front) + list(group.back[group.head:])
-        for seq, i in entries:
+        for entry in entries:
+            seq, i = entry_seq(entry), entry_index(entry)
+            if not 0 <= i < len(place):
+                r.add("ready_entry", f"entry ({seq}, {i}) names no task")
+                continue
             if seq == 0 or (seq > 0 and seq >= state.next_back_seq) or (
                 seq < 0 and seq <= state.next_front_seq
             ):

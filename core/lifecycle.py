@@ -117,6 +117,9 @@ def begin_iteration(tx: Tx, at: float) -> None:
         abort(tx, "E", "fail_fast", "Fail-fast: stopping after first task failure", raises=False)
         return
     next_hb = t.next_heartbeat_at if t.next_heartbeat_at is not None else at
+    if t.heartbeat_in_flight and next_hb <= at:
+        # The heartbeat is overdue and unanswered: pace on the retry step, never spin.
+        next_hb = at + config.heartbeat_retry_delay
     tx.set_timing(iteration_started_at=at, sync_due_at=max(at, next_hb), loop_phase=SCHEDULING)
     if tx.run_status == "R":
         schedule(tx)

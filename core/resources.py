@@ -67,7 +67,9 @@ def coerce(requested: Requested, bounds: Bounds) -> Requested:
             clamped = min(max(value, low), high)
             if clamped != value:
                 changed = True
-                value = type(value)(clamped) if isinstance(value, int) else clamped
+                if isinstance(value, int):  # keep ints, rounding inward so they stay in bounds
+                    clamped = math.ceil(clamped) if value < low else math.floor(clamped)
+                value = clamped
         out.append((name, value))
     return tuple(out) if changed else requested
 

@@ -16,6 +16,7 @@ Policies (see docs/decisions.md):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from swarmfold.core.readiness import (
     enqueue,
@@ -42,6 +43,7 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     counts = tx.status_counts
     active_delta: dict[int, int] = {}
     changed: list[tuple[str, list[int], list[str]]] = []
+    original: dict[int, str] = {}  # status before this report, for tasks listed twice
     unchanged_queueable: list[int] = []
     stale = 0
     n_changed = 0
@@ -79,7 +81,7 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
             if not code_queueable and place[i] != NOWHERE and in_ready_queue(place[i]):
                 leave_ready_queue(tx, i)
             indexes.append(i)
-            olds.append(old)
+            olds.append(original.setdefault(i, old))
         if indexes:
             for old, k in moved.items():
                 counts[old] = counts.get(old, 0) - k
@@ -93,11 +95,24 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     if stale:
         tx.note("stale_report", f"{source}: {stale} report(s) would move a DONE/FATAL task "
                 "somewhere other than REGISTERING; ignored")
+    if len(original) != n_changed:
+        # A task listed under several codes reacts once, by its final status (and not at
+        # all if it ends where it started).
+        changed = [
+            (code, *_final_only(status, code, indexes, olds)) for code, indexes, olds in changed
+        ]
     for code, indexes, olds in changed:
         _process_changes(tx, code, indexes, olds)
     for i in unchanged_queueable:
         _heal(tx, i)
     return n_changed
+
+
+def _final_only(
+    status: Any, code: str, indexes: list[int], olds: list[str]
+) -> tuple[list[int], list[str]]:
+    kept = [(i, o) for i, o in zip(indexes, olds, strict=True) if status[i] == code and o != code]
+    return [i for i, _ in kept], [o for _, o in kept]
 
 
 def _process_changes(tx: Tx, code: str, indexes: list[int], olds: list[str]) -> None:

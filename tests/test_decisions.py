@@ -406,6 +406,15 @@ def test_q7_task_reported_registering_twice_with_its_upstream_done_is_queued_onc
     assert run.state.ready_count == 0
 
 
+def test_double_enqueue_impossible_when_upstream_done_and_downstream_registering_arrive_together() -> None:
+    # Jobmon's regression UT/test_orchestrator.py:878-941, here with the upstream listed first.
+    run = start(topology(task(1), task(2, up=[1])))
+    run.settle(0.0)
+    out = run.iterate(10.0, statuses={"D": [1], "G": [2]})
+    assert [c.task_ids for c in of(out, QueueBatch)] == [(2,)]
+    assert (run.state.ready_count, run.state.inflight_total) == (0, 1)
+
+
 # --- Q8: a task of an unknown array is rejected up front -----------------------------------
 
 
@@ -812,6 +821,18 @@ def test_events_after_the_end_are_ignored() -> None:
         assert decide(end, event).state is end
 
 
+def test_wake_at_is_emitted_only_when_the_earliest_deadline_changes() -> None:
+    run = Run()
+    out = run.feed(RunStarted(0.0, WF, WFR, topology(task(1, status="R")), CFG, "B", T0))
+    assert of(out, WakeAt) == [WakeAt(2, 10.0)]  # the first heartbeat
+    out = run.answer(UpdateWorkflowRunStatus, at=0.5)
+    assert of(out, WakeAt) == []  # the sync is due at 10.0 too: nothing new to ask
+    out = run.feed(TimerFired(10.0))  # heartbeat and sync sent; nothing left to wake for
+    assert of(out, WakeAt) == []
+    out = run.answer(LogHeartbeat, at=10.5)
+    assert [c.at for c in of(out, WakeAt)] == [20.5]  # replaces the WakeAt(10.0)
+
+
 # --- ways a run ends -----------------------------------------------------------------------
 
 
@@ -902,11 +923,9 @@ def test_pre_exit_full_sync_runs_before_giving_up() -> None:
     assert only(out, UpdateWorkflowRunStatus).status == "E"
 
 
-# --- known core bugs (strict xfail: they start passing when the core is fixed) -------------
+# --- a stop is final, even while starting or attaching -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: the start answer restarts a run being stopped "
-                   "(core/lifecycle.py status_update_answered, purpose 'start')")
 def test_stop_while_starting_is_not_undone_by_the_start_answer() -> None:
     run = Run()
     start_update = only(run.feed(RunStarted(0.0, WF, WFR, topology(task(1)), CFG, "B", T0)),
@@ -922,8 +941,6 @@ def test_stop_while_starting_is_not_undone_by_the_start_answer() -> None:
     assert of(run.commands, BindResources, QueueBatch) == []
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: chunk answers resume attaching after a stop "
-                   "(core/decide.py _on_task_chunk/_on_edge_chunk, core/attach.py)")
 def test_stop_while_attaching_is_not_undone_by_the_chunk_answers() -> None:
     run, out = attach(SwarmConfig(chunk_size=10, heartbeat_interval=10.0))
     run.feed(StopRequested(0.05, "SIGINT"))
@@ -932,6 +949,9 @@ def test_stop_while_attaching_is_not_undone_by_the_chunk_answers() -> None:
         run.feed(EdgeChunkLoaded(edges.command_id, 0.2, [EdgeRow(1, 11, ())]))
     assert [c.status for c in of(run.commands, UpdateWorkflowRunStatus)] == ["S"]
     assert run.state.phase == "finalizing"
+
+
+# --- known core bugs (strict xfail: they start passing when the core is fixed) -------------
 
 
 @pytest.mark.xfail(strict=True, reason="core bug: a fallback queue missing from AttachStarted.queues "

@@ -423,8 +423,8 @@ def adaptive(max_batch_size: int = 10) -> SwarmConfig:
         (10, 5.0, 6),  # 10 tasks took 5 s: rate target 2, blended (2 + 10) / 2
         (10, 1e-9, 10),  # very fast: capped at max_batch_size
         (10, 0.5, 10),  # blended 15, capped
-        (4, 0.5, 6),  # blended (8 + 4) / 2
-        (1, 1e6, 1),  # very slow: never below 1
+        (4, 0.5, 9),  # 4 tasks in 0.5 s: rate target 8, blended with the current 10
+        (1, 1e6, 5),  # very slow: halves toward the (near-zero) rate target
     ],
 )
 def test_adaptive_batch_size_moves_within_bounds(n_tasks, duration, expected):

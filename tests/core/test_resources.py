@@ -137,11 +137,6 @@ def test_coerce_returns_the_same_object_when_nothing_changes():
     assert coerce(requested, BOUNDS["small"]) is requested
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: coerce casts a clamped value back to int by truncation (int(0.5) == 0), "
-    "so an int below a fractional lower bound stays below it",
-)
 def test_coerced_resources_are_valid_on_their_queue_even_with_fractional_bounds():
     bounds = {"memory": (0.5, 10.0)}
     assert is_valid(coerce(req(memory=0), bounds), bounds)
@@ -158,7 +153,8 @@ def test_validated_coerces_onto_the_current_queue():
 
 def test_first_valid_queue_wins_with_values_unchanged():
     # 20 is invalid on small, valid on medium (and on big): medium wins, memory stays 20.
-    assert choose_queue(req(memory=20), "small", ["medium", "big"], BOUNDS) == Resources("medium", req(memory=20))
+    out = choose_queue(req(memory=20), "small", ["medium", "big"], BOUNDS)
+    assert out == Resources("medium", req(memory=20))
 
 
 def test_current_queue_wins_when_valid():
@@ -352,8 +348,8 @@ def test_callable_scale_is_evaluated_when_the_task_enters_adjusting():
     state, out = feed(state, answers[0])
     assert out == [
         EvaluateResources(
-            command_id=out[0].command_id, task_id=1, purpose="resource_scales", callables=(("memory", "grow"),),
-            requested=Resources("all.q", R1).requested,
+            command_id=out[0].command_id, task_id=1, purpose="resource_scales",
+            callables=(("memory", "grow"),), requested=Resources("all.q", R1).requested,
         )
     ]
     assert ready_ids(state) == []
