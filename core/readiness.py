@@ -65,24 +65,31 @@ def initial_fringe(tx: Tx) -> None:
     Order within each step is topology order; Jobmon uses set order (about ascending id).
     """
     initial = tx.topo.initial_status
-    for i, s in enumerate(initial):
-        if s == "A":
-            make_adjusted_ready(tx, i, front=False)
+    i = initial.find("A")
+    while i >= 0:
+        make_adjusted_ready(tx, i, front=False)
+        i = initial.find("A", i + 1)
     num_upstreams = tx.topo.num_upstreams
     upstream_done = tx.upstream_done
+    plain = not tx.topo.compute_resources_of
     for i, s in enumerate(initial):
         if s == "G" and upstream_done[i] == num_upstreams[i]:
-            make_ready(tx, i)
+            if plain:
+                enqueue(tx, i)
+            else:
+                make_ready(tx, i)
 
 
 def count_initial_upstreams_done(tx: Tx) -> None:
     """Tasks DONE before this run count for their downstreams (``compute_initial_...``)."""
-    downstream = tx.topo.downstream
+    topo = tx.topo
+    offsets, flat = topo.down_offsets, topo.down_flat
     upstream_done = tx.upstream_done
-    for i, s in enumerate(tx.topo.initial_status):
-        if s == "D":
-            for d in downstream[i]:
-                upstream_done[d] += 1
+    i = topo.initial_status.find("D")
+    while i >= 0:
+        for k in range(offsets[i], offsets[i + 1]):
+            upstream_done[flat[k]] += 1
+        i = topo.initial_status.find("D", i + 1)
 
 
 def propagate_done(tx: Tx, index: int) -> None:
@@ -92,7 +99,9 @@ def propagate_done(tx: Tx, index: int) -> None:
     num_upstreams = topo.num_upstreams
     status = tx.status
     place = tx.place
-    for d in topo.downstream[index]:
+    flat = topo.down_flat
+    for k in range(topo.down_offsets[index], topo.down_offsets[index + 1]):
+        d = flat[k]
         done = upstream_done[d] + 1
         upstream_done[d] = done
         if done == num_upstreams[d] and place[d] == NOWHERE and status[d] == "G":

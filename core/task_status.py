@@ -29,6 +29,7 @@ from swarmfold.core.readiness import (
 )
 from swarmfold.core.state import NOWHERE, Tx, in_ready_queue
 from swarmfold.core.statuses import ACTIVE, TASK_STATUSES
+from swarmfold.core.topology import DenseIndex
 
 _QUEUEABLE = ("G", "A")
 
@@ -36,7 +37,10 @@ _QUEUEABLE = ("G", "A")
 def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: str) -> int:
     """Apply ``{status: [task_id, ...]}``; return how many tasks changed status."""
     topo = tx.topo
-    get_index = topo.index_of.get
+    index_of = topo.index_of
+    get_index = index_of.get
+    dense = isinstance(index_of, DenseIndex)
+    first, n_tasks = (index_of.first, index_of.n) if dense else (0, 0)  # type: ignore[attr-defined]
     array_of = topo.array_of
     status = tx.status
     place = tx.place
@@ -62,9 +66,14 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
         olds: list[str] = []
         moved: dict[str, int] = {}
         for task_id in task_ids:
-            i = get_index(task_id)
-            if i is None:
-                continue
+            if dense:
+                i = task_id - first
+                if i < 0 or i >= n_tasks:
+                    continue
+            else:
+                i = get_index(task_id)
+                if i is None:
+                    continue
             old = status[i]
             if old == code:
                 if code_queueable and place[i] == NOWHERE:

@@ -8,7 +8,10 @@ mutated after it is built.
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 
 from attrs import field, frozen
@@ -104,6 +107,34 @@ class TaskSpec:
     compute_resources: str | None = None
 
 
+def _int_array(value: Any) -> array[int]:
+    return value if isinstance(value, array) and value.typecode == "q" else array("q", value)
+
+
+@frozen
+class TaskTable:
+    """Columnar tasks, for very large workflows: one entry per task in every column.
+
+    ``upstream_ids[upstream_offsets[i]:upstream_offsets[i + 1]]`` are the upstreams of the
+    ``i``-th task (``upstream_offsets`` has one more entry than there are tasks).
+    ``statuses`` holds one status letter per task, ``""`` meaning all REGISTERING;
+    ``max_attempts`` empty means 3 for every task. Tasks needing their own scales, fallback
+    queues or callables go in ``TopologySpec.tasks`` instead. About 40 bytes per task,
+    against about 250 for a ``TaskSpec``.
+    """
+
+    task_ids: Sequence[int] = field(converter=_int_array)
+    array_ids: Sequence[int] = field(converter=_int_array)
+    resource_set_ids: Sequence[int] = field(converter=_int_array)
+    upstream_offsets: Sequence[int] = field(converter=_int_array)
+    upstream_ids: Sequence[int] = field(converter=_int_array)
+    statuses: str = ""
+    max_attempts: Sequence[int] = field(factory=tuple, converter=_int_array)
+
+    def __len__(self) -> int:
+        return len(self.task_ids)
+
+
 @frozen
 class TopologySpec:
     """Everything static about a workflow run."""
@@ -116,25 +147,78 @@ class TopologySpec:
     default_resource_scales: tuple[tuple[str, Scale], ...] = field(
         default=DEFAULT_RESOURCE_SCALES, converter=_scales
     )
+    #: Columnar tasks; they come before ``tasks`` in index order.
+    task_table: TaskTable | None = None
+
+    @property
+    def task_count(self) -> int:
+        return len(self.tasks) + (len(self.task_table) if self.task_table is not None else 0)
+
+
+class SparseColumn(Sequence[Any]):
+    """A per-task column where almost every task has the same value."""
+
+    __slots__ = ("default", "values", "n")
+
+    def __init__(self, default: Any, values: Mapping[int, Any], n: int) -> None:
+        self.default = default
+        self.values = values
+        self.n = n
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.n))]
+        return self.values.get(index, self.default)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SparseColumn):
+            return (self.default, dict(self.values), self.n) == (other.default, dict(other.values), other.n)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Rows(Sequence[tuple[int, ...]]):
+    """Rows of a compressed sparse row table: ``rows[i]`` is a tuple of ints."""
+
+    __slots__ = ("offsets", "flat")
+
+    def __init__(self, offsets: array[int], flat: array[int]) -> None:
+        self.offsets = offsets
+        self.flat = flat
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return tuple(self.flat[self.offsets[index]:self.offsets[index + 1]])
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
 
 
 @frozen(eq=False)
 class Topology:
     """Dense, index-addressed static data. Index ``i`` is the ``i``-th task of the spec.
 
-    Compared by identity: every state of one run shares the same object.
+    Compared by identity: every state of one run shares the same object. Edges are stored
+    as compressed sparse rows: the downstream indexes of task ``i`` are
+    ``down_flat[down_offsets[i]:down_offsets[i + 1]]`` (``downstream[i]`` as a tuple).
     """
 
-    task_ids: tuple[int, ...]
+    task_ids: Sequence[int]
     index_of: Mapping[int, int]
     array_of: tuple[int, ...]
     resources_of: tuple[Resources, ...]
-    num_upstreams: tuple[int, ...]
-    downstream: tuple[tuple[int, ...], ...]
-    initial_status: tuple[str, ...]
-    max_attempts: tuple[int, ...]
-    scales_of: tuple[tuple[tuple[str, Scale], ...], ...]
-    fallbacks_of: tuple[tuple[str, ...], ...]
+    num_upstreams: Sequence[int]
+    down_offsets: array[int]
+    down_flat: array[int]
+    initial_status: str
+    max_attempts: Sequence[int]
+    scales_of: Sequence[tuple[tuple[str, Scale], ...]]
+    fallbacks_of: Sequence[tuple[str, ...]]
     compute_resources_of: Mapping[int, str]
     array_ids: tuple[int, ...]
     array_names: Mapping[int, str]
@@ -148,13 +232,23 @@ class Topology:
     def size(self) -> int:
         return len(self.task_ids)
 
+    @property
+    def downstream(self) -> Rows:
+        return Rows(self.down_offsets, self.down_flat)
+
     def upstreams_of(self, index: int) -> tuple[int, ...]:
         """Upstream indexes of one task (a scan: for explanations, not hot paths)."""
-        return tuple(i for i, downs in enumerate(self.downstream) if index in downs)
+        off, flat = self.down_offsets, self.down_flat
+        return tuple(
+            i for i in range(len(off) - 1) if index in flat[off[i]:off[i + 1]]
+        )
 
 
 def build_topology(spec: TopologySpec) -> Topology:
-    """Validate ``spec`` and build the dense topology. Raises ``InvalidTopology``."""
+    """Validate ``spec`` and build the dense topology. Raises ``InvalidTopology``.
+
+    Errors name the task (its position and id) and the offending value.
+    """
     queues = {q.name: q for q in spec.queues}
     if len(queues) != len(spec.queues):
         raise InvalidTopology(f"duplicate queue name in queues: {_duplicates(q.name for q in spec.queues)}")
@@ -171,77 +265,46 @@ def build_topology(spec: TopologySpec) -> Topology:
         # Coerce once per resource set: every task of the set shares one object (spec §5.1).
         resource_sets[rs.resource_set_id] = validated(Resources(rs.queue, rs.requested), bounds_of)
 
-    tasks = spec.tasks
-    n = len(tasks)
-    task_ids = tuple(t.task_id for t in tasks)
+    cols = _columns(spec)
+    task_ids = cols.task_ids
+    n = len(task_ids)
     index_of = _index_of(task_ids)
 
-    array_of = [0] * n
-    resources_of: list[Resources] = [None] * n  # type: ignore[list-item]
-    num_upstreams = [0] * n
-    downstream_lists: list[list[int] | None] = [None] * n
-    initial_status = [""] * n
-    max_attempts = [0] * n
-    scales_of: list[tuple[tuple[str, Scale], ...]] = [spec.default_resource_scales] * n
-    fallbacks_of: list[tuple[str, ...]] = [()] * n
-    compute_resources_of: dict[int, str] = {}
-    get_index = index_of.get
-    for i, t in enumerate(tasks):
-        if t.array_id not in arrays:
-            raise InvalidTopology(f"tasks[{i}] (task {t.task_id}): unknown array_id {t.array_id}")
-        res = resource_sets.get(t.resource_set_id)
-        if res is None:
-            raise InvalidTopology(
-                f"tasks[{i}] (task {t.task_id}): unknown resource_set_id {t.resource_set_id}"
-            )
-        if t.status not in TASK_STATUSES:
-            raise InvalidTopology(f"tasks[{i}] (task {t.task_id}): unknown status {t.status!r}")
-        array_of[i] = t.array_id
-        resources_of[i] = res
-        initial_status[i] = t.status
-        max_attempts[i] = t.max_attempts
-        if t.resource_scales is not None:
-            scales_of[i] = t.resource_scales
-        if t.fallback_queues is not None:
-            if queues:
-                for q in t.fallback_queues:
-                    if q not in queues:
-                        raise InvalidTopology(
-                            f"tasks[{i}] (task {t.task_id}): unknown fallback queue {q!r}"
-                        )
-            fallbacks_of[i] = t.fallback_queues
-        if t.compute_resources is not None:
-            compute_resources_of[i] = t.compute_resources
-        ups = t.upstream_ids
-        if ups:
-            if len(ups) > 1 and len(set(ups)) != len(ups):
-                ups = tuple(dict.fromkeys(ups))
-            for up in ups:
-                j = get_index(up)
-                if j is None:
-                    raise InvalidTopology(f"tasks[{i}] (task {t.task_id}): unknown upstream task id {up}")
-                lst = downstream_lists[j]
-                if lst is None:
-                    downstream_lists[j] = [i]
-                else:
-                    lst.append(i)
-            num_upstreams[i] = len(ups)
+    def where(i: int) -> str:
+        return f"tasks[{i}] (task {task_ids[i]})"
 
-    empty: tuple[int, ...] = ()
-    downstream = tuple(empty if d is None else tuple(d) for d in downstream_lists)
-    _reject_cycles(num_upstreams, downstream, tasks)
+    for bad in set(cols.array_ids).difference(arrays):
+        raise InvalidTopology(f"{where(cols.array_ids.index(bad))}: unknown array_id {bad}")
+    for bad in set(cols.resource_set_ids).difference(resource_sets):
+        i = cols.resource_set_ids.index(bad)
+        raise InvalidTopology(f"{where(i)}: unknown resource_set_id {bad}")
+    for bad in set(cols.statuses).difference(TASK_STATUSES):
+        raise InvalidTopology(f"{where(cols.statuses.index(bad))}: unknown status {bad!r}")
+    for i, queue_names in cols.fallbacks.items():
+        for q in queue_names:
+            if queues and q not in queues:
+                raise InvalidTopology(f"{where(i)}: unknown fallback queue {q!r}")
+
+    up_offsets, up_flat = cols.upstream_offsets, cols.upstream_ids
+    up_index = _upstream_indexes(up_flat, up_offsets, index_of, where)
+    num_upstreams = array("q", [up_offsets[i + 1] - up_offsets[i] for i in range(n)])
+    down_offsets, down_flat, forward_only = _reverse_edges(n, up_offsets, up_index)
+    if not forward_only:
+        _reject_cycles(num_upstreams, down_offsets, down_flat, task_ids)
+    rs_of = {rs_id: res for rs_id, res in resource_sets.items()}
     return Topology(
         task_ids=task_ids,
         index_of=index_of,
-        array_of=tuple(array_of),
-        resources_of=tuple(resources_of),
-        num_upstreams=tuple(num_upstreams),
-        downstream=downstream,
-        initial_status=tuple(initial_status),
-        max_attempts=tuple(max_attempts),
-        scales_of=tuple(scales_of),
-        fallbacks_of=tuple(fallbacks_of),
-        compute_resources_of=compute_resources_of,
+        array_of=tuple(cols.array_ids),
+        resources_of=tuple(map(rs_of.__getitem__, cols.resource_set_ids)),
+        num_upstreams=num_upstreams,
+        down_offsets=down_offsets,
+        down_flat=down_flat,
+        initial_status=cols.statuses,
+        max_attempts=cols.max_attempts,
+        scales_of=SparseColumn(spec.default_resource_scales, cols.scales, n),
+        fallbacks_of=SparseColumn((), cols.fallbacks, n),
+        compute_resources_of=cols.compute_resources,
         array_ids=tuple(sorted(arrays)),
         array_names={a.array_id: (a.name or f"array_{a.array_id}") for a in spec.arrays},
         array_limits={a.array_id: a.limit for a in spec.arrays},
@@ -250,6 +313,134 @@ def build_topology(spec: TopologySpec) -> Topology:
         cluster_ids={q.name: q.cluster_id for q in spec.queues},
         workflow_limit=spec.workflow_limit,
     )
+
+
+@frozen
+class _Columns:
+    task_ids: Sequence[int]
+    array_ids: Sequence[int]
+    resource_set_ids: Sequence[int]
+    upstream_offsets: Sequence[int]
+    upstream_ids: Sequence[int]
+    statuses: str
+    max_attempts: Sequence[int]
+    scales: dict[int, tuple[tuple[str, Scale], ...]]
+    fallbacks: dict[int, tuple[str, ...]]
+    compute_resources: dict[int, str]
+
+
+def _columns(spec: TopologySpec) -> _Columns:
+    """Every task as columns: the task table first, then the ``TaskSpec`` rows."""
+    table, rows = spec.task_table, spec.tasks
+    if table is not None and not rows:
+        k = len(table)
+        _check_table(table)
+        return _Columns(
+            table.task_ids, table.array_ids, table.resource_set_ids,
+            table.upstream_offsets, table.upstream_ids,
+            table.statuses or "G" * k,
+            table.max_attempts if len(table.max_attempts) else array("q", [3]) * k,
+            {}, {}, {},
+        )
+    k = 0 if table is None else len(table)
+    task_ids = array("q", table.task_ids if table else ())
+    array_ids = array("q", table.array_ids if table else ())
+    rs_ids = array("q", table.resource_set_ids if table else ())
+    up_offsets = array("q", table.upstream_offsets if table else (0,))
+    up_ids = array("q", table.upstream_ids if table else ())
+    statuses = (table.statuses or "G" * k) if table else ""
+    max_attempts = array("q", (table.max_attempts if len(table.max_attempts) else [3] * k) if table else ())
+    if table is not None:
+        _check_table(table)
+    scales: dict[int, tuple[tuple[str, Scale], ...]] = {}
+    fallbacks: dict[int, tuple[str, ...]] = {}
+    compute: dict[int, str] = {}
+    task_ids.extend(t.task_id for t in rows)
+    array_ids.extend(t.array_id for t in rows)
+    rs_ids.extend(t.resource_set_id for t in rows)
+    statuses += "".join(t.status if len(t.status) == 1 else "?" for t in rows)
+    max_attempts.extend(t.max_attempts for t in rows)
+    end = up_offsets[-1]
+    for i, t in enumerate(rows, start=k):
+        ups = t.upstream_ids
+        if ups:
+            up_ids.extend(ups)
+            end += len(ups)
+        up_offsets.append(end)
+        if t.resource_scales is not None:
+            scales[i] = t.resource_scales
+        if t.fallback_queues is not None:
+            fallbacks[i] = t.fallback_queues
+        if t.compute_resources is not None:
+            compute[i] = t.compute_resources
+        if len(t.status) != 1:
+            raise InvalidTopology(f"tasks[{i}] (task {t.task_id}): unknown status {t.status!r}")
+    return _Columns(tuple(task_ids), array_ids, rs_ids, up_offsets, up_ids, statuses,
+                    tuple(max_attempts), scales, fallbacks, compute)
+
+
+def _check_table(table: TaskTable) -> None:
+    k = len(table)
+    for name in ("array_ids", "resource_set_ids"):
+        if len(getattr(table, name)) != k:
+            raise InvalidTopology(f"task_table.{name}: {len(getattr(table, name))} entries for {k} tasks")
+    if len(table.upstream_offsets) != k + 1:
+        raise InvalidTopology(
+            f"task_table.upstream_offsets: {len(table.upstream_offsets)} entries, expected {k + 1}"
+        )
+    if table.statuses and len(table.statuses) != k:
+        raise InvalidTopology(f"task_table.statuses: {len(table.statuses)} letters for {k} tasks")
+    if len(table.max_attempts) not in (0, k):
+        raise InvalidTopology(f"task_table.max_attempts: {len(table.max_attempts)} entries for {k} tasks")
+    off = table.upstream_offsets
+    if k and (off[0] != 0 or off[k] != len(table.upstream_ids) or any(
+        b < a for a, b in zip(off, off[1:], strict=False)
+    )):
+        raise InvalidTopology("task_table.upstream_offsets: must start at 0, never decrease and "
+                              "end at len(upstream_ids)")
+
+
+def _upstream_indexes(
+    up_flat: Sequence[int], up_offsets: Sequence[int], index_of: Mapping[int, int],
+    where: Any,
+) -> array[int]:
+    """Upstream ids as task indexes; an unknown id is reported with the task that names it."""
+    if isinstance(index_of, DenseIndex):
+        first, n = index_of.first, index_of.n
+        if not up_flat or (min(up_flat) >= first and max(up_flat) < first + n):
+            return array("q", [u - first for u in up_flat])
+    get = index_of.get
+    out = array("q", [get(u, -1) for u in up_flat])
+    if -1 in out:
+        k = out.index(-1)
+        i = bisect_right(up_offsets, k) - 1
+        raise InvalidTopology(f"{where(i)}: unknown upstream task id {up_flat[k]}")
+    return out
+
+
+def _reverse_edges(
+    n: int, up_offsets: Sequence[int], up_index: array[int]
+) -> tuple[array[int], array[int], bool]:
+    """Downstream rows from upstream rows; also whether every edge points forward."""
+    degree = array("q", [0]) * (n + 1)
+    for j in up_index:
+        degree[j + 1] += 1
+    offsets = array("q", accumulate(degree))
+    position = array("q", offsets)
+    flat = array("q", [0]) * len(up_index)
+    forward = True
+    k = 0
+    for i in range(n):
+        end = up_offsets[i + 1]
+        while k < end:
+            j = up_index[k]
+            k += 1
+            if j >= i:
+                forward = False
+            p = position[j]
+            flat[p] = i
+            position[j] = p + 1
+    return offsets, flat, forward
 
 
 class DenseIndex(Mapping[int, int]):
@@ -280,8 +471,15 @@ class DenseIndex(Mapping[int, int]):
     def __len__(self) -> int:
         return self.n
 
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DenseIndex):
+            return (self.first, self.n) == (other.first, other.n)
+        return super().__eq__(other)
 
-def _index_of(task_ids: tuple[int, ...]) -> Mapping[int, int]:
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _index_of(task_ids: Sequence[int]) -> Mapping[int, int]:
     """A dense index when ids are consecutive, else a dict; rejects duplicate ids."""
     n = len(task_ids)
     if n and task_ids[-1] - task_ids[0] == n - 1 and all(
@@ -307,7 +505,7 @@ def _duplicates(values: Iterable[object]) -> list[object]:
 
 
 def _reject_cycles(
-    num_upstreams: Sequence[int], downstream: Sequence[tuple[int, ...]], tasks: Sequence[TaskSpec]
+    num_upstreams: Sequence[int], offsets: Sequence[int], flat: Sequence[int], task_ids: Sequence[int]
 ) -> None:
     """Kahn's algorithm; on a cycle, raise naming the task ids on one cycle."""
     remaining = list(num_upstreams)
@@ -316,20 +514,21 @@ def _reject_cycles(
     while stack:
         i = stack.pop()
         visited += 1
-        for d in downstream[i]:
+        for k in range(offsets[i], offsets[i + 1]):
+            d = flat[k]
             remaining[d] -= 1
             if remaining[d] == 0:
                 stack.append(d)
     if visited == len(remaining):
         return
-    cycle = _find_cycle([i for i, k in enumerate(remaining) if k > 0], downstream)
-    ids = [tasks[i].task_id for i in cycle]
+    cycle = _find_cycle([i for i, k in enumerate(remaining) if k > 0], offsets, flat)
+    ids = [task_ids[i] for i in cycle]
     raise InvalidTopology(
         "dependency cycle among tasks: " + " -> ".join(str(t) for t in [*ids, ids[0]])
     )
 
 
-def _find_cycle(stuck: list[int], downstream: Sequence[tuple[int, ...]]) -> list[int]:
+def _find_cycle(stuck: list[int], offsets: Sequence[int], flat: Sequence[int]) -> list[int]:
     """Walk upstream among tasks left with unmet upstreams until a node repeats.
 
     Every such task has at least one such upstream, so the walk must close a cycle.
@@ -338,7 +537,8 @@ def _find_cycle(stuck: list[int], downstream: Sequence[tuple[int, ...]]) -> list
     in_stuck = set(stuck)
     upstreams: dict[int, list[int]] = {}
     for u in stuck:
-        for d in downstream[u]:
+        for k in range(offsets[u], offsets[u + 1]):
+            d = flat[k]
             if d in in_stuck:
                 upstreams.setdefault(d, []).append(u)
     position: dict[int, int] = {}

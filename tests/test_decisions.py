@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pytest
+
 from swarmfold.core import (
     ArraySpec,
     InvalidTopology,

@@ -36,6 +36,7 @@ ALLOWED = frozenset(
         "pyrsistent",
         "heapq",
         "bisect",
+        "array",
         "swarmfold",
     }
 )
