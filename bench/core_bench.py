@@ -31,7 +31,7 @@ def run_one(n: int, seed: int = 0) -> dict[str, object]:
     from swarmfold.shell.workload import reference_workload
 
     t0 = time.perf_counter()
-    spec = reference_workload(n, seed=seed)
+    spec = reference_workload(n, seed=seed, columnar=True)
     build_s = time.perf_counter() - t0
     # The reference server completes 1,000 tasks per sync: lift the run timeout out of the way.
     config = SwarmConfig(timeout=1e9)

@@ -10,6 +10,7 @@ upstreams only, as in Jobmon.
 from __future__ import annotations
 
 from swarmfold.core.commands import LoadEdgeChunk, LoadTaskChunk
+from swarmfold.core.errors import InvalidTopology
 from swarmfold.core.events import AttachStarted, EdgeRow, TaskRow
 from swarmfold.core.lifecycle import fail_before_start, set_up
 from swarmfold.core.state import ATTACHING, AttachProgress, PendingChunk, Tx
@@ -90,7 +91,10 @@ def _next_edges_or_build(tx: Tx, at: float) -> None:
         return
     spec = spec_from_rows(p)
     tx.attach = None
-    set_up(tx, at, spec, workflow_limit=p.workflow_limit)
+    try:
+        set_up(tx, at, spec, workflow_limit=p.workflow_limit)
+    except InvalidTopology as exc:
+        fail_before_start(tx, at, "attach_failed", f"the loaded tasks cannot be run: {exc}")
 
 
 def spec_from_rows(p: AttachProgress) -> TopologySpec:
@@ -118,6 +122,8 @@ def spec_from_rows(p: AttachProgress) -> TopologySpec:
     for r in rows:
         arrays.setdefault(r.array_id, ArraySpec(r.array_id, limit=r.array_limit))
         queues.setdefault(r.queue_name, QueueSpec(r.queue_name))
+        for q in r.fallback_queues:
+            queues.setdefault(q, QueueSpec(q))
         key = (r.queue_name, r.requested_resources)
         rs = resource_sets.setdefault(key, len(resource_sets) + 1)
         tasks.append(TaskSpec(

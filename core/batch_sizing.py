@@ -28,7 +28,8 @@ def next_batch_size(
 
     A batch of ``observed`` tasks (default ``previous``) took ``elapsed`` seconds; the size
     that would take ``target`` seconds at that rate is ``observed * target / elapsed``.
-    The result is the moving average of that and ``previous``, rounded, clipped to ``[1, cap]`` and to ``remaining`` when given.
+    The result is the moving average of that and ``previous``, rounded, clipped to
+    ``[1, cap]`` and to ``remaining`` when given.
     Non-finite or negative inputs are treated as "no information" and keep ``previous``.
     """
     cap = max(1, int(cap))

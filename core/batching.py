@@ -63,7 +63,7 @@ def schedule(tx: Tx) -> int:
             break
         array_id, resources = best_key
         k = min(tx.batch_size, wf_cap, array_cap[array_id])
-        group, indexes = groups[best_key].take(k, is_live)
+        group, indexes = groups[best_key].take(k, place)
         group, head = group.live_head(is_live)
         if head is None:
             groups.remove(best_key)
@@ -103,7 +103,7 @@ def _send(tx: Tx, batch: PendingBatch, task_resources_id: int) -> None:
         QueueBatch,
         batch,
         array_id=batch.array_id,
-        task_ids=tuple(task_ids[i] for i in batch.indexes),
+        task_ids=tuple(map(task_ids.__getitem__, batch.indexes)),
         task_resources_id=task_resources_id,
         workflow_run_id=tx.workflow_run_id,
         cluster_id=tx.topo.cluster_ids.get(batch.resources.queue, 0),

@@ -21,6 +21,8 @@ from swarmfold.core.state import (
     DONE,
     EVALUATING,
     IN_FLIGHT,
+    NOWHERE,
+    RUNNING,
     PendingBatch,
     PendingBind,
     PendingEvaluation,
@@ -230,6 +232,26 @@ def _check_pending(state: SwarmState, r: _Report) -> None:
             r.add("parked", f"batches parked on {resources} but no binding is in progress")
         if resources in state.resources.bound:
             r.add("parked", f"batches parked on {resources}, which are already bound")
+
+
+def lost_tasks(state: SwarmState) -> list[str]:
+    """Tasks that should be in the ready queue but sit nowhere while the run is RUNNING.
+
+    A task that is ADJUSTING_RESOURCES, or REGISTERING, with every upstream DONE, must be
+    in the ready queue, in flight or being evaluated. This is not a consistency invariant
+    (the core heals such a task when a report names it again, at the latest with the
+    pre-exit full sync), but without faults that make the swarm's view stale it must hold.
+    """
+    topo = state.topology
+    if topo is None or state.phase != RUNNING:
+        return []
+    out = []
+    status, place, upstream_done = state.status, state.place, state.upstream_done
+    for i in range(len(status)):
+        if place[i] == NOWHERE and status[i] in QUEUEABLE and upstream_done[i] == topo.num_upstreams[i]:
+            out.append(f"lost_task: task {topo.task_ids[i]} ({status[i]}, all upstreams DONE) is neither "
+                       "queued nor in flight nor being evaluated")
+    return out
 
 
 # --- one decision's commands -----------------------------------------------------------------

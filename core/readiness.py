@@ -100,15 +100,31 @@ def propagate_done(tx: Tx, index: int) -> None:
     status = tx.status
     place = tx.place
     flat = topo.down_flat
+    plain = not topo.compute_resources_of
+    overrides = tx.resources.overrides
+    array_of = topo.array_of
+    resources_of = topo.resources_of
+    appended = tx.appended_back
     for k in range(topo.down_offsets[index], topo.down_offsets[index + 1]):
         d = flat[k]
         done = upstream_done[d] + 1
         upstream_done[d] = done
         if done == num_upstreams[d] and place[d] == NOWHERE and status[d] == "G":
-            if topo.compute_resources_of:
-                make_ready(tx, d)
+            if plain:
+                # enqueue(tx, d), inlined: this is the hottest path of a big run.
+                res = overrides[d] if overrides else None
+                key = (array_of[d], res if res is not None else resources_of[d])
+                seq = tx.next_back_seq
+                tx.next_back_seq = seq + 1
+                bucket = appended.get(key)
+                if bucket is None:
+                    appended[key] = [(seq << 32) | d]
+                else:
+                    bucket.append((seq << 32) | d)
+                place[d] = seq
+                tx.ready_count += 1
             else:
-                enqueue(tx, d)
+                make_ready(tx, d)
 
 
 def retract_done(tx: Tx, index: int) -> None:

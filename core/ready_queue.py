@@ -20,6 +20,7 @@ dropped when it reaches the head (lazy deletion).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from attrs import frozen
 from pyrsistent import PList, PVector, plist, pvector
@@ -90,21 +91,26 @@ class ReadyGroup:
             head += 1
         return ReadyGroup(front, _EMPTY_VECTOR, 0), None
 
-    def take(self, k: int, is_live: Callable[[Entry], bool]) -> tuple[ReadyGroup, list[int]]:
-        """Remove and return the indexes of the first ``k`` live entries."""
+    def take(self, k: int, place: Any) -> tuple[ReadyGroup, list[int]]:
+        """Remove and return the indexes of the first ``k`` live entries (live: ``place[i] == seq``)."""
         out: list[int] = []
         front, back, head = self.front, self.back, self.head
+        mask, bits = _INDEX_MASK, _INDEX_BITS
         while front and len(out) < k:
             entry = front.first
             front = front.rest
-            if is_live(entry):
-                out.append(entry & _INDEX_MASK)
+            i = entry & mask
+            if place[i] == entry >> bits:
+                out.append(i)
         n = len(back)
-        while head < n and len(out) < k:
+        want = k - len(out)
+        while head < n and want > 0:
             entry = back[head]
             head += 1
-            if is_live(entry):
-                out.append(entry & _INDEX_MASK)
+            i = entry & mask
+            if place[i] == entry >> bits:
+                out.append(i)
+                want -= 1
         if head >= n:
             return ReadyGroup(front, _EMPTY_VECTOR, 0), out
         return _compacted(front, back, head), out

@@ -16,6 +16,8 @@ Policies (see docs/decisions.md):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import compress, repeat
+from operator import ne
 from typing import Any
 
 from swarmfold.core.readiness import (
@@ -32,6 +34,18 @@ from swarmfold.core.statuses import ACTIVE, TASK_STATUSES
 from swarmfold.core.topology import DenseIndex
 
 _QUEUEABLE = ("G", "A")
+#: Above this many ids per status, filter out unchanged tasks with C-level maps first:
+#: a full sync reports every task, and almost all of them are unchanged.
+_BULK = 64
+
+
+def _differing(task_ids: Sequence[int], code: str, status: Any, first: int, n: int) -> Sequence[int]:
+    """The ids (dense index) whose current status is not ``code``, in report order."""
+    indexes = list(map(first.__rsub__, task_ids))
+    if indexes and (min(indexes) < 0 or max(indexes) >= n):
+        return task_ids  # unknown ids present: let the plain loop skip them
+    differs = map(ne, map(status.__getitem__, indexes), repeat(code))
+    return list(compress(task_ids, differs))
 
 
 def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: str) -> int:
@@ -65,6 +79,8 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
         indexes: list[int] = []
         olds: list[str] = []
         moved: dict[str, int] = {}
+        if dense and not code_queueable and len(task_ids) > _BULK:
+            task_ids = _differing(task_ids, code, status, first, n_tasks)
         for task_id in task_ids:
             if dense:
                 i = task_id - first

@@ -278,8 +278,9 @@ def build_topology(spec: TopologySpec) -> Topology:
     for bad in set(cols.resource_set_ids).difference(resource_sets):
         i = cols.resource_set_ids.index(bad)
         raise InvalidTopology(f"{where(i)}: unknown resource_set_id {bad}")
-    for bad in set(cols.statuses).difference(TASK_STATUSES):
-        raise InvalidTopology(f"{where(cols.statuses.index(bad))}: unknown status {bad!r}")
+    for bad_status in set(cols.statuses).difference(TASK_STATUSES):
+        i = cols.statuses.index(bad_status)
+        raise InvalidTopology(f"{where(i)}: unknown status {bad_status!r}")
     for i, queue_names in cols.fallbacks.items():
         for q in queue_names:
             if queues and q not in queues:

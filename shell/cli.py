@@ -1,8 +1,8 @@
 """The ``swarmfold`` command line.
 
 Subcommands register themselves in ``build_parser``; each is a function
-``(args) -> exit code``. For now there is ``fold``: drive a scenario file through the core
-against the instant fake server on a virtual clock.
+``(args) -> exit code``. ``fold`` drives a scenario file through the core against the instant fake server
+on a virtual clock (``--log FILE`` records it); ``replay`` and ``explain`` read event logs.
 
 Exit codes: 0 the run ended DONE; 1 it ended otherwise; 2 bad input (file, JSON, fields).
 """
@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from attrs import frozen
 
@@ -102,12 +102,26 @@ def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
     except ScenarioError as exc:
         print(f"swarmfold fold: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    writer = None
+    if args.log is not None:
+        from swarmfold.shell.eventlog import EventLogWriter, LogLocked, new_header
+
+        header = new_header(
+            "fold", scenario.workflow_id, scenario.workflow_run_id, scenario.config,
+            extra={"scenario": str(args.scenario)},
+        )
+        try:
+            writer = EventLogWriter(args.log, header)
+        except (LogLocked, OSError) as exc:
+            print(f"swarmfold fold: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     try:
         result = drive(
             scenario.topology,
             scenario.config,
             workflow_id=scenario.workflow_id,
             workflow_run_id=scenario.workflow_run_id,
+            record=None if writer is None else _log_recorder(writer),
         )
     except (InvalidTopology, InvalidConfig) as exc:
         print(f"swarmfold fold: error: {args.scenario}: {exc}", file=sys.stderr)
@@ -115,6 +129,9 @@ def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
     except DriveError as exc:
         print(f"swarmfold fold: error: {exc}", file=sys.stderr)
         return EXIT_NOT_DONE
+    finally:
+        if writer is not None:
+            writer.close()
     outcome = result.outcome
     if outcome is None:  # no max_events here, so this cannot happen
         print("swarmfold fold: error: the run did not end", file=sys.stderr)
@@ -137,6 +154,26 @@ def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if summary.final_status == RunStatus.DONE else EXIT_NOT_DONE
 
 
+def _log_recorder(writer: Any) -> Any:
+    from swarmfold.shell.eventlog import LogRecorder
+
+    return LogRecorder(writer)
+
+
+def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
+    """``swarmfold replay LOG [--until N] [--show-state] [--drift] [--json]``."""
+    from swarmfold.shell.replay import main as replay_main
+
+    return replay_main(args, out)
+
+
+def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
+    """``swarmfold explain LOG --task ID [--at N] [--json]``."""
+    from swarmfold.shell.explain import main as explain_main
+
+    return explain_main(args, out)
+
+
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
 
@@ -155,7 +192,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fold.add_argument("scenario", metavar="SCENARIO", help="scenario JSON file")
     fold.add_argument("--json", action="store_true", help="print the RunSummary as JSON")
+    fold.add_argument("--log", metavar="FILE", help="record every decide step in an event log (JSONL)")
     fold.set_defaults(handler=cmd_fold)
+
+    replay = sub.add_parser(
+        "replay",
+        help="re-fold an event log and check that the core makes the same decisions",
+        description="Re-fold an event log through the core and compare every decision. Exit 0: "
+        "the same decisions; 1: a divergence (the first differing record is shown); 2: "
+        "unreadable input (the line and field are named).",
+    )
+    replay.add_argument("log", metavar="LOG", help="event log (JSONL)")
+    replay.add_argument("--until", type=int, metavar="N", help="stop after record N")
+    replay.add_argument("--show-state", action="store_true", help="print a summary of the state reached")
+    replay.add_argument("--drift", action="store_true", help="list what every full sync found")
+    replay.add_argument("--json", action="store_true", help="print the result as JSON")
+    replay.set_defaults(handler=cmd_replay)
+
+    explain = sub.add_parser(
+        "explain",
+        help="say why a task is or is not running at a point of a recorded run",
+        description="Replay an event log up to record N (default: the end) and explain one task: "
+        "upstreams not DONE, the binding limit, queue position, attempts, history, resources.",
+    )
+    explain.add_argument("log", metavar="LOG", help="event log (JSONL)")
+    explain.add_argument("--task", type=int, required=True, metavar="ID", help="task id")
+    explain.add_argument("--at", type=int, metavar="N", help="explain the state after record N")
+    explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    explain.set_defaults(handler=cmd_explain)
     return parser
 
 

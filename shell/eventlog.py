@@ -327,15 +327,21 @@ def _show(value: Any) -> str:
 
 def _parse_json(path: str, line_no: int, raw: bytes, torn: bool) -> Any:
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8"))
     except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            detail = f"{exc.msg} at column {exc.colno}"
+        elif isinstance(exc, UnicodeDecodeError):
+            detail = f"not UTF-8: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
+        else:
+            detail = str(exc)
         if torn:
             raise LogError(
                 path, line_no, "$",
-                f"torn last line: {len(raw)} byte(s) with no newline, not a whole record "
-                f"(the writer stopped mid-line): {exc}",
+                f"torn last line: {len(raw)} byte(s) and no newline, not a whole record "
+                f"(the writer stopped mid-line); invalid JSON: {detail}",
             ) from None
-        raise LogError(path, line_no, "$", f"invalid JSON: {exc}") from None
+        raise LogError(path, line_no, "$", f"invalid JSON: {detail}") from None
 
 
 def _parse_header(path: str, raw: bytes | None) -> LogHeader:

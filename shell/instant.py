@@ -130,7 +130,11 @@ class InstantServer:
         """A server holding ``spec``'s tasks at their initial statuses and its limits."""
         kwargs.setdefault("workflow_limit", spec.workflow_limit)
         kwargs.setdefault("array_limits", {a.array_id: a.limit for a in spec.arrays})
-        return cls({t.task_id: t.status for t in spec.tasks}, **kwargs)
+        statuses = {t.task_id: t.status for t in spec.tasks}
+        table = spec.task_table
+        if table is not None:
+            statuses.update(zip(table.task_ids, table.statuses or "G" * len(table), strict=True))
+        return cls(statuses, **kwargs)
 
     # --- the server operations ---------------------------------------------------------
 

@@ -255,6 +255,14 @@ def test_q1_error_recoverable_is_counted_not_active_and_not_a_crash() -> None:
     assert [c.task_ids for c in of(out, QueueBatch)] == [(1,)]
 
 
+def test_q1_a_run_left_with_only_error_recoverable_tasks_ends_after_a_full_sync() -> None:
+    run = start(topology(task(1, status="R"), task(2, up=[1])))
+    out = run.iterate(10.0, statuses={"E": [1]})
+    assert [c.since for c in of(out, FetchTaskStatuses)] == [T0, None]  # pre-exit full sync
+    out = run.answer(*SYNC_TYPES, at=10.0, statuses={"E": [1]})
+    assert only(out, UpdateWorkflowRunStatus).status == "E"
+
+
 # --- Q2: numeric max task id when attaching ------------------------------------------------
 
 
@@ -383,6 +391,19 @@ def test_q6_retry_delay_has_a_floor_of_a_tenth_of_a_second() -> None:
     hb = only(run.feed(TimerFired(0.1)), LogHeartbeat)
     run.feed(HeartbeatFailed(hb.command_id, 0.15, "timeout"))
     assert run.state.timing.next_heartbeat_at == pytest.approx(0.25)
+
+
+def test_q6_hanging_heartbeat_does_not_make_the_loop_spin_either() -> None:
+    run = start(topology(task(1, status="R")))
+    out = run.feed(TimerFired(10.0))
+    only(out, LogHeartbeat)  # sent at 10.0 and never answered
+    run.answer(*SYNC_TYPES, at=10.5)
+    out = run.feed(TimerFired(20.0))  # the next heartbeat would be due: one is still in flight
+    assert of(out, LogHeartbeat) == []
+    assert len(of(out, FetchTaskStatuses)) == 1
+    out = run.answer(*SYNC_TYPES, at=20.5)
+    assert of(out, *SYNC_TYPES) == []
+    assert run.state.timing.sync_due_at == 25.5  # 20.5 + max(0.1, 10/2)
 
 
 # --- Q7: a task is in the ready queue at most once -----------------------------------------
@@ -952,11 +973,9 @@ def test_stop_while_attaching_is_not_undone_by_the_chunk_answers() -> None:
     assert run.state.phase == "finalizing"
 
 
-# --- known core bugs (strict xfail: they start passing when the core is fixed) -------------
+# --- attaching to rows the core cannot use as given ------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a fallback queue missing from AttachStarted.queues "
-                   "raises InvalidTopology out of decide (core/attach.py spec_from_rows)")
 def test_attach_tolerates_fallback_queues_it_was_not_told_about() -> None:
     run, out = attach(SwarmConfig(chunk_size=10, heartbeat_interval=10.0))
     with_fallback = TaskRow(
@@ -967,3 +986,13 @@ def test_attach_tolerates_fallback_queues_it_was_not_told_about() -> None:
     out = run.feed(TaskChunkLoaded(only(out, LoadTaskChunk).command_id, 0.1, [with_fallback]))
     out = run.feed(EdgeChunkLoaded(only(out, LoadEdgeChunk).command_id, 0.2, [EdgeRow(1, 11, ())]))
     assert only(out, UpdateWorkflowRunStatus).status == "R"
+
+
+def test_attach_fails_cleanly_on_a_task_row_it_cannot_use() -> None:
+    run, out = attach(SwarmConfig(chunk_size=10, heartbeat_interval=10.0))
+    out = run.feed(TaskChunkLoaded(only(out, LoadTaskChunk).command_id, 0.1, [row(1, status="Z")]))
+    out = run.feed(EdgeChunkLoaded(only(out, LoadEdgeChunk).command_id, 0.2, [EdgeRow(1, 11, ())]))
+    fail = only(out, Fail)
+    assert fail.reason == "attach_failed"
+    assert "unknown status 'Z'" in fail.message
+    assert of(run.commands, UpdateWorkflowRunStatus) == []

@@ -1,0 +1,77 @@
+"""Tests of the shell's event log, replay, explain and drift; shared builders below."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from swarmfold.core.config import SwarmConfig
+from swarmfold.core.topology import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec
+from swarmfold.shell.cli import main
+from swarmfold.shell.eventlog import EventLogWriter, LogRecorder, new_header
+from swarmfold.shell.instant import DriveResult, InstantServer, drive
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "pipeline.json"
+RUNNER = "test-runner"
+CREATED = "2026-01-01T00:00:00+00:00"
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(argv, out=out)
+    return code, out.getvalue()
+
+
+def example_scenario() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(EXAMPLE.read_text())
+    return data
+
+
+def record_run(
+    path: Path,
+    spec: TopologySpec,
+    config: SwarmConfig | None = None,
+    *,
+    server: InstantServer | None = None,
+    workflow_id: int = 1,
+    workflow_run_id: int = 1,
+    max_events: int | None = None,
+) -> DriveResult:
+    """Drive ``spec`` on the instant server and record every decide step in ``path``."""
+    config = config or SwarmConfig()
+    header = new_header("fold", workflow_id, workflow_run_id, config, runner_id=RUNNER, created_at=CREATED)
+    with EventLogWriter(path, header) as writer:
+        return drive(
+            spec, config, server=server, record=LogRecorder(writer),
+            workflow_id=workflow_id, workflow_run_id=workflow_run_id, max_events=max_events,
+        )
+
+
+def small_spec(
+    *, array_limit: int = 1, workflow_limit: int | None = None, downstream_array_limit: int | None = None
+) -> TopologySpec:
+    """Array 1 (``first``, limit ``array_limit``) holds tasks 1-3; array 2 (``second``) holds
+    task 4, which depends on task 1, and task 5, which depends on tasks 2 and 4."""
+    second = ArraySpec(2, "second") if downstream_array_limit is None else ArraySpec(
+        2, "second", limit=downstream_array_limit
+    )
+    kwargs: dict[str, Any] = {} if workflow_limit is None else {"workflow_limit": workflow_limit}
+    return TopologySpec(
+        tasks=[
+            TaskSpec(1, 1, 1),
+            TaskSpec(2, 1, 1),
+            TaskSpec(3, 1, 1),
+            TaskSpec(4, 2, 1, upstream_ids=[1]),
+            TaskSpec(5, 2, 1, upstream_ids=[2, 4]),
+        ],
+        arrays=[ArraySpec(1, "first", limit=array_limit), second],
+        resource_sets=[ResourceSetSpec(1, "all.q", {"memory": 2, "runtime": 60})],
+        **kwargs,
+    )
+
+
+def lines_of(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)

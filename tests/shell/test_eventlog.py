@@ -1,0 +1,311 @@
+"""The event log file: header, records, byte stability, torn and corrupt lines, the lock."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from swarmfold.core.commands import Command, QueueBatch
+from swarmfold.core.config import SwarmConfig
+from swarmfold.core.events import Event, TimerFired
+from swarmfold.shell.cli import load_scenario
+from swarmfold.shell.codec import to_json
+from swarmfold.shell.eventlog import (
+    LOG_FORMAT,
+    LOG_VERSION,
+    EventLogWriter,
+    LogError,
+    LogLocked,
+    iter_log,
+    new_header,
+    read_header,
+    read_log,
+)
+from swarmfold.shell.instant import drive
+
+from . import CREATED, EXAMPLE, RUNNER, lines_of, record_run, run_cli, small_spec
+
+
+def _pipeline_log(path: Path) -> list[tuple[Event, tuple[Command, ...]]]:
+    """Record the example pipeline into ``path``; return what the driver saw."""
+    scenario = load_scenario(EXAMPLE)
+    steps: list[tuple[Event, tuple[Command, ...]]] = []
+    drive(scenario.topology, scenario.config, record=steps)
+    record_run(path, scenario.topology, scenario.config)
+    return steps
+
+
+def test_round_trip_keeps_every_event_and_command(tmp_path: Path) -> None:
+    path = tmp_path / "run.log"
+    steps = _pipeline_log(path)
+    log = read_log(path)
+    assert log.error is None
+    assert log.header.format == LOG_FORMAT and log.header.version == LOG_VERSION
+    assert log.header.runner_id == RUNNER and log.header.source == "fold"
+    assert log.header.config == json.loads(to_json(load_scenario(EXAMPLE).config))
+    assert [(r.event, r.commands) for r in log.records] == steps
+    assert [r.seq for r in log.records] == list(range(1, len(steps) + 1))
+    assert [r.line for r in log.records] == list(range(2, len(steps) + 2))
+    assert list(iter_log(path)) == list(log.records)
+    assert read_header(path) == log.header
+
+
+def test_record_line_is_the_codec_encoding_and_seq_counts_from_one(tmp_path: Path) -> None:
+    path = tmp_path / "run.log"
+    event = TimerFired(at=1.5, command_id=None)
+    command = QueueBatch(command_id=3, array_id=1, task_ids=(7, 8), task_resources_id=2, workflow_run_id=1)
+    with EventLogWriter(path, new_header("simulate", 1, 1, SwarmConfig(), runner_id="r")) as writer:
+        assert writer.record(event, (command,)) == 1
+        assert writer.record(event, ()) == 2
+        # Flushed at once: readable while the writer is still open.
+        assert len(read_log(path).records) == 2
+    lines = path.read_text().splitlines()
+    assert lines[1] == (
+        '{"commands":[' + to_json(command) + '],"event":' + to_json(event) + ',"runner_id":"r","seq":1}'
+    )
+    assert lines[2] == '{"commands":[],"event":' + to_json(event) + ',"runner_id":"r","seq":2}'
+
+
+def test_the_same_run_gives_a_byte_identical_log(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    _pipeline_log(a)
+    _pipeline_log(b)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_fold_log_records_are_byte_identical_apart_from_the_runner_id(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    assert run_cli(["fold", str(EXAMPLE), "--log", str(a)])[0] == 0
+    assert run_cli(["fold", str(EXAMPLE), "--log", str(b)])[0] == 0
+    ha, hb = read_header(a), read_header(b)
+    assert ha.runner_id != hb.runner_id  # one per process start
+    assert (ha.source, ha.workflow_id, ha.extra) == ("fold", 1, {"scenario": str(EXAMPLE)})
+    la, lb = lines_of(a), lines_of(b)
+    assert len(la) == len(lb) == 55  # header + 54 records (fold printed "events 54")
+    strip_a = [line.replace(ha.runner_id.encode(), b"R") for line in la[1:]]
+    strip_b = [line.replace(hb.runner_id.encode(), b"R") for line in lb[1:]]
+    assert strip_a == strip_b
+    # Every record of the fold replays from the log the CLI wrote.
+    assert [r.event for r in read_log(a).records] == [r.event for r in read_log(b).records]
+
+
+def test_torn_last_line_is_named_and_everything_before_it_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "run.log"
+    _pipeline_log(path)
+    whole = read_log(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 25])  # the writer died mid-line
+    log = read_log(path)
+    last_line = len(whole.records) + 1
+    assert log.error is not None
+    assert log.error.line == last_line
+    assert log.error.field == "$"
+    assert "torn last line" in log.error.message
+    assert str(log.error).startswith(f"{path}:{last_line}: $: torn last line")
+    assert log.records == whole.records[:-1]
+    with pytest.raises(LogError) as exc:
+        read_log(path, strict=True)
+    assert exc.value.line == last_line
+    with pytest.raises(LogError, match=f":{last_line}: "):
+        list(iter_log(path))
+
+
+def test_corrupt_middle_line_names_the_line_and_keeps_the_records_before(tmp_path: Path) -> None:
+    path = tmp_path / "run.log"
+    _pipeline_log(path)
+    lines = lines_of(path)
+    lines[9] = b'{"seq": 9, "event": {oops\n'
+    path.write_bytes(b"".join(lines))
+    log = read_log(path)
+    assert log.error is not None
+    assert (log.error.line, log.error.field) == (10, "$")
+    assert log.error.message.startswith("invalid JSON")
+    assert "torn" not in log.error.message
+    assert [r.seq for r in log.records] == list(range(1, 9))
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        (lambda r: r["event"].__setitem__("at", "x"), "$.event.at", "expected float, got 'x'"),
+        (lambda r: r["event"].pop("at"), "$.event.at", "required field missing"),
+        (lambda r: r["event"].__setitem__("type", "Nope"), "$.event.type", "unknown Event type 'Nope'"),
+        (
+            lambda r: r["commands"][0].__setitem__("task_ids", [101, "102"]),
+            "$.commands[0].task_ids[1]",
+            "expected int, got '102'",
+        ),
+        (lambda r: r.__setitem__("commands", {}), "$.commands", "expected an array"),
+        (lambda r: r.__setitem__("seq", 7), "$.seq", "expected 3"),
+        (lambda r: r.pop("event"), "$.event", "required field missing"),
+        (lambda r: r.__setitem__("extra", 1), "$", "unknown field(s): extra"),
+        (lambda r: r.__setitem__("runner_id", "other"), "$.runner_id", "expected 'test-runner'"),
+    ],
+)
+def test_a_bad_field_is_named_by_its_path(tmp_path: Path, edit, field: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "run.log"
+    _pipeline_log(path)
+    lines = lines_of(path)
+    record = json.loads(lines[3])  # record 3: ResourcesBound -> QueueBatch(101..105)
+    assert record["commands"][0]["type"] == "QueueBatch"
+    edit(record)
+    lines[3] = json.dumps(record).encode() + b"\n"
+    path.write_bytes(b"".join(lines))
+    log = read_log(path)
+    assert log.error is not None
+    assert log.error.line == 4
+    assert log.error.field == field
+    assert message in log.error.message
+    assert str(log.error) == f"{path}:4: {field}: {log.error.message}"
+    assert [r.seq for r in log.records] == [1, 2]
+
+
+def test_an_empty_line_in_the_middle_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "run.log"
+    _pipeline_log(path)
+    lines = lines_of(path)
+    lines.insert(5, b"\n")
+    path.write_bytes(b"".join(lines))
+    log = read_log(path)
+    assert log.error is not None and (log.error.line, log.error.field) == (6, "$")
+    assert len(log.records) == 4
+
+
+@pytest.mark.parametrize(
+    ("content", "field", "message"),
+    [
+        (b"", "$", "empty file"),
+        (b'{"format":"something-else","version":1}\n', "$.format", "not a swarmfold event log"),
+        (b'{"format":"swarmfold-event-log","version":2}\n', "$.version", "unsupported log version 2"),
+        (b"[1, 2]\n", "$", "must be an object"),
+        (b'{"format":"swarmfold-event-log","version":1}\n', "$.swarmfold_version", "required field missing"),
+    ],
+)
+def test_a_bad_header_raises_naming_line_1(tmp_path: Path, content: bytes, field: str, message: str) -> None:
+    path = tmp_path / "run.log"
+    path.write_bytes(content)
+    with pytest.raises(LogError) as exc:
+        read_log(path)
+    assert (exc.value.line, exc.value.field) == (1, field)
+    assert message in exc.value.message
+
+
+def test_a_missing_file_is_a_log_error(tmp_path: Path) -> None:
+    with pytest.raises(LogError, match="cannot read"):
+        read_log(tmp_path / "nope.log")
+
+
+def test_secrets_are_never_written(tmp_path: Path) -> None:
+    config = {
+        "heartbeat_interval": 10.0,
+        "auth_token": "tok-123",
+        "server": {"url": "https://alice:hunter2@jobmon.example/api", "Password": "hunter2", "port": 80},
+        "headers": [{"Authorization": "Bearer abc"}, {"accept": "json"}],
+    }
+    header = new_header(
+        "run", 5, 50, config, extra={"client_secret": "s3cr3t", "note": "ok", "session_id": "x"}
+    )
+    assert header.config == {
+        "heartbeat_interval": 10.0,
+        "server": {"url": "https://jobmon.example/api", "port": 80},
+        "headers": [{}, {"accept": "json"}],
+    }
+    assert header.extra == {"note": "ok"}
+    path = tmp_path / "run.log"
+    EventLogWriter(path, header).close()
+    text = path.read_text()
+    for secret in ("tok-123", "hunter2", "alice", "Bearer", "s3cr3t", "auth", "Authorization"):
+        assert secret not in text
+    assert read_header(path) == header
+
+
+def test_new_header_defaults_and_checks(tmp_path: Path) -> None:
+    header = new_header("fold", 1, 2, SwarmConfig(heartbeat_interval=5.0))
+    host, pid, token = header.runner_id.rsplit("-", 2)
+    assert host and pid.isdigit() and len(token) == 8
+    assert header.config["heartbeat_interval"] == 5.0
+    assert header.created_at.endswith("+00:00")
+    assert new_header("fold", 1, 2, {}, runner_id="x", created_at=CREATED).created_at == CREATED
+    with pytest.raises(ValueError, match="source"):
+        new_header("bogus", 1, 2, {})
+
+
+def test_a_second_writer_on_the_same_path_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "run.log"
+    first = EventLogWriter(path, new_header("run", 1, 1, {}, runner_id="runner-A"))
+    first.record(TimerFired(at=1.0), ())
+    with pytest.raises(LogLocked) as exc:
+        EventLogWriter(path, new_header("run", 1, 1, {}, runner_id="runner-B"))
+    assert exc.value.path == str(path)
+    assert exc.value.holder == "runner-A"
+    assert str(path) in str(exc.value) and "runner-A" in str(exc.value)
+    # The refused writer touched nothing: the first log is whole and still being written.
+    first.record(TimerFired(at=2.0), ())
+    first.close()
+    log = read_log(path)
+    assert log.header.runner_id == "runner-A" and [r.seq for r in log.records] == [1, 2]
+    # Once released, a new writer may take the path (and starts a fresh log).
+    with EventLogWriter(path, new_header("run", 1, 1, {}, runner_id="runner-C")):
+        pass
+    assert read_log(path).header.runner_id == "runner-C" and read_log(path).records == ()
+
+
+def test_a_writer_in_another_process_holds_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "run.log"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from swarmfold.shell.eventlog import EventLogWriter, new_header
+        w = EventLogWriter({str(path)!r}, new_header("run", 1, 1, {{}}, runner_id="other-process"))
+        print("locked", flush=True)
+        sys.stdin.readline()
+        w.close()
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        with pytest.raises(LogLocked, match="other-process"):
+            EventLogWriter(path, new_header("run", 1, 1, {}, runner_id="me"))
+        code, _ = run_cli(["fold", str(EXAMPLE), "--log", str(path)])
+        assert code == 2
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        proc.wait(timeout=30)
+    assert read_header(path).runner_id == "other-process"
+
+
+def test_fold_log_option_writes_a_log_the_reader_accepts(tmp_path: Path) -> None:
+    path = tmp_path / "fold.log"
+    code, out = run_cli(["fold", str(EXAMPLE), "--log", str(path)])
+    assert code == 0 and "events    54" in out
+    log = read_log(path)
+    assert log.error is None and len(log.records) == 54
+    assert log.header.source == "fold" and log.header.config["heartbeat_interval"] == 10.0
+
+
+def test_closed_writer_refuses_records(tmp_path: Path) -> None:
+    writer = EventLogWriter(tmp_path / "x.log", new_header("fold", 1, 1, {}, runner_id="r"))
+    writer.close()
+    writer.close()  # idempotent
+    assert writer.closed
+    with pytest.raises(ValueError, match="closed"):
+        writer.record(TimerFired(at=0.0), ())
+
+
+def test_small_scenario_recording_matches_the_driver(tmp_path: Path) -> None:
+    path = tmp_path / "small.log"
+    result = record_run(path, small_spec())
+    log = read_log(path)
+    assert result.final_status == "D"
+    assert len(log.records) == result.events
+    assert sum(len(r.commands) for r in log.records) == result.commands
