@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import compress, repeat
-from operator import ne
+from operator import and_, eq, itemgetter, ne
 from typing import Any
 
 from swarmfold.core.readiness import (
@@ -37,15 +37,40 @@ _QUEUEABLE = ("G", "A")
 #: Above this many ids per status, filter out unchanged tasks with C-level maps first:
 #: a full sync reports every task, and almost all of them are unchanged.
 _BULK = 64
+#: Largest first task id for which a full sync pads a list indexed by task id.
+_MAX_PAD = 1 << 22
 
 
-def _differing(task_ids: Sequence[int], code: str, status: Any, first: int, n: int) -> Sequence[int]:
-    """The ids (dense index) whose current status is not ``code``, in report order."""
-    indexes = list(map(first.__rsub__, task_ids))
-    if indexes and (min(indexes) < 0 or max(indexes) >= n):
-        return task_ids  # unknown ids present: let the plain loop skip them
-    differs = map(ne, map(status.__getitem__, indexes), repeat(code))
-    return list(compress(task_ids, differs))
+class _ById:
+    """Per-task lists indexed by task id, built once per report for bulk filtering."""
+
+    def __init__(self, tx: Tx, first: int) -> None:
+        pad = [None] * first
+        self.status = pad + tx.status.persistent().tolist()
+        self.place = pad + tx.place.persistent().tolist()
+        self.upstream_done = pad + tx.upstream_done.persistent().tolist()
+        self.num_upstreams = pad + list(tx.topo.num_upstreams)
+
+
+def _split(
+    task_ids: Sequence[int], code: str, by_id: _ById, queueable: bool
+) -> tuple[list[int], list[int]]:
+    """``(ids whose status is not code, unchanged queueable ids sitting nowhere and ready)``.
+
+    Runs in C (itemgetter/map/compress): a full sync reports every task, and almost all of
+    them are unchanged.
+    """
+    get = itemgetter(*task_ids) if len(task_ids) > 1 else (lambda seq: (seq[task_ids[0]],))
+    current = get(by_id.status)
+    differing = list(compress(task_ids, map(ne, current, repeat(code))))
+    if not queueable:
+        return differing, []
+    healable = map(
+        and_,
+        map(and_, map(eq, current, repeat(code)), map(eq, get(by_id.place), repeat(NOWHERE))),
+        map(eq, get(by_id.upstream_done), get(by_id.num_upstreams)),
+    )
+    return differing, list(compress(task_ids, healable))
 
 
 def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: str) -> int:
@@ -65,6 +90,7 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     unchanged_queueable: list[int] = []
     stale = 0
     n_changed = 0
+    by_id: _ById | None = None
     for code, task_ids in tasks_by_status.items():
         if code not in TASK_STATUSES:
             tx.note(
@@ -79,8 +105,18 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
         indexes: list[int] = []
         olds: list[str] = []
         moved: dict[str, int] = {}
-        if dense and not code_queueable and len(task_ids) > _BULK:
-            task_ids = _differing(task_ids, code, status, first, n_tasks)
+        if (
+            dense
+            and len(task_ids) * 8 >= n_tasks
+            and len(task_ids) > _BULK
+            and first <= _MAX_PAD
+            and min(task_ids) >= first
+            and max(task_ids) < first + n_tasks
+        ):
+            if by_id is None:
+                by_id = _ById(tx, first)
+            task_ids, heal = _split(task_ids, code, by_id, code_queueable)
+            unchanged_queueable.extend(h - first for h in heal)
         for task_id in task_ids:
             if dense:
                 i = task_id - first
@@ -113,6 +149,7 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
             counts[code] = counts.get(code, 0) + len(indexes)
             changed.append((code, indexes, olds))
             n_changed += len(indexes)
+            by_id = None  # statuses moved: a later bulk group needs a fresh snapshot
     if active_delta:
         active_by_array = tx.active_by_array
         for a, delta in active_delta.items():

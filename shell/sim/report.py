@@ -1,0 +1,245 @@
+"""What a simulation reports: the ``SimReport``, its text and JSON forms, and the timeline CSV.
+
+Figures come from the server model (the ground truth: active = Q/I/O/R on the server), the
+cluster (running workers, slots) and the swarm's own ``RunSummary`` (final status, done and
+failed counts). Means are time-weighted over ``[0, makespan]``. Floats are rounded to
+microseconds so that the JSON form is byte-stable and readable.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from attrs import frozen
+
+__all__ = [
+    "ActiveGauge",
+    "ArrayReport",
+    "SimReport",
+    "TIMELINE_BASE_COLUMNS",
+    "percentile",
+    "render_json",
+    "render_text",
+    "timeline_columns",
+    "write_timeline",
+]
+
+#: The timeline columns before the per-array ones.
+TIMELINE_BASE_COLUMNS = (
+    "time", "run_status", "workflow_limit", "active", "registering", "queued", "launched",
+    "running", "adjusting", "done", "failed",
+)
+
+_RUN_STATUS_NAMES = {
+    "G": "REGISTERED", "L": "LINKING", "B": "BOUND", "A": "ABORTED", "I": "INSTANTIATED",
+    "O": "LAUNCHED", "R": "RUNNING", "D": "DONE", "S": "STOPPED", "E": "ERROR",
+    "C": "COLD_RESUME", "H": "HOT_RESUME", "T": "TERMINATED",
+}
+
+
+def r6(x: float) -> float:
+    """``x`` rounded to microseconds (``-0.0`` becomes ``0.0``)."""
+    return round(x, 6) + 0.0
+
+
+class ActiveGauge:
+    """Active tasks (Q/I/O/R on the server) in total and per array: peaks and time integrals."""
+
+    def __init__(self, counts: Mapping[int, int], now: float = 0.0) -> None:
+        self.count = dict(counts)
+        self.peak = dict(counts)
+        self.area = dict.fromkeys(counts, 0.0)
+        self.last = dict.fromkeys(counts, now)
+        self.total = sum(counts.values())
+        self.total_peak = self.total
+        self.total_area = 0.0
+        self.total_last = now
+
+    def active_changed(self, array_id: int, delta: int, now: float) -> None:
+        c = self.count[array_id]
+        self.area[array_id] += c * (now - self.last[array_id])
+        self.last[array_id] = now
+        c += delta
+        self.count[array_id] = c
+        if c > self.peak[array_id]:
+            self.peak[array_id] = c
+        t = self.total
+        self.total_area += t * (now - self.total_last)
+        self.total_last = now
+        t += delta
+        self.total = t
+        if t > self.total_peak:
+            self.total_peak = t
+
+    def close(self, now: float) -> None:
+        """Integrate up to ``now`` (the end of the run)."""
+        for a, c in self.count.items():
+            self.area[a] += c * (now - self.last[a])
+            self.last[a] = now
+        self.total_area += self.total * (now - self.total_last)
+        self.total_last = now
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile (``p`` in ``(0, 1]``) of already sorted values."""
+    if not sorted_values:
+        return None
+    k = max(0, math.ceil(p * len(sorted_values)) - 1)
+    return float(sorted_values[k])
+
+
+@frozen
+class ArrayReport:
+    array_id: int
+    name: str
+    limit: int
+    tasks: int
+    done: int
+    failed: int
+    peak_active: int
+    mean_active: float
+
+
+@frozen
+class SimReport:
+    """The report of one simulation. ``violations`` counts invariant violations by kind."""
+
+    scenario: str
+    seed: int
+    final_status: str
+    outcome: str
+    reason: str
+    makespan: float
+    total_tasks: int
+    done: int
+    failed: int
+    attempts: int
+    attempt_outcomes: dict[str, int]
+    workflow_limit: int
+    peak_active: int
+    mean_active: float
+    peak_running: int
+    mean_running: float
+    arrays: tuple[ArrayReport, ...]
+    cluster_slots: int | None
+    utilization: float | None
+    busy_slot_seconds: float
+    queue_wait_p50: float | None
+    queue_wait_p95: float | None
+    requests: dict[str, int]
+    requests_total: int
+    full_syncs: int
+    failed_requests: int
+    decide_calls: int
+    commands: int
+    anomalies: dict[str, int]
+    violations: dict[str, int]
+    violation_examples: tuple[str, ...]
+
+    @property
+    def violation_count(self) -> int:
+        return sum(self.violations.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        from swarmfold.shell.codec import unstructure
+
+        data: dict[str, Any] = unstructure(self)
+        return data
+
+
+def render_json(report: SimReport) -> str:
+    """The report as indented JSON with sorted keys (byte-stable)."""
+    return json.dumps(report.to_dict(), indent=2, sort_keys=True)
+
+
+def _seconds(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    if x < 120:
+        return f"{x:g} s"
+    whole = int(round(x))
+    h, rest = divmod(whole, 3600)
+    m, s = divmod(rest, 60)
+    clock = f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    return f"{x:g} s ({clock})"
+
+
+def _limit(x: int) -> str:
+    return "unlimited" if x >= 2_147_483_647 else str(x)
+
+
+def render_text(report: SimReport) -> str:
+    """The human-readable report."""
+    status = _RUN_STATUS_NAMES.get(report.final_status, report.final_status)
+    title = report.scenario or "scenario"
+    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(report.attempt_outcomes.items())) or "none"
+    lines = [
+        f"{title} (seed {report.seed}): {status} ({report.final_status}) after {_seconds(report.makespan)}",
+        f"  reason       {report.reason}",
+        f"  tasks        {report.done} done, {report.failed} failed, {report.total_tasks} total",
+        f"  attempts     {report.attempts} ({outcomes})",
+        f"  active       peak {report.peak_active}, mean {report.mean_active:g}"
+        f" (workflow limit {_limit(report.workflow_limit)})",
+    ]
+    for a in report.arrays:
+        lines.append(
+            f"    {a.name} [{a.array_id}]".ljust(15)
+            + f"peak {a.peak_active}, mean {a.mean_active:g}, limit {_limit(a.limit)};"
+            f" {a.done}/{a.tasks} done, {a.failed} failed"
+        )
+    if report.cluster_slots is None:
+        cluster = f"unlimited slots, peak running {report.peak_running}, mean {report.mean_running:g}"
+    else:
+        util = "n/a" if report.utilization is None else f"{100 * report.utilization:.1f}%"
+        cluster = (
+            f"{report.cluster_slots} slots, utilization {util},"
+            f" peak running {report.peak_running}, mean {report.mean_running:g}"
+        )
+    lines.append(f"  cluster      {cluster}")
+    lines.append(
+        f"  queue wait   p50 {_seconds(report.queue_wait_p50)}, p95 {_seconds(report.queue_wait_p95)}"
+    )
+    routes = ", ".join(f"{k} {v}" for k, v in sorted(report.requests.items(), key=lambda kv: (-kv[1], kv[0])))
+    lines.append(f"  requests     {report.requests_total}: {routes}")
+    extra = f"  syncs        {report.full_syncs} full"
+    if report.failed_requests:
+        extra += f"; {report.failed_requests} failed request(s)"
+    lines.append(extra)
+    lines.append(f"  core         {report.decide_calls} decide calls, {report.commands} commands")
+    if report.anomalies:
+        lines.append(
+            "  anomalies    " + ", ".join(f"{k} {v}" for k, v in sorted(report.anomalies.items()))
+        )
+    if report.violations:
+        lines.append(
+            f"  INVARIANTS   {report.violation_count} violation(s): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(report.violations.items()))
+        )
+        lines.extend(f"    - {v}" for v in report.violation_examples)
+    else:
+        lines.append("  invariants   ok (limits, dependencies, no double queueing, no lost task)")
+    return "\n".join(lines)
+
+
+def timeline_columns(array_ids: Iterable[int]) -> list[str]:
+    cols = list(TIMELINE_BASE_COLUMNS)
+    for a in array_ids:
+        cols += [f"active_{a}", f"limit_{a}"]
+    return cols
+
+
+def write_timeline(target: str | Path | TextIO, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write the timeline as CSV (a header line, then one row per sample)."""
+    if isinstance(target, str | Path):
+        with open(target, "w", newline="", encoding="utf-8") as fh:
+            write_timeline(fh, columns, rows)
+        return
+    writer = csv.writer(target, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(row)

@@ -1,0 +1,518 @@
+"""The server side of Jobmon 3.6, as a deterministic state machine on a virtual clock.
+
+Each route the swarm calls is a method that takes the virtual time ``now`` and returns the
+route's answer; the distributor's and the workers' routes are methods too. Nothing here reads a
+clock or draws a random number: the same calls at the same times give the same answers. For
+speed the model mutates itself in place (per-task data in flat lists and arrays indexed by the
+topology's dense task index), but it is a function of the calls it has seen and nothing else.
+
+Rules followed (spec §1.5, §5.4, §7, §8, §9; protocol notes):
+
+- Task FSM: ``queue_task_batch`` moves G/A to Q (``num_attempts += 1``) and answers with the
+  *current* status of every requested id; the distributor moves Q→I→O; ``log_running`` O→R;
+  ``log_done`` R→D; a task-instance error (E, U, W, Z) goes E then F if
+  ``num_attempts >= max_attempts``, else A for Z, else G; a task instance going F makes the
+  task F regardless of attempts; if the task is already D/F an error only moves the instance
+  to F (the unreleased fix).
+- ``status_date`` has 1-second resolution; ``task_status_updates`` with ``last_sync`` answers
+  every task whose status changed in a second ``>= last_sync``, so a change in the second of a
+  sync is reported twice (as the real server does). The answer's ``time`` is the current second.
+- ``terminate_task_instances``: instances Q/I → F (the task is left as it is, quirk Q10);
+  O, and R unless the run is HOT_RESUME, → K; the distributor then kills K instances
+  (``transition_to_killed``: instance F, task O/R → F).
+- ``set_status_for_triaging``: R instances whose report-by date passed → T; the distributor
+  resolves T as an unknown error (U). Healthy workers keep reporting, so only a lost worker
+  (a fault) ever misses its report-by date.
+- Workflow-run FSM with untimely R→R and L→L; ``log_heartbeat`` moves ``heartbeat_date`` only
+  when its transition is legal or untimely; ``update_status`` answers the status it holds.
+- The reaper: C/H → instances Q/I → F, O (+R for C) → K, then T once no K instance remains;
+  R → E, once ``heartbeat_date`` has passed.
+- Limits are stored here and change only through ``set_workflow_limit``/``set_array_limit``.
+  The server never enforces them (nor dependencies): the swarm does.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from array import array
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from swarmfold.core.resources import Requested
+from swarmfold.core.topology import Topology
+
+#: Virtual ``t = 0`` on the server's clock (the same epoch as the instant fake server).
+EPOCH = _dt.datetime(2026, 1, 1)
+
+ACTIVE = frozenset("QIOR")
+QUEUEABLE = frozenset("GA")
+#: Task-instance statuses whose error makes the task retry or fail (``error_states``).
+TI_ERROR_STATES = frozenset("WEUZ")
+#: Task-instance statuses that are not final yet (a live instance).
+TI_LIVE = frozenset("QIORKTX")
+
+#: Workflow-run transitions (``old -> new``) the server accepts (spec §1.5).
+RUN_TRANSITIONS = frozenset(
+    {
+        ("G", "L"), ("L", "B"), ("L", "A"), ("B", "I"), ("I", "O"), ("O", "R"), ("I", "E"),
+        ("O", "E"), ("B", "E"), ("B", "C"), ("B", "H"), ("R", "D"), ("R", "S"), ("R", "C"),
+        ("R", "H"), ("R", "E"), ("C", "T"), ("H", "T"),
+    }
+)
+#: Untimely workflow-run transitions: accepted as no-ops (a heartbeat still extends the run).
+RUN_UNTIMELY = frozenset({("R", "R"), ("L", "L")})
+
+
+def server_time(at: float) -> str:
+    """``"YYYY-MM-DD HH:MM:SS"`` of virtual time ``at`` (1-second resolution)."""
+    return (EPOCH + _dt.timedelta(seconds=int(at))).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_server_time(text: str) -> int:
+    """The virtual second a server time string names."""
+    moment = _dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+    return int((moment - EPOCH).total_seconds())
+
+
+def downstream_csr(topo: Topology) -> tuple[Sequence[int], Sequence[int]]:
+    """Downstream edges as compressed rows ``(offsets, flat)``, whatever the topology stores."""
+    offsets = getattr(topo, "down_offsets", None)
+    flat = getattr(topo, "down_flat", None)
+    if offsets is not None and flat is not None:
+        return offsets, flat
+    out_offsets = array("q", [0])
+    out_flat = array("q")
+    for row in topo.downstream:
+        out_flat.extend(row)
+        out_offsets.append(len(out_flat))
+    return out_offsets, out_flat
+
+
+class Gauge(Protocol):
+    """Receives every change of the number of active tasks (for peaks and means)."""
+
+    def active_changed(self, array_id: int, delta: int, now: float) -> None: ...
+
+
+class _NoGauge:
+    def active_changed(self, array_id: int, delta: int, now: float) -> None:
+        pass
+
+
+class ServerModel:
+    """The Jobmon server for one workflow and its one workflow run.
+
+    ``run_status`` starts at ``O``: the run was bound (B) and the distributor has already moved
+    it to I and O, so the swarm's ``update_status(R)`` is the legal O→R (spec §1.5).
+    """
+
+    def __init__(
+        self,
+        topo: Topology,
+        *,
+        workflow_id: int = 1,
+        workflow_run_id: int = 1,
+        run_status: str = "O",
+        heartbeat_increment: float = 93.0,
+        ti_report_increment: float = 279.0,
+        gauge: Gauge | None = None,
+        now: float = 0.0,
+    ) -> None:
+        n = topo.size
+        self.topo = topo
+        self.workflow_id = workflow_id
+        self.workflow_run_id = workflow_run_id
+        self.task_ids = topo.task_ids
+        self.index_of = topo.index_of
+        self.array_of = topo.array_of
+        self.max_attempts = topo.max_attempts
+        self.status: list[str] = list(topo.initial_status)
+        self.num_attempts = array("q", bytes(8 * n))
+        self.counts: dict[str, int] = dict.fromkeys("GQIORDEAF", 0)
+        for s in self.status:
+            self.counts[s] += 1
+        self.active_by_array: dict[int, int] = dict.fromkeys(topo.array_ids, 0)
+        for a, s in zip(topo.array_of, self.status, strict=True):
+            if s in ACTIVE:
+                self.active_by_array[a] += 1
+        self.active_total = sum(self.active_by_array.values())
+        self.gauge: Gauge = gauge or _NoGauge()
+        # Dependencies: upstreams not DONE, per task (for the invariant checks only).
+        self.down_offsets, self.down_flat = downstream_csr(topo)
+        up_left = array("q", topo.num_upstreams)
+        offsets, flat = self.down_offsets, self.down_flat
+        for i, s in enumerate(self.status):
+            if s == "D":
+                for k in range(offsets[i], offsets[i + 1]):
+                    up_left[flat[k]] -= 1
+        self.up_left = up_left
+        # Changes by second (status_date), for incremental syncs.
+        self._mark = array("q", [-1]) * n
+        self._buckets: deque[tuple[int, list[int]]] = deque()
+        self._bucket_sec = -1
+        self._bucket: list[int] = []
+        self._time_strings: dict[str, int] = {}
+        # Limits (stored on the server; changed by the user at run time).
+        self.workflow_limit = topo.workflow_limit
+        self.array_limits: dict[int, int] = dict(topo.array_limits)
+        # The workflow run.
+        self.run_status = run_status
+        self.heartbeat_date = now + heartbeat_increment
+        self.ti_report_increment = ti_report_increment
+        # Task resources (bind_resources) and task instances.
+        self.task_resources: list[tuple[str, Requested]] = [("", ())]
+        self.ti_task = array("q")
+        self.ti_status: list[str] = []
+        self.ti_resources = array("q")
+        self.ti_queued_at = array("d")
+        self.latest_ti = array("q", [-1]) * n
+        #: Instances queued since the distributor last instantiated (ids, in order).
+        self.new_queued: list[int] = []
+        #: Instances that are not final yet, in creation order (for terminate and the reaper).
+        self.live: dict[int, None] = {}
+        #: Instances ordered to die (K), to be killed by the distributor.
+        self.to_kill: dict[int, None] = {}
+        #: Instances whose worker vanished: their report-by date.
+        self.report_by: dict[int, float] = {}
+        #: Instances triaged (T), to be resolved by the distributor.
+        self.triaged: list[int] = []
+        self.ti_counts: dict[str, int] = {}
+
+    # --- status bookkeeping -------------------------------------------------------------------
+
+    def _changed(self, i: int, sec: int) -> None:
+        if self._mark[i] != sec:
+            self._mark[i] = sec
+            if sec != self._bucket_sec:
+                self._bucket = []
+                self._bucket_sec = sec
+                self._buckets.append((sec, self._bucket))
+            self._bucket.append(i)
+
+    def _set(self, i: int, new: str, now: float) -> None:
+        """Set task ``i``'s status (bumping its status_date) and keep every count right."""
+        old = self.status[i]
+        if old == new:
+            return
+        self.status[i] = new
+        counts = self.counts
+        counts[old] -= 1
+        counts[new] += 1
+        was, now_active = old in ACTIVE, new in ACTIVE
+        if was != now_active:
+            a = self.array_of[i]
+            delta = 1 if now_active else -1
+            self.active_by_array[a] += delta
+            self.active_total += delta
+            self.gauge.active_changed(a, delta, now)
+        if new == "D":
+            offsets, flat, up_left = self.down_offsets, self.down_flat, self.up_left
+            for k in range(offsets[i], offsets[i + 1]):
+                up_left[flat[k]] -= 1
+        elif old == "D":
+            offsets, flat, up_left = self.down_offsets, self.down_flat, self.up_left
+            for k in range(offsets[i], offsets[i + 1]):
+                up_left[flat[k]] += 1
+        self._changed(i, int(now))
+
+    def _ti_set(self, ti: int, new: str) -> None:
+        self.ti_status[ti] = new
+        if new not in TI_LIVE:
+            self.live.pop(ti, None)
+            self.ti_counts[new] = self.ti_counts.get(new, 0) + 1
+
+    def time_string(self, now: float) -> str:
+        text = server_time(now)
+        self._time_strings[text] = int(now)
+        return text
+
+    def _second_of(self, text: str) -> int:
+        sec = self._time_strings.get(text)
+        return sec if sec is not None else parse_server_time(text)
+
+    # --- the swarm's routes --------------------------------------------------------------------
+
+    def queue_task_batch(
+        self, task_ids: Iterable[int], task_resources_id: int, now: float
+    ) -> tuple[dict[str, list[int]], list[int]]:
+        """``POST /array/{id}/queue_task_batch``: G/A → Q with a new instance each.
+
+        Returns the answer (current status of every known requested id) and the indexes moved.
+        """
+        get = self.index_of.get
+        status = self.status
+        answer: dict[str, list[int]] = {}
+        moved: list[int] = []
+        for tid in task_ids:
+            i = get(tid)
+            if i is None:
+                continue
+            s = status[i]
+            if s == "G" or s == "A":
+                self._set(i, "Q", now)
+                self.num_attempts[i] += 1
+                ti = len(self.ti_status)
+                self.ti_task.append(i)
+                self.ti_status.append("Q")
+                self.ti_resources.append(task_resources_id)
+                self.ti_queued_at.append(now)
+                self.latest_ti[i] = ti
+                self.live[ti] = None
+                self.new_queued.append(ti)
+                moved.append(i)
+                s = "Q"
+            bucket = answer.get(s)
+            if bucket is None:
+                answer[s] = [tid]
+            else:
+                bucket.append(tid)
+        return answer, moved
+
+    def bind_resources(self, queue: str, requested: Requested) -> int:
+        """``POST /task/bind_resources``: a new TaskResources id every time (type ``O``)."""
+        self.task_resources.append((queue, tuple(requested)))
+        return len(self.task_resources) - 1
+
+    def task_status_updates(self, since: str | None, now: float) -> tuple[dict[str, list[int]], str]:
+        """``POST /workflow/{id}/task_status_updates``: changed (or, with no ``since``, all) tasks."""
+        status = self.status
+        ids = self.task_ids
+        answer: dict[str, list[int]] = {}
+        if since is None:
+            for i, s in enumerate(status):
+                bucket = answer.get(s)
+                if bucket is None:
+                    answer[s] = [ids[i]]
+                else:
+                    bucket.append(ids[i])
+        else:
+            floor = self._second_of(since)
+            buckets = self._buckets
+            while buckets and buckets[0][0] < floor:  # the swarm never asks further back
+                buckets.popleft()
+            if len(buckets) == 1:
+                changed: Iterable[int] = buckets[0][1]
+            else:
+                seen: dict[int, None] = {}
+                for _, indexes in buckets:
+                    seen.update(dict.fromkeys(indexes))
+                changed = seen
+            for i in changed:
+                s = status[i]
+                bucket = answer.get(s)
+                if bucket is None:
+                    answer[s] = [ids[i]]
+                else:
+                    bucket.append(ids[i])
+        return answer, self.time_string(now)
+
+    def set_status_for_triaging(self, now: float) -> None:
+        """``POST /workflow_run/{id}/set_status_for_triaging``: overdue R instances → T."""
+        if not self.report_by:
+            return
+        for ti, due in list(self.report_by.items()):
+            if due <= now and self.ti_status[ti] == "R":
+                del self.report_by[ti]
+                self._ti_set(ti, "T")
+                self.triaged.append(ti)
+
+    def get_max_concurrently_running(self) -> int:
+        return self.workflow_limit
+
+    def get_array_max_concurrently_running(self, array_id: int) -> int:
+        from swarmfold.core.config import UNLIMITED
+
+        return self.array_limits.get(array_id, UNLIMITED)
+
+    def _transition_run(self, new: str) -> bool:
+        """The workflow-run FSM: True if ``new`` was accepted (or untimely), else False."""
+        pair = (self.run_status, new)
+        if pair in RUN_TRANSITIONS:
+            self.run_status = new
+            return True
+        return pair in RUN_UNTIMELY
+
+    def log_heartbeat(self, status: str, next_report_increment: float, now: float) -> str:
+        """``POST /workflow_run/{id}/log_heartbeat``: transition, then extend ``heartbeat_date``."""
+        if self._transition_run(status):
+            self.heartbeat_date = now + next_report_increment
+        return self.run_status
+
+    def update_status(self, status: str, now: float) -> str:
+        """``PUT /workflow_run/{id}/update_status``: invalid transitions are ignored."""
+        self._transition_run(status)
+        return self.run_status
+
+    def terminate_task_instances(self, now: float) -> int:
+        """``PUT /workflow_run/{id}/terminate_task_instances`` (the task statuses are untouched)."""
+        kill_running = self.run_status != "H"
+        n = 0
+        for ti in list(self.live):
+            s = self.ti_status[ti]
+            if s == "Q" or s == "I":
+                self._ti_set(ti, "F")
+                n += 1
+            elif s == "O" or (s == "R" and kill_running):
+                self._ti_set(ti, "K")
+                self.to_kill[ti] = None
+                n += 1
+        return n
+
+    # --- outside the swarm: users, the distributor, workers, the reaper ------------------------
+
+    def set_workflow_limit(self, limit: int) -> None:
+        """``PUT /workflow/{id}/update_max_concurrently_running``."""
+        self.workflow_limit = limit
+
+    def set_array_limit(self, array_id: int, limit: int) -> None:
+        """``PUT /workflow/{id}/update_array_max_concurrently_running``."""
+        self.array_limits[array_id] = limit
+
+    def set_resume(self, reset_running_jobs: bool) -> bool:
+        """``POST /workflow/{id}/set_resume``: an active run (B or R) goes C (cold) or H (hot)."""
+        if self.run_status in ("B", "R"):
+            return self._transition_run("C" if reset_running_jobs else "H")
+        return False
+
+    def instantiate_and_launch(self, now: float) -> list[int]:
+        """The distributor's pass over new instances: Q → I → O (task too). Returns them."""
+        launched: list[int] = []
+        status = self.status
+        ti_status = self.ti_status
+        ti_task = self.ti_task
+        counts = self.counts
+        for ti in self.new_queued:
+            if ti_status[ti] != "Q":  # terminated before the distributor saw it
+                continue
+            ti_status[ti] = "O"
+            i = ti_task[ti]
+            if status[i] == "Q":
+                status[i] = "O"
+                counts["Q"] -= 1
+                counts["O"] += 1
+                self._changed(i, int(now))
+            launched.append(ti)
+        self.new_queued = []
+        return launched
+
+    def log_running(self, ti: int, now: float) -> bool:
+        """``POST /task_instance/{id}/log_running``: O → R. False if the instance may not run."""
+        s = self.ti_status[ti]
+        if s != "O" and s != "I":
+            return False
+        self.ti_status[ti] = "R"
+        i = self.ti_task[ti]
+        if self.status[i] in ("O", "I"):
+            self._set(i, "R", now)
+        return True
+
+    def log_done(self, ti: int, now: float) -> None:
+        """``POST /task_instance/{id}/log_done``: R (or K) → D; the task R → D."""
+        s = self.ti_status[ti]
+        if s != "R" and s != "K":
+            return
+        self._ti_set(ti, "D")
+        self.to_kill.pop(ti, None)
+        i = self.ti_task[ti]
+        if self.status[i] in ("R", "O", "I"):
+            self._set(i, "D", now)
+
+    def log_error(self, ti: int, ti_error: str, now: float) -> None:
+        """``POST /task_instance/{id}/log_error_worker_node`` (``E``, ``Z``, ``U`` or ``F``)."""
+        s = self.ti_status[ti]
+        if s == "K" and ti_error != "F":  # untimely K->E/K->Z/K->U: ignored
+            return
+        if s not in ("R", "O", "I", "T", "K"):
+            return
+        self._ti_error(ti, ti_error, now)
+
+    def _ti_error(self, ti: int, ti_error: str, now: float) -> None:
+        i = self.ti_task[ti]
+        task_status = self.status[i]
+        if task_status == "D" or task_status == "F":
+            self._ti_set(ti, "F")  # the unreleased fix: the instance goes F, the task stays
+            return
+        self._ti_set(ti, ti_error)
+        self.to_kill.pop(ti, None)
+        if ti_error == "F" or self.num_attempts[i] >= self.max_attempts[i]:
+            self._set(i, "F", now)
+        elif ti_error == "Z":
+            self._set(i, "A", now)
+        else:
+            self._set(i, "G", now)
+
+    def worker_lost(self, ti: int, now: float) -> None:
+        """The worker of a running instance vanished: it will miss its report-by date."""
+        if self.ti_status[ti] == "R":
+            self.report_by[ti] = now + self.ti_report_increment
+
+    def transition_to_killed(self, now: float) -> list[int]:
+        """The distributor kills K instances: instance F, task O/R → F. Returns them."""
+        if not self.to_kill:
+            return []
+        killed = list(self.to_kill)
+        self.to_kill.clear()
+        for ti in killed:
+            self._ti_set(ti, "F")
+            self.report_by.pop(ti, None)
+            i = self.ti_task[ti]
+            if self.status[i] in ("O", "R"):
+                self._set(i, "F", now)
+        return killed
+
+    def resolve_triaged(self, now: float) -> list[int]:
+        """The distributor resolves triaged instances: no exit information, so U (an error)."""
+        if not self.triaged:
+            return []
+        resolved = self.triaged
+        self.triaged = []
+        for ti in resolved:
+            if self.ti_status[ti] == "T":
+                self._ti_error(ti, "U", now)
+        return resolved
+
+    def reap(self, now: float) -> bool:
+        """The workflow reaper: act on a run whose ``heartbeat_date`` has passed."""
+        if self.heartbeat_date > now:
+            return False
+        status = self.run_status
+        if status == "L":
+            self.run_status = "A"
+            return True
+        if status == "R":
+            self.run_status = "E"
+            return True
+        if status in ("C", "H"):
+            kill_running = status == "C"
+            for ti in list(self.live):
+                s = self.ti_status[ti]
+                if s == "Q" or s == "I":
+                    self._ti_set(ti, "F")
+                elif s == "O" or (s == "R" and kill_running):
+                    self._ti_set(ti, "K")
+                    self.to_kill[ti] = None
+            if not self.to_kill:
+                self.run_status = "T"
+                return True
+        return False
+
+    # --- queries ---------------------------------------------------------------------------------
+
+    def resources_of_instance(self, ti: int) -> tuple[str, Requested]:
+        return self.task_resources[self.ti_resources[ti]]
+
+    def task_status(self, task_id: int) -> str:
+        return self.status[self.index_of[task_id]]
+
+    def statuses_by_task(self) -> Mapping[int, str]:
+        return dict(zip(self.task_ids, self.status, strict=True))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counts for a timeline row."""
+        return {
+            "run_status": self.run_status,
+            "workflow_limit": self.workflow_limit,
+            "active": self.active_total,
+            **{f"count_{s}": c for s, c in self.counts.items()},
+        }
