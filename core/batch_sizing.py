@@ -39,7 +39,8 @@ def next_batch_size(
     else:
         measured = previous if observed is None else max(1, int(observed))
         rate_target = measured * target / max(elapsed, MIN_ELAPSED)
-        blended = smoothing * rate_target + (1 - smoothing) * previous
+        # smoothing 0 ignores the measurement (and 0 * inf would be nan).
+        blended = previous if smoothing == 0 else smoothing * rate_target + (1 - smoothing) * previous
         size = int(round(min(blended, float(cap))))
     size = min(max(1, size), cap)
     if remaining is not None:

@@ -331,13 +331,7 @@ def check_commands(
             elif resources != {pending.resources}:
                 r.add("batch_resources", f"{where}: tasks' resources differ from the batch's")
         released = _parked_batch(before, c.array_id, tuple(indexes)) is not None
-        for i in indexes:
-            s = view.status[i]
-            if s not in QUEUEABLE:
-                r.add("batch_status", f"{where}: task {task_ids[i]} has status {s}")
-            if view.upstream_done[i] != topo.num_upstreams[i]:
-                r.add("batch_upstreams", f"{where}: task {task_ids[i]} has {view.upstream_done[i]} of "
-                      f"{topo.num_upstreams[i]} upstream(s) DONE")
+        _check_batch_tasks(view, where, indexes, r)
         if released:
             continue
         r.messages.extend(_double_queued(before, where, indexes, view))
@@ -352,11 +346,31 @@ def check_commands(
                 if id(batch) in known or batch in _all_parked(before):
                     continue
                 where = f"batch parked on {batch.resources.queue} (array {batch.array_id})"
+                _check_batch_tasks(after, where, batch.indexes, r)
+                if len(batch.indexes) > min(after.batch_size, config.max_batch_size):
+                    r.add("batch_size", f"{where}: {len(batch.indexes)} tasks > batch size {after.batch_size}")
+                if {after.resources_of(i) for i in batch.indexes} != {batch.resources}:
+                    r.add("batch_resources", f"{where}: tasks' resources differ from the batch's")
                 r.messages.extend(_double_queued(before, where, list(batch.indexes), after))
                 new_batches.append((batch.array_id, len(batch.indexes)))
     if new_batches:
         _check_capacity(before, after, new_batches, r)
     return r.messages
+
+
+def _check_batch_tasks(view: SwarmState, where: str, indexes: Sequence[int], r: _Report) -> None:
+    """Every task of a batch is G or A with all upstreams DONE (in the state it was made in)."""
+    topo = view.topology
+    assert topo is not None
+    for i in indexes:
+        task_id = topo.task_ids[i]
+        if topo.array_of[i] != topo.array_of[indexes[0]]:
+            r.add("batch_array", f"{where}: tasks of arrays {topo.array_of[indexes[0]]} and {topo.array_of[i]}")
+        if view.status[i] not in QUEUEABLE:
+            r.add("batch_status", f"{where}: task {task_id} has status {view.status[i]}")
+        if view.upstream_done[i] != topo.num_upstreams[i]:
+            r.add("batch_upstreams", f"{where}: task {task_id} has {view.upstream_done[i]} of "
+                  f"{topo.num_upstreams[i]} upstream(s) DONE")
 
 
 def _all_parked(state: SwarmState) -> list[PendingBatch]:

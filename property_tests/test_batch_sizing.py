@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+
 from swarmfold.core.batch_sizing import MIN_ELAPSED, SMOOTHING, next_batch_size
 
 sizes = st.integers(min_value=1, max_value=10_000)
@@ -56,11 +56,6 @@ def test_never_raises_for_any_smoothing(
     assert 1 <= size <= cap
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: smoothing=0 times an overflowing rate (inf) is nan; round(nan) raises "
-    "ValueError in core/batch_sizing.py (next_batch_size)",
-)
 def test_zero_smoothing_with_an_overflowing_rate() -> None:
     """``smoothing=0`` means "ignore the measurement": the size must stay ``previous``."""
     assert next_batch_size(2, 5e-324, 1e308, 500, smoothing=0.0) == 2

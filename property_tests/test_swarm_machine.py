@@ -42,6 +42,8 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+
+from property_tests.model_server import SERVER_COMMANDS, ModelServer, server_time
 from swarmfold.core import SwarmConfig, decide, initial_state
 from swarmfold.core.commands import (
     Command,
@@ -64,8 +66,6 @@ from swarmfold.core.events import (
 from swarmfold.core.invariants import check_commands, check_state, lost_tasks
 from swarmfold.core.state import DONE, SwarmState
 from swarmfold.core.topology import ArraySpec, QueueSpec, ResourceSetSpec, TaskSpec, TopologySpec
-
-from property_tests.model_server import SERVER_COMMANDS, ModelServer, server_time
 
 QUEUES = (
     QueueSpec("all.q", queue_id=1, cluster_id=7,

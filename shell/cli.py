@@ -1,10 +1,12 @@
 """The ``swarmfold`` command line.
 
 Subcommands register themselves in ``build_parser``; each is a function
-``(args) -> exit code``. ``fold`` drives a scenario file through the core against the instant fake server
-on a virtual clock (``--log FILE`` records it); ``replay`` and ``explain`` read event logs.
+``(args) -> exit code``. ``fold`` drives a scenario file through the core against the
+instant fake server on a virtual clock (``--log FILE`` records every decide step in an event
+log); ``replay`` and ``explain`` read event logs (docs/cli-replay-explain.md).
 
-Exit codes: 0 the run ended DONE; 1 it ended otherwise; 2 bad input (file, JSON, fields).
+Exit codes of ``fold``: 0 the run ended DONE; 1 it ended otherwise; 2 bad input (file, JSON,
+fields). ``replay``: 0 the same decisions; 1 a divergence; 2 unreadable input.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from attrs import frozen
 
@@ -92,7 +94,7 @@ def format_summary(summary: RunSummary, *, events: int, commands: int, title: st
 
 
 def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
-    """``swarmfold fold SCENARIO [--json]``."""
+    """``swarmfold fold SCENARIO [--json] [--log FILE]``."""
     from swarmfold.core.commands import Fail
     from swarmfold.shell.codec import to_json
     from swarmfold.shell.instant import DriveError, drive
@@ -102,9 +104,9 @@ def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
     except ScenarioError as exc:
         print(f"swarmfold fold: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    writer = None
+    writer = recorder = None
     if args.log is not None:
-        from swarmfold.shell.eventlog import EventLogWriter, LogLocked, new_header
+        from swarmfold.shell.eventlog import EventLogWriter, LogLocked, LogRecorder, new_header
 
         header = new_header(
             "fold", scenario.workflow_id, scenario.workflow_run_id, scenario.config,
@@ -115,19 +117,23 @@ def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
         except (LogLocked, OSError) as exc:
             print(f"swarmfold fold: error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
+        recorder = LogRecorder(writer)
     try:
         result = drive(
             scenario.topology,
             scenario.config,
             workflow_id=scenario.workflow_id,
             workflow_run_id=scenario.workflow_run_id,
-            record=None if writer is None else _log_recorder(writer),
+            record=recorder,
         )
     except (InvalidTopology, InvalidConfig) as exc:
         print(f"swarmfold fold: error: {args.scenario}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except DriveError as exc:
         print(f"swarmfold fold: error: {exc}", file=sys.stderr)
+        return EXIT_NOT_DONE
+    except OSError as exc:  # the event log could not be written
+        print(f"swarmfold fold: error: {args.log}: {exc}", file=sys.stderr)
         return EXIT_NOT_DONE
     finally:
         if writer is not None:
@@ -152,12 +158,6 @@ def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
         if isinstance(outcome, Fail) and outcome.message not in summary.reason:
             print(f"  failed    {outcome.reason}: {outcome.message}", file=out)
     return EXIT_OK if summary.final_status == RunStatus.DONE else EXIT_NOT_DONE
-
-
-def _log_recorder(writer: Any) -> Any:
-    from swarmfold.shell.eventlog import LogRecorder
-
-    return LogRecorder(writer)
 
 
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:

@@ -486,6 +486,8 @@ def main(args: argparse.Namespace, out: TextIO) -> int:
     else:
         for line in format_result(result):
             print(line, file=out)
+        if args.until is not None and result.stopped_at is None and result.divergence is None:
+            print(f"  (--until {args.until}: the log ends after record {result.records})", file=out)
         if args.show_state:
             at = f"after record {result.records}" if result.records else "before any record"
             print(f"state {at}:", file=out)

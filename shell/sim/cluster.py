@@ -63,6 +63,9 @@ def duration_sampler(model: DurationModel | None, rng: random.Random) -> Callabl
     return lambda: lognorm(mu, sigma)
 
 
+_FIXED, _UNIFORM, _OTHER = 0, 1, 2
+
+
 class WorkModel:
     """Draws ``(task-instance outcome status, duration)`` for each attempt of each task."""
 
@@ -72,11 +75,20 @@ class WorkModel:
         index_of = topo.index_of
         self.plans = {index_of[tid]: plan for tid, plan in scenario.task_plans.items() if tid in index_of}
         self.attempt_no = array("q", bytes(8 * topo.size))
-        self.samplers: dict[int, Callable[[], float]] = {}
+        #: Per array: ``(kind, a, b, sampler)``; fixed and uniform are drawn inline.
+        self.durations: dict[int, tuple[int, float, float, Callable[[], float]]] = {}
         self.failures: dict[int, tuple[float, float, float] | None] = {}
         for array_id in topo.array_ids:
             model = scenario.array_models.get(array_id, ArrayModel())
-            self.samplers[array_id] = duration_sampler(model.duration, rng)
+            d = model.duration
+            sampler = duration_sampler(d, rng)
+            if d is None or d.distribution == "fixed":
+                self.durations[array_id] = (_FIXED, sampler(), 0.0, sampler)
+            elif d.distribution == "uniform":
+                low, high = float(d.low or 0.0), float(d.high or 0.0)
+                self.durations[array_id] = (_UNIFORM, low, high - low, sampler)
+            else:
+                self.durations[array_id] = (_OTHER, 0.0, 0.0, sampler)
             f = model.failures
             if f.error or f.resource_error or f.fatal:
                 self.failures[array_id] = (f.error, f.error + f.resource_error, f.error + f.resource_error + f.fatal)
@@ -87,13 +99,22 @@ class WorkModel:
         """The ``k``-th attempt of task ``i``: ``("D"|"E"|"Z"|"F", seconds)``."""
         k = self.attempt_no[i]
         self.attempt_no[i] = k + 1
-        plan = self.plans.get(i)
+        plan = self.plans.get(i) if self.plans else None
         if plan is not None and plan.attempts:
             attempt = plan.attempts[min(k, len(plan.attempts) - 1)]
             outcome, seconds = OUTCOMES[attempt.outcome], attempt.duration
         else:
             a = self.array_of[i]
-            seconds = plan.duration if plan is not None and plan.duration is not None else self.samplers[a]()
+            if plan is not None and plan.duration is not None:
+                seconds = plan.duration
+            else:
+                kind, x, y, sampler = self.durations[a]
+                if kind == _UNIFORM:
+                    seconds = x + y * self.rng.random()  # exactly ``rng.uniform(low, high)``
+                elif kind == _FIXED:
+                    seconds = x
+                else:
+                    seconds = sampler()
             cuts = self.failures[a]
             outcome = "D"
             if cuts is not None:
@@ -113,7 +134,11 @@ class WorkModel:
 
 
 class Cluster:
-    """Slots and FIFO waiting lines: one pool in total, one per queue, or none (unlimited)."""
+    """Slots and FIFO waiting lines: one pool in total, one per queue, or none (unlimited).
+
+    ``busy_area`` integrates the number of occupied slots over time: a start adds ``-t``, an
+    end ``+t``, and ``finish(end)`` adds ``running * end``.
+    """
 
     def __init__(self, slots: int | None, queue_slots: Mapping[str, int] | None) -> None:
         self.total_slots = slots
@@ -127,7 +152,6 @@ class Cluster:
         self.running = 0
         self.peak_running = 0
         self.busy_area = 0.0
-        self._last_t = 0.0
 
     @property
     def capacity(self) -> int | None:
@@ -145,22 +169,9 @@ class Cluster:
             return queue
         return None
 
-    def _advance(self, now: float) -> None:
-        self.busy_area += self.running * (now - self._last_t)
-        self._last_t = now
-
-    def occupy(self, now: float) -> None:
-        self._advance(now)
-        self.running += 1
-        if self.running > self.peak_running:
-            self.peak_running = self.running
-
-    def vacate(self, now: float) -> None:
-        self._advance(now)
-        self.running -= 1
-
-    def finish(self, now: float) -> None:
-        self._advance(now)
+    def finish(self, end: float) -> None:
+        """Close the busy-slot integral at ``end``."""
+        self.busy_area += self.running * end
 
 
 class Distributor:
@@ -185,8 +196,10 @@ class Distributor:
         self.cluster = Cluster(scenario.cluster.slots, scenario.cluster.queue_slots)
         self.lost_worker_rate = lost_worker_rate
         self.fault_rng = fault_rng
-        #: Pool holding each started instance's slot ("" for none).
+        #: Pool holding each started instance's slot (None: an unlimited queue).
         self.slot_of: dict[int, str | None] = {}
+        #: Pool of each TaskResources id (cached).
+        self._pool_of_resources: dict[int, str | None] = {}
         self.queue_waits = array("d")
         self.outcomes: dict[str, int] = {}
         self.alive = True
@@ -205,24 +218,33 @@ class Distributor:
         if not launched:
             return
         cluster = self.cluster
-        pool_of = cluster.pool_of
         free = cluster.free
         waiting = cluster.waiting
+        pools = self._pool_of_resources
+        ti_resources = server.ti_resources
+        start = self._start
         for ti in launched:
-            queue = server.task_resources[server.ti_resources[ti]][0]
-            pool = pool_of(queue)
+            tr = ti_resources[ti]
+            if tr in pools:
+                pool = pools[tr]
+            else:
+                pool = pools[tr] = cluster.pool_of(server.task_resources[tr][0])
             if pool is None:
-                self._start(ti, None, now)
+                start(ti, None, now)
             elif free[pool] > 0 and not waiting[pool]:
                 free[pool] -= 1
-                self._start(ti, pool, now)
+                start(ti, pool, now)
             else:
                 waiting[pool].append(ti)
 
     def _start(self, ti: int, pool: str | None, now: float) -> None:
         """Give ``ti`` its slot; its worker starts now, or after ``start_delay``."""
         self.slot_of[ti] = pool
-        self.cluster.occupy(now)
+        cluster = self.cluster
+        cluster.running += 1
+        if cluster.running > cluster.peak_running:
+            cluster.peak_running = cluster.running
+        cluster.busy_area -= now
         if self.start_delay > 0:
             self.push(now + self.start_delay, self.prio, START, ti)
         else:
@@ -236,11 +258,11 @@ class Distributor:
             self._release(ti, now)
             return
         self.queue_waits.append(now - server.ti_queued_at[ti])
-        i = server.ti_task[ti]
+        work = self.work
         requested = None
-        if self.work.plans:
+        if work.plans:
             requested = dict(server.task_resources[server.ti_resources[ti]][1])
-        outcome, seconds = self.work.draw(i, requested)
+        outcome, seconds = work.draw(server.ti_task[ti], requested)
         if self.lost_worker_rate and self.fault_rng is not None and self.fault_rng.random() < self.lost_worker_rate:
             self.push(now + seconds / 2, self.prio, LOST, ti)
             return
@@ -250,12 +272,13 @@ class Distributor:
         if ti not in self.slot_of:  # killed meanwhile: the process is gone
             return
         self._release(ti, now)
-        server = self.server
         if outcome == "D":
-            server.log_done(ti, now)
+            self.server.log_done(ti, now)
+            outcomes = self.outcomes
+            outcomes["done"] = outcomes.get("done", 0) + 1
         else:
-            server.log_error(ti, outcome, now)
-        self._count(OUTCOME_NAMES[outcome])
+            self.server.log_error(ti, outcome, now)
+            self._count(OUTCOME_NAMES[outcome])
 
     def worker_lost(self, ti: int, now: float) -> None:
         if ti not in self.slot_of:
@@ -266,20 +289,24 @@ class Distributor:
 
     def _release(self, ti: int, now: float) -> None:
         """Free ``ti``'s slot (if it held one) and start the next waiting instance."""
-        if ti not in self.slot_of:  # still waiting: it is skipped when its turn comes
+        slot_of = self.slot_of
+        if ti not in slot_of:  # still waiting: it is skipped when its turn comes
             return
-        pool = self.slot_of.pop(ti)
-        self.cluster.vacate(now)
+        pool = slot_of.pop(ti)
+        cluster = self.cluster
+        cluster.running -= 1
+        cluster.busy_area += now
         if pool is None:
             return
-        waiting = self.cluster.waiting[pool]
-        server = self.server
-        while waiting:
-            nxt = waiting.popleft()
-            if server.ti_status[nxt] == "O":
-                self._start(nxt, pool, now)
-                return
-        self.cluster.free[pool] += 1
+        waiting = cluster.waiting[pool]
+        if waiting:
+            ti_status = self.server.ti_status
+            while waiting:
+                nxt = waiting.popleft()
+                if ti_status[nxt] == "O":
+                    self._start(nxt, pool, now)
+                    return
+        cluster.free[pool] += 1
 
     def _count(self, kind: str) -> None:
         self.outcomes[kind] = self.outcomes.get(kind, 0) + 1

@@ -18,7 +18,6 @@ from typing import Any, TextIO
 from attrs import frozen
 
 __all__ = [
-    "ActiveGauge",
     "ArrayReport",
     "SimReport",
     "TIMELINE_BASE_COLUMNS",
@@ -45,44 +44,6 @@ _RUN_STATUS_NAMES = {
 def r6(x: float) -> float:
     """``x`` rounded to microseconds (``-0.0`` becomes ``0.0``)."""
     return round(x, 6) + 0.0
-
-
-class ActiveGauge:
-    """Active tasks (Q/I/O/R on the server) in total and per array: peaks and time integrals."""
-
-    def __init__(self, counts: Mapping[int, int], now: float = 0.0) -> None:
-        self.count = dict(counts)
-        self.peak = dict(counts)
-        self.area = dict.fromkeys(counts, 0.0)
-        self.last = dict.fromkeys(counts, now)
-        self.total = sum(counts.values())
-        self.total_peak = self.total
-        self.total_area = 0.0
-        self.total_last = now
-
-    def active_changed(self, array_id: int, delta: int, now: float) -> None:
-        c = self.count[array_id]
-        self.area[array_id] += c * (now - self.last[array_id])
-        self.last[array_id] = now
-        c += delta
-        self.count[array_id] = c
-        if c > self.peak[array_id]:
-            self.peak[array_id] = c
-        t = self.total
-        self.total_area += t * (now - self.total_last)
-        self.total_last = now
-        t += delta
-        self.total = t
-        if t > self.total_peak:
-            self.total_peak = t
-
-    def close(self, now: float) -> None:
-        """Integrate up to ``now`` (the end of the run)."""
-        for a, c in self.count.items():
-            self.area[a] += c * (now - self.last[a])
-            self.last[a] = now
-        self.total_area += self.total * (now - self.total_last)
-        self.total_last = now
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float | None:

@@ -37,7 +37,7 @@ import datetime as _dt
 from array import array
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from swarmfold.core.resources import Requested
 from swarmfold.core.topology import Topology
@@ -89,17 +89,6 @@ def downstream_csr(topo: Topology) -> tuple[Sequence[int], Sequence[int]]:
     return out_offsets, out_flat
 
 
-class Gauge(Protocol):
-    """Receives every change of the number of active tasks (for peaks and means)."""
-
-    def active_changed(self, array_id: int, delta: int, now: float) -> None: ...
-
-
-class _NoGauge:
-    def active_changed(self, array_id: int, delta: int, now: float) -> None:
-        pass
-
-
 class ServerModel:
     """The Jobmon server for one workflow and its one workflow run.
 
@@ -116,7 +105,6 @@ class ServerModel:
         run_status: str = "O",
         heartbeat_increment: float = 93.0,
         ti_report_increment: float = 279.0,
-        gauge: Gauge | None = None,
         now: float = 0.0,
     ) -> None:
         n = topo.size
@@ -137,7 +125,13 @@ class ServerModel:
             if s in ACTIVE:
                 self.active_by_array[a] += 1
         self.active_total = sum(self.active_by_array.values())
-        self.gauge: Gauge = gauge or _NoGauge()
+        # Peaks and time integrals of the active counts: entering adds -t, leaving adds +t,
+        # and ``close(end)`` adds ``count * end`` (so no per-change time bookkeeping).
+        self.peak_by_array = dict(self.active_by_array)
+        self.peak_total = self.active_total
+        self.area_by_array = {a: -c * now for a, c in self.active_by_array.items()}
+        self.area_total = -self.active_total * now
+        self._first: int | None = getattr(topo.index_of, "first", None)
         # Dependencies: upstreams not DONE, per task (for the invariant checks only).
         self.down_offsets, self.down_flat = downstream_csr(topo)
         up_left = array("q", topo.num_upstreams)
@@ -200,12 +194,10 @@ class ServerModel:
         counts[old] -= 1
         counts[new] += 1
         was, now_active = old in ACTIVE, new in ACTIVE
-        if was != now_active:
-            a = self.array_of[i]
-            delta = 1 if now_active else -1
-            self.active_by_array[a] += delta
-            self.active_total += delta
-            self.gauge.active_changed(a, delta, now)
+        if was and not now_active:
+            self._leave_active(self.array_of[i], now)
+        elif now_active and not was:
+            self._enter_active(self.array_of[i], now)
         if new == "D":
             offsets, flat, up_left = self.down_offsets, self.down_flat, self.up_left
             for k in range(offsets[i], offsets[i + 1]):
@@ -215,6 +207,30 @@ class ServerModel:
             for k in range(offsets[i], offsets[i + 1]):
                 up_left[flat[k]] += 1
         self._changed(i, int(now))
+
+    def _enter_active(self, a: int, now: float) -> None:
+        c = self.active_by_array[a] + 1
+        self.active_by_array[a] = c
+        if c > self.peak_by_array[a]:
+            self.peak_by_array[a] = c
+        self.area_by_array[a] -= now
+        t = self.active_total + 1
+        self.active_total = t
+        if t > self.peak_total:
+            self.peak_total = t
+        self.area_total -= now
+
+    def _leave_active(self, a: int, now: float) -> None:
+        self.active_by_array[a] -= 1
+        self.area_by_array[a] += now
+        self.active_total -= 1
+        self.area_total += now
+
+    def close(self, end: float) -> None:
+        """Close the active-time integrals at ``end`` (call once, at the end of the run)."""
+        for a, c in self.active_by_array.items():
+            self.area_by_array[a] += c * end
+        self.area_total += self.active_total * end
 
     def _ti_set(self, ti: int, new: str) -> None:
         self.ti_status[ti] = new
@@ -241,25 +257,45 @@ class ServerModel:
         Returns the answer (current status of every known requested id) and the indexes moved.
         """
         get = self.index_of.get
+        first = self._first
+        n = len(self.status)
         status = self.status
+        counts = self.counts
+        num_attempts = self.num_attempts
+        ti_task, ti_status, ti_resources, ti_queued_at = (
+            self.ti_task, self.ti_status, self.ti_resources, self.ti_queued_at,
+        )
+        latest_ti, live, new_queued = self.latest_ti, self.live, self.new_queued
         answer: dict[str, list[int]] = {}
         moved: list[int] = []
+        sec = int(now)
+        array_of = self.array_of
         for tid in task_ids:
-            i = get(tid)
-            if i is None:
-                continue
+            if first is not None:
+                i = tid - first
+                if not 0 <= i < n:
+                    continue
+            else:
+                j = get(tid)
+                if j is None:
+                    continue
+                i = j
             s = status[i]
             if s == "G" or s == "A":
-                self._set(i, "Q", now)
-                self.num_attempts[i] += 1
-                ti = len(self.ti_status)
-                self.ti_task.append(i)
-                self.ti_status.append("Q")
-                self.ti_resources.append(task_resources_id)
-                self.ti_queued_at.append(now)
-                self.latest_ti[i] = ti
-                self.live[ti] = None
-                self.new_queued.append(ti)
+                status[i] = "Q"
+                counts[s] -= 1
+                counts["Q"] += 1
+                self._enter_active(array_of[i], now)
+                self._changed(i, sec)
+                num_attempts[i] += 1
+                ti = len(ti_status)
+                ti_task.append(i)
+                ti_status.append("Q")
+                ti_resources.append(task_resources_id)
+                ti_queued_at.append(now)
+                latest_ti[i] = ti
+                live[ti] = None
+                new_queued.append(ti)
                 moved.append(i)
                 s = "Q"
             bucket = answer.get(s)
@@ -382,6 +418,8 @@ class ServerModel:
         ti_status = self.ti_status
         ti_task = self.ti_task
         counts = self.counts
+        sec = int(now)
+        changed = self._changed
         for ti in self.new_queued:
             if ti_status[ti] != "Q":  # terminated before the distributor saw it
                 continue
@@ -391,7 +429,7 @@ class ServerModel:
                 status[i] = "O"
                 counts["Q"] -= 1
                 counts["O"] += 1
-                self._changed(i, int(now))
+                changed(i, sec)
             launched.append(ti)
         self.new_queued = []
         return launched
@@ -403,20 +441,45 @@ class ServerModel:
             return False
         self.ti_status[ti] = "R"
         i = self.ti_task[ti]
-        if self.status[i] in ("O", "I"):
-            self._set(i, "R", now)
+        old = self.status[i]
+        if old == "O" or old == "I":  # active to active: only the count and status_date move
+            self.status[i] = "R"
+            counts = self.counts
+            counts[old] -= 1
+            counts["R"] += 1
+            self._changed(i, int(now))
         return True
 
     def log_done(self, ti: int, now: float) -> None:
         """``POST /task_instance/{id}/log_done``: R (or K) → D; the task R → D."""
-        s = self.ti_status[ti]
+        ti_status = self.ti_status
+        s = ti_status[ti]
         if s != "R" and s != "K":
             return
-        self._ti_set(ti, "D")
-        self.to_kill.pop(ti, None)
+        ti_status[ti] = "D"
+        del self.live[ti]
+        self.ti_counts["D"] = self.ti_counts.get("D", 0) + 1
+        if s == "K":
+            self.to_kill.pop(ti, None)
         i = self.ti_task[ti]
-        if self.status[i] in ("R", "O", "I"):
-            self._set(i, "D", now)
+        status = self.status
+        old = status[i]
+        if old != "R" and old != "O" and old != "I":
+            return
+        # Inline ``_set(i, "D", now)``: active -> DONE, downstreams lose one upstream to wait for.
+        status[i] = "D"
+        counts = self.counts
+        counts[old] -= 1
+        counts["D"] += 1
+        a = self.array_of[i]
+        self.active_by_array[a] -= 1
+        self.area_by_array[a] += now
+        self.active_total -= 1
+        self.area_total += now
+        offsets, flat, up_left = self.down_offsets, self.down_flat, self.up_left
+        for k in range(offsets[i], offsets[i + 1]):
+            up_left[flat[k]] -= 1
+        self._changed(i, int(now))
 
     def log_error(self, ti: int, ti_error: str, now: float) -> None:
         """``POST /task_instance/{id}/log_error_worker_node`` (``E``, ``Z``, ``U`` or ``F``)."""

@@ -50,14 +50,9 @@ def record_run(
         )
 
 
-def small_spec(
-    *, array_limit: int = 1, workflow_limit: int | None = None, downstream_array_limit: int | None = None
-) -> TopologySpec:
+def small_spec(*, array_limit: int = 1, workflow_limit: int | None = None) -> TopologySpec:
     """Array 1 (``first``, limit ``array_limit``) holds tasks 1-3; array 2 (``second``) holds
     task 4, which depends on task 1, and task 5, which depends on tasks 2 and 4."""
-    second = ArraySpec(2, "second") if downstream_array_limit is None else ArraySpec(
-        2, "second", limit=downstream_array_limit
-    )
     kwargs: dict[str, Any] = {} if workflow_limit is None else {"workflow_limit": workflow_limit}
     return TopologySpec(
         tasks=[
@@ -67,7 +62,7 @@ def small_spec(
             TaskSpec(4, 2, 1, upstream_ids=[1]),
             TaskSpec(5, 2, 1, upstream_ids=[2, 4]),
         ],
-        arrays=[ArraySpec(1, "first", limit=array_limit), second],
+        arrays=[ArraySpec(1, "first", limit=array_limit), ArraySpec(2, "second")],
         resource_sets=[ResourceSetSpec(1, "all.q", {"memory": 2, "runtime": 60})],
         **kwargs,
     )

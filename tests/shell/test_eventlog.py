@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from swarmfold.core.commands import Command, QueueBatch
+from swarmfold.core.commands import COMMAND_TYPES, Command, QueueBatch
 from swarmfold.core.config import SwarmConfig
-from swarmfold.core.events import Event, TimerFired
+from swarmfold.core.events import EVENT_TYPES, BatchQueued, Event, TaskStatusesFetched, TimerFired
+from swarmfold.shell import eventlog
 from swarmfold.shell.cli import load_scenario
-from swarmfold.shell.codec import to_json
+from swarmfold.shell.codec import command_from_dict, event_from_dict, to_json
 from swarmfold.shell.eventlog import (
     LOG_FORMAT,
     LOG_VERSION,
@@ -28,7 +31,7 @@ from swarmfold.shell.eventlog import (
 )
 from swarmfold.shell.instant import drive
 
-from . import CREATED, EXAMPLE, RUNNER, lines_of, record_run, run_cli, small_spec
+from . import CREATED, EXAMPLE, ROOT, RUNNER, lines_of, record_run, run_cli, small_spec
 
 
 def _pipeline_log(path: Path) -> list[tuple[Event, tuple[Command, ...]]]:
@@ -309,3 +312,63 @@ def test_small_scenario_recording_matches_the_driver(tmp_path: Path) -> None:
     assert result.final_status == "D"
     assert len(log.records) == result.events
     assert sum(len(r.commands) for r in log.records) == result.commands
+
+
+# --- the writer's and reader's fast paths agree with the codec, byte for byte ----------------
+
+
+def _codec_samples() -> list[Any]:
+    """One or more samples of every event and command class, from tests/test_codec.py."""
+    spec = importlib.util.spec_from_file_location("_codec_samples", ROOT / "tests" / "test_codec.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [*module.EVENT_SAMPLES, *module.COMMAND_SAMPLES]
+
+
+def test_fast_encoding_and_decoding_equal_the_codec(tmp_path: Path) -> None:
+    path = tmp_path / "run.log"
+    _pipeline_log(path)
+    recorded = [x for r in read_log(path).records for x in (r.event, *r.commands)]
+    extra = [
+        TimerFired(at=10, command_id=None),  # an int in a float field is written as 10.0
+        BatchQueued(command_id=1, at=2, tasks_by_status={"R": [3, 1], "Q": ()}, duration=1),
+        TaskStatusesFetched(command_id=2, at=0.5, tasks_by_status={}, server_time=None),
+    ]
+    samples = [*_codec_samples(), *recorded, *extra]
+    assert {type(x) for x in samples} == set(EVENT_TYPES) | set(COMMAND_TYPES)
+    for value in samples:
+        union = Event if type(value) in EVENT_TYPES else Command
+        by_name = eventlog._EVENTS_BY_NAME if union is Event else eventlog._COMMANDS_BY_NAME
+        slow = event_from_dict if union is Event else command_from_dict
+        assert eventlog._dumps(eventlog._encode(value)) == to_json(value), value
+        data = json.loads(to_json(value))
+        assert eventlog._decode(data, by_name, slow) == slow(data) == value
+    # The hot records really take the fast path (no codec call).
+    for value in extra + [QueueBatch(1, 2, (5, 6), 3, 4)]:
+        data = json.loads(to_json(value))
+        by_name = eventlog._EVENTS_BY_NAME if type(value) in EVENT_TYPES else eventlog._COMMANDS_BY_NAME
+        assert eventlog._decode(data, by_name, lambda d: pytest.fail(f"slow path for {d}")) == value
+
+
+@pytest.mark.parametrize(
+    ("task_ids", "message"),
+    [
+        ([101, True], "expected int, got True"),
+        ([101, 1.0], "expected int, got 1.0"),
+        ("x", "expected an array"),
+    ],
+)
+def test_fast_decoding_falls_back_to_the_codec_for_errors(
+    tmp_path: Path, task_ids: Any, message: str
+) -> None:
+    path = tmp_path / "run.log"
+    _pipeline_log(path)
+    lines = lines_of(path)
+    record = json.loads(lines[3])
+    record["commands"][0]["task_ids"] = task_ids
+    lines[3] = json.dumps(record).encode() + b"\n"
+    path.write_bytes(b"".join(lines))
+    error = read_log(path).error
+    assert error is not None and error.line == 4
+    assert error.field.startswith("$.commands[0].task_ids") and message in error.message
