@@ -193,7 +193,7 @@ def _check_ready_queue(state: SwarmState, r: _Report) -> None:
             if status[i] not in QUEUEABLE:
                 r.add("ready_status", f"task {task_id} is in the ready queue with status {status[i]}")
             if upstream_done[i] != topo.num_upstreams[i]:
-                r.add("ready_upstreams", f"task {task_id} is in the ready queue with "
+                r.add("ready_upstreams", f"task {task_id} ({status[i]}) is in the ready queue with "
                       f"{upstream_done[i]} of {topo.num_upstreams[i]} upstream(s) DONE")
     queued = [i for i in range(len(place)) if in_ready_queue(place[i])]
     for i in queued:
@@ -369,7 +369,7 @@ def _check_batch_tasks(view: SwarmState, where: str, indexes: Sequence[int], r: 
         if view.status[i] not in QUEUEABLE:
             r.add("batch_status", f"{where}: task {task_id} has status {view.status[i]}")
         if view.upstream_done[i] != topo.num_upstreams[i]:
-            r.add("batch_upstreams", f"{where}: task {task_id} has {view.upstream_done[i]} of "
+            r.add("batch_upstreams", f"{where}: task {task_id} ({view.status[i]}) has {view.upstream_done[i]} of "
                   f"{topo.num_upstreams[i]} upstream(s) DONE")
 
 

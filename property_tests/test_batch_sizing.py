@@ -24,8 +24,7 @@ any_elapsed = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
 )
 finite_elapsed = st.floats(min_value=0.0, max_value=1e6, allow_nan=False)
 targets = st.floats(min_value=1e-3, max_value=1e3, allow_nan=False)
-#: Exactly 0 is left out: see ``test_zero_smoothing_with_an_overflowing_rate``.
-smoothings = st.floats(min_value=0.0, max_value=1.0, allow_nan=False, exclude_min=True)
+smoothings = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 
 
 def _clipped(previous: int, cap: int) -> int:
@@ -48,6 +47,7 @@ def test_never_raises_and_stays_in_bounds(
 
 
 @given(previous=sizes, elapsed=any_elapsed, target=any_elapsed, cap=caps, smoothing=smoothings)
+@example(previous=2, elapsed=5e-324, target=1e308, cap=500, smoothing=0.0)
 @example(previous=2, elapsed=5e-324, target=1e308, cap=500, smoothing=1.0)
 def test_never_raises_for_any_smoothing(
     previous: int, elapsed: float, target: float, cap: int, smoothing: float

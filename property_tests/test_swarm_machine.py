@@ -26,7 +26,9 @@ with every task DONE or FATAL or blocked behind a FATAL upstream.
 
 from __future__ import annotations
 
+import os
 import random
+import re
 from collections import Counter
 from typing import Any
 
@@ -49,6 +51,7 @@ from swarmfold.core.commands import (
     Command,
     EvaluateResources,
     Fail,
+    FetchArrayLimit,
     FetchTaskStatuses,
     Finish,
     NoteAnomaly,
@@ -57,10 +60,12 @@ from swarmfold.core.commands import (
 )
 from swarmfold.core.decide import Decision
 from swarmfold.core.events import (
+    ArrayLimitFetched,
     DistributorDied,
     Event,
     RunStarted,
     StopRequested,
+    TaskStatusesFetched,
     TimerFired,
 )
 from swarmfold.core.invariants import check_commands, check_state, lost_tasks
@@ -79,6 +84,18 @@ SCALES: tuple[Any, ...] = (None, None, {"memory": 0.5}, {"memory": (8, 16, 600)}
 INEXACT_VIEW = frozenset({"stale", "phantom", "lost_batch_answer", "cli_reset", "cli_reset_hidden"})
 #: Faults after which a ready task may sit outside the queue until a report names it again.
 LOSS_EXPLAINED: frozenset[str] = frozenset()
+#: Known core bugs, reported to the core's owner, each with a strict-xfail regression test
+#: below. Messages they produce are tolerated here (so the search goes on past them) unless
+#: ``SWARMFOLD_STRICT_PROPERTIES=1``. Remove an entry once its regression test passes.
+KNOWN_CORE_BUGS: dict[str, re.Pattern[str]] = {
+    # An ADJUSTING_RESOURCES task is (re-)enqueued without checking its upstreams, so a report
+    # that also resets an upstream D->G leaves it queued (and batched) too early ...
+    "adjusting_task_ignores_upstreams": re.compile(r"^(ready|batch)_upstreams: .*task \d+ \(A\)"),
+    # ... and propagate_done only re-enqueues G tasks, so an A task taken out of the queue
+    # by a retracted upstream waits for the next report that names it (a full sync).
+    "adjusting_task_not_requeued": re.compile(r"^lost_task: task \d+ \(A,"),
+}
+STRICT = os.environ.get("SWARMFOLD_STRICT_PROPERTIES") == "1"
 #: Events the liveness phase may spend before the run must have ended.
 LIVENESS_BUDGET = 30_000
 #: Fault kinds; each run enables a random subset (swarm testing, as TigerBeetle's VOPR).
@@ -208,6 +225,8 @@ class SwarmMachine(RuleBasedStateMachine):
         self.anomalies: Counter[str] = Counter()
         self.faults: set[str] = set()
         self.enabled: frozenset[str] = frozenset()
+        self.known_bugs_seen: set[str] = set()
+        self.ended_in_liveness = False
         self.events = 0
         self.broken = False
         self.check_purity = True
@@ -248,12 +267,25 @@ class SwarmMachine(RuleBasedStateMachine):
         problems.extend(check_state(d.state))
         problems.extend(check_commands(prev, d.commands, d.state))
         problems.extend(self._model_checks(prev, event, d))
+        if problems and not STRICT:
+            problems = self._tolerate_known_bugs(problems)
         if problems:
             self._fail(problems, event)
         self.broken = False
         self.state = d.state
         self._absorb(d.commands)
         return d
+
+    def _tolerate_known_bugs(self, problems: list[str]) -> list[str]:
+        left = []
+        for p in problems:
+            bug = next((name for name, pattern in KNOWN_CORE_BUGS.items() if pattern.search(p)), None)
+            if bug is None:
+                left.append(p)
+            elif bug not in self.known_bugs_seen:
+                self.known_bugs_seen.add(bug)
+                note(f"known core bug {bug}: {p}")
+        return left
 
     def _model_checks(self, prev: SwarmState, event: Event, d: Decision) -> list[str]:
         problems: list[str] = []
@@ -506,7 +538,10 @@ class SwarmMachine(RuleBasedStateMachine):
 
     @invariant()
     def state_is_consistent(self) -> None:
-        assert check_state(self.state) == []
+        problems = check_state(self.state)
+        if problems and not STRICT:
+            problems = self._tolerate_known_bugs(problems)
+        assert problems == []
 
     # --- liveness -------------------------------------------------------------------------------
 
@@ -518,6 +553,7 @@ class SwarmMachine(RuleBasedStateMachine):
 
     def drive_to_end(self) -> None:
         """No more faults: answer everything faithfully, jump to each WakeAt, let tasks run."""
+        self.ended_in_liveness = self.outcome is None
         self.check_purity = False
         server = self.srv
         server.stale_next = []
@@ -568,6 +604,8 @@ class SwarmMachine(RuleBasedStateMachine):
             return
         if "run_status_forced" in faults:
             return  # resumed or reaped: the run only had to end
+        if not self.ended_in_liveness and faults & INEXACT_VIEW:
+            return  # ended on a view the faults had just distorted (e.g. a phantom E)
         final = summary.task_final_statuses()
         assert len(final) == len(self.spec.tasks)
         blocked: dict[int, bool] = {}
@@ -599,3 +637,79 @@ def test_swarm_machine_long() -> None:
         settings=settings(settings.default, max_examples=max(300, settings.default.max_examples),
                           stateful_step_count=150),
     )
+
+
+# --- regression tests for the known core bugs (minimal examples found by the machine) -------
+
+
+def _run_until_first_sync(spec: TopologySpec) -> tuple[SwarmState, list[Command]]:
+    """Start ``spec`` (run status R) and fire the first sync; return the state and commands."""
+    config = SwarmConfig(heartbeat_interval=30.0)
+    d = decide(initial_state(), RunStarted(at=0.0, workflow_id=1, workflow_run_id=1, topology=spec,
+                                           config=config, run_status="R"))
+    d = decide(d.state, TimerFired(30.0))
+    return d.state, list(d.commands)
+
+
+def _answer_sync(state: SwarmState, commands: list[Command], report: dict[str, tuple[int, ...]],
+                 limit: int) -> tuple[SwarmState, list[str]]:
+    """Answer the heartbeat and sync parts among ``commands``; collect invariant messages."""
+    server = ModelServer(TopologySpec(tasks=[], arrays=[], resource_sets=[]), random.Random(0))
+    server.workflow_limit = limit
+    problems: list[str] = []
+    for c in commands:
+        if not isinstance(c, SERVER_COMMANDS) or isinstance(c, QueueBatch | EvaluateResources):
+            continue
+        if isinstance(c, FetchTaskStatuses):
+            event: Event = TaskStatusesFetched(c.command_id, 30.0, report)
+        elif isinstance(c, FetchArrayLimit):
+            event = ArrayLimitFetched(c.command_id, 30.0, c.array_id, limit)
+        else:
+            event = server.answer(c, 30.0)
+        d = decide(state, event)
+        problems += check_state(d.state) + check_commands(state, d.commands, d.state) + lost_tasks(d.state)
+        state = d.state
+    return state, problems
+
+
+def _two_task_spec(downstream_status: str) -> TopologySpec:
+    return TopologySpec(
+        tasks=[TaskSpec(1, 10, 1, status="D"), TaskSpec(2, 10, 1, upstream_ids=(1,), status=downstream_status)],
+        arrays=[ArraySpec(10, "a", 5)],
+        resource_sets=[ResourceSetSpec(1, "all.q", {"cores": 1})],
+        workflow_limit=5,
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="known core bug adjusting_task_ignores_upstreams")
+def test_adjusting_task_waits_for_a_reset_upstream() -> None:
+    """One full sync reports upstream 1 reset D->G and its downstream 2 R->A.
+
+    Task 2 must not be queued while task 1 is not DONE; the G bucket listed first made
+    task_status._process_changes (code "A") enqueue it without ``ready_eligible``.
+    """
+    state, commands = _run_until_first_sync(_two_task_spec("R"))
+    state, problems = _answer_sync(state, commands, {"G": (1,), "A": (2,)}, limit=5)
+    assert problems == []
+
+
+@pytest.mark.xfail(strict=True, reason="known core bug adjusting_task_not_requeued")
+def test_adjusting_task_requeued_when_its_upstream_is_done_again() -> None:
+    """Task 2 waits in the queue as A (capacity held by task 3); upstream 1 goes D->G->D.
+
+    readiness.retract_done takes task 2 out of the queue; readiness.propagate_done only
+    re-enqueues G tasks, so task 2 sits nowhere until a report names it again.
+    """
+    spec = TopologySpec(
+        tasks=[TaskSpec(1, 10, 1, status="D"), TaskSpec(2, 10, 1, upstream_ids=(1,), status="A"),
+               TaskSpec(3, 10, 1, status="R")],
+        arrays=[ArraySpec(10, "a", 1)],
+        resource_sets=[ResourceSetSpec(1, "all.q", {"cores": 1})],
+        workflow_limit=1,
+    )
+    state, commands = _run_until_first_sync(spec)
+    state, problems = _answer_sync(state, commands, {"G": (1,)}, limit=1)
+    assert problems == []
+    d = decide(state, TimerFired(60.0))
+    state, problems = _answer_sync(d.state, list(d.commands), {"D": (1,)}, limit=1)
+    assert problems == []

@@ -167,6 +167,13 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     return replay_main(args, out)
 
 
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    """``swarmfold run --server URL --workflow-id W --workflow-run-id R [--log FILE] [--json]``."""
+    from swarmfold.shell.runner import main as run_main
+
+    return run_main(args, out)
+
+
 def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
     """``swarmfold explain LOG --task ID [--at N] [--json]``."""
     from swarmfold.shell.explain import main as explain_main
@@ -220,6 +227,22 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--at", type=int, metavar="N", help="explain the state after record N")
     explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
     explain.set_defaults(handler=cmd_explain)
+
+    from swarmfold.shell.sim.command import add_parser as add_simulate_parser
+
+    add_simulate_parser(sub)
+
+    from swarmfold.shell.runner import add_run_arguments
+
+    run = sub.add_parser(
+        "run",
+        help="attach to a workflow run on a Jobmon server and run it to a final status",
+        description="Build the state of a workflow run from a Jobmon server and run it. Exit 0: "
+        "DONE; 1: any other end (stopped, error, timeout, ...); 2: bad input (unknown workflow, "
+        "bad option, the run or log locked by another runner).",
+    )
+    add_run_arguments(run)
+    run.set_defaults(handler=cmd_run)
     return parser
 
 

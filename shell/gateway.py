@@ -33,13 +33,11 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import attrs
-import requests
 from attrs import frozen
-from requests.adapters import HTTPAdapter
 
 from swarmfold.core.commands import (
     BindResources,
@@ -103,6 +101,9 @@ __all__ = [
     "parse_tasks_by_status",
     "parse_terminated",
 ]
+
+if TYPE_CHECKING:  # ``requests`` is imported when a gateway is made: the CLI starts fast.
+    import requests
 
 DEFAULT_ROUTE_PREFIX = "/api/v3"
 DEFAULT_CLIENT_VERSION = "3.6.0"
@@ -506,9 +507,6 @@ def _excerpt(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-_RETRYABLE_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-
-
 def _retryable_status(status: int) -> bool:
     return status >= 500 or status == 423
 
@@ -555,6 +553,13 @@ class JobmonGateway:
         self.clock = clock
         self.on_attempt = on_attempt
         self.resolve_queue_ids = resolve_queue_ids
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        self._requests = requests
+        self._retryable_errors = (
+            requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError
+        )
         self._own_session = session is None
         if session is None:
             session = requests.Session()
@@ -615,6 +620,7 @@ class JobmonGateway:
         budget: float | None = None,
     ) -> _Response:
         """Send with retries; return the decoded JSON body or raise ``_Failed``."""
+        requests = self._requests
         route = f"{method} {path}"
         query: dict[str, Any] = {"client_jobmon_version": self.client_version}
         if params:
@@ -645,7 +651,7 @@ class JobmonGateway:
                     f"{route}: the response body cannot be decoded (Content-Encoding): "
                     f"{_excerpt(str(exc), 160)}"
                 ) from None
-            except _RETRYABLE_ERRORS as exc:
+            except self._retryable_errors as exc:
                 last = _transport_error(exc)
             except requests.RequestException as exc:
                 self._report(route, attempt, None, t0, str(exc), False)
@@ -857,6 +863,8 @@ def _any_object(body: Any, route: str) -> None:
 
 
 def _transport_error(exc: BaseException) -> str:
+    import requests
+
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         kind = "connect timeout"
     elif isinstance(exc, requests.Timeout):

@@ -101,6 +101,8 @@ class Progress:
             return
         if self._next_at is None:
             self._next_at = now + (0.0 if self.mode == "tty" else self.period)
+            counts = state.status_counts
+            self._samples.append((now, counts.get("D", 0) + counts.get("F", 0)))
         if not force and now < self._next_at:
             return
         self._next_at = now + self.period

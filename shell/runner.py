@@ -4,7 +4,8 @@ One thread owns the state and calls ``decide``; commands that talk to the server
 thread pools and come back as events on a queue (every outcome is an event: the gateway
 never raises). The pools are lanes, so a burst of batches cannot delay the heartbeat:
 
-* control: ``LogHeartbeat``, ``UpdateWorkflowRunStatus``, ``TerminateTaskInstances``;
+* heartbeat: ``LogHeartbeat`` alone (the core never has two in flight);
+* control: ``UpdateWorkflowRunStatus``, ``TerminateTaskInstances``;
 * sync: the sync parts, attach chunks, ``BindResources`` and user callables;
 * batch: ``QueueBatch``, at most ``max_concurrent_batches`` requests at a time.
 
@@ -37,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TextIO
 
 import attrs
@@ -90,7 +91,9 @@ __all__ = [
     "RunLocked",
     "RunOutcome",
     "Runner",
+    "add_run_arguments",
     "format_outcome",
+    "main",
     "run_workflow_run",
 ]
 
@@ -105,7 +108,7 @@ POLL_SECONDS = 0.05
 #: After Finish/Fail, how long late answers are awaited (and recorded).
 DRAIN_SECONDS = 1.0
 
-_CONTROL = (LogHeartbeat, UpdateWorkflowRunStatus, TerminateTaskInstances)
+_CONTROL = (UpdateWorkflowRunStatus, TerminateTaskInstances)
 
 
 @frozen
@@ -373,6 +376,9 @@ class Runner:
         self._stop_fed = False
         self._cancelled = False
         self._pools: dict[str, ThreadPoolExecutor] = {}
+        #: Submitted commands whose answer is not posted yet, by lane.
+        self._pending: dict[Future[None], tuple[str, Command]] = {}
+        self._pending_lock = threading.Lock()
 
     # --- public ----------------------------------------------------------------------------
 
@@ -385,6 +391,7 @@ class Runner:
     def run(self, start: Event) -> RunOutcome:
         started = time.monotonic()
         self._pools = {
+            "heartbeat": ThreadPoolExecutor(1, thread_name_prefix="swarmfold-heartbeat"),
             "control": ThreadPoolExecutor(2, thread_name_prefix="swarmfold-control"),
             "sync": ThreadPoolExecutor(self.sync_workers, thread_name_prefix="swarmfold-sync"),
             "batch": ThreadPoolExecutor(self.max_concurrent_batches, thread_name_prefix="swarmfold-batch"),
@@ -396,6 +403,7 @@ class Runner:
             self._feed(start)
             detached = self._loop(started)
             if self._terminal is not None:
+                self._cancel_unsent(None, "the run has ended")
                 self._drain()
         finally:
             if watch is not None:
@@ -442,6 +450,8 @@ class Runner:
             self._stop_fed = True
             name = signal.Signals(self._signal).name if self._signal else "stop"
             log.warning("[%s] %s received: stopping the workflow run (status STOPPED)", self.runner_id, name)
+            # Batches not sent yet stay unsent: their tasks stay REGISTERING on the server.
+            self._cancel_unsent("batch", "the run is stopping")
             self._feed(StopRequested(self.clock(), f"{name} received by runner {self.runner_id}"))
         if self._signals_seen > 1 and not self._cancelled:
             self._cancelled = True
@@ -505,6 +515,8 @@ class Runner:
                 self._terminal = command  # type: ignore[assignment]
             elif kind is QueueBatch:
                 self._submit("batch", command)
+            elif kind is LogHeartbeat:
+                self._submit("heartbeat", command)
             elif kind in _CONTROL:
                 self._submit("control", command)
             elif kind in SERVER_COMMANDS or kind is EvaluateResources:
@@ -514,7 +526,33 @@ class Runner:
 
     def _submit(self, lane: str, command: Command) -> None:
         self._outstanding += 1
-        self._pools[lane].submit(self._execute, command)
+        future = self._pools[lane].submit(self._execute, command)
+        with self._pending_lock:
+            if not future.done():
+                self._pending[future] = (lane, command)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._pending_lock:
+            self._pending.pop(future, None)
+
+    def _cancel_unsent(self, lane: str | None, reason: str) -> int:
+        """Cancel the commands of ``lane`` (all lanes: None) that no thread has started;
+        each gets its failure event, so every command is still answered in the log."""
+        with self._pending_lock:
+            items = [(f, c) for f, (ln, c) in self._pending.items() if lane is None or ln == lane]
+        n = 0
+        for future, command in items:
+            if future.cancel():
+                n += 1
+                error = f"not sent: {reason}"
+                if isinstance(command, EvaluateResources):
+                    self._queue.put(ResourceEvaluationFailed(command.command_id, self.clock(), error))
+                else:
+                    self._queue.put(failure_event(command, self.clock(), error))
+        if n:
+            log.warning("[%s] %d request(s) not sent: %s", self.runner_id, n, reason)
+        return n
 
     def _execute(self, command: Command) -> None:
         """In a pool thread: carry out one command and post its answer. Never raises."""
@@ -628,6 +666,7 @@ def run_workflow_run(
     lock_dir: str | None = None,
     install_signal_handlers: bool = True,
     gateway: JobmonGateway | None = None,
+    on_runner: Callable[[Runner], None] | None = None,
 ) -> RunOutcome:
     """Attach to workflow run ``workflow_run_id`` of workflow ``workflow_id`` on the Jobmon
     server at ``server_url`` and run it to a final status.
@@ -635,6 +674,7 @@ def run_workflow_run(
     Builds the state from the server (``fetch_workflow_metadata``, ``/time``, then the core
     loads tasks and edges in chunks), then runs the main loop. Never raises for anything the
     server or the run does: the outcome says how it ended (``exit_code`` 0 only for DONE).
+    ``on_runner`` sees the ``Runner`` before it starts (keep it to call ``request_stop``).
     """
     from swarmfold.shell.eventlog import EventLogWriter, LogLocked, default_runner_id, new_header
 
@@ -651,10 +691,16 @@ def run_workflow_run(
         return RunOutcome(None, reason, code, path, runner_id, message=message,
                           requests=requests or {}, elapsed=clock())
 
+    if not server_url.startswith(("http://", "https://")):
+        return not_run("bad_input", EXIT_BAD_INPUT,
+                       f"--server must be an http:// or https:// URL, got {server_url!r}")
     try:
         run_lock = RunLock(server_url, workflow_run_id, runner_id, lock_dir)
     except RunLocked as exc:
         return not_run("locked", EXIT_BAD_INPUT, str(exc))
+    except OSError as exc:
+        where = lock_dir or tempfile.gettempdir()
+        return not_run("bad_input", EXIT_BAD_INPUT, f"cannot open the run lock in {where}: {exc}")
     writer: Any = None
     gw: JobmonGateway | None = None
     try:
@@ -682,7 +728,7 @@ def run_workflow_run(
         gw = gateway if gateway is not None else JobmonGateway(
             server_url, route_prefix=route_prefix, client_version=client_version, timeout=timeout,
             retry=retry, clock=clock, on_attempt=on_attempt,
-            pool_size=2 + 8 + max_concurrent_batches + 2,
+            pool_size=1 + 2 + 8 + max_concurrent_batches + 2,
         )
         try:
             meta = gw.fetch_workflow_metadata(workflow_id)
@@ -732,6 +778,8 @@ def run_workflow_run(
             run_status="B",
             server_time=server_time,
         )
+        if on_runner is not None:
+            on_runner(runner)
         outcome = runner.run(start)
         return attrs.evolve(outcome, elapsed=clock())
     finally:
@@ -740,3 +788,103 @@ def run_workflow_run(
         if gw is not None and gateway is None:
             gw.close()
         run_lock.release()
+
+
+# --- the ``swarmfold run`` subcommand ----------------------------------------------------------
+
+
+def add_run_arguments(parser: Any) -> None:
+    """The options of ``swarmfold run`` (Jobmon's defaults where Jobmon has one)."""
+    d = SwarmConfig()
+    parser.add_argument("--server", required=True, metavar="URL",
+                        help="Jobmon server URL (without the route prefix)")
+    parser.add_argument("--workflow-id", type=int, required=True, metavar="W")
+    parser.add_argument("--workflow-run-id", type=int, required=True, metavar="R")
+    parser.add_argument("--log", metavar="FILE", help="record every decision in an event log (JSONL)")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    parser.add_argument("--heartbeat-interval", type=float, default=d.heartbeat_interval, metavar="S",
+                        help=f"seconds between heartbeats and syncs (default {d.heartbeat_interval:g})")
+    parser.add_argument("--report-by-buffer", type=float, default=d.report_by_buffer, metavar="X",
+                        help=f"report-by = interval * X (default {d.report_by_buffer:g})")
+    parser.add_argument("--wedged-sync-interval", type=float, default=d.wedged_sync_interval, metavar="S",
+                        help=f"seconds between full syncs; < 0: always (default {d.wedged_sync_interval:g})")
+    parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed task")
+    parser.add_argument("--timeout", type=float, default=d.timeout, metavar="S",
+                        help=f"workflow timeout in seconds (default {d.timeout:g})")
+    parser.add_argument("--max-batch-size", type=int, default=d.max_batch_size, metavar="N",
+                        help=f"tasks per queue_task_batch, the cap (default {d.max_batch_size})")
+    parser.add_argument("--adaptive-batching", action="store_true",
+                        help="size batches from measured queue_task_batch durations (capped)")
+    parser.add_argument("--chunk-size", type=int, default=d.chunk_size, metavar="N",
+                        help=f"tasks per get_tasks / get_downstream_tasks chunk (default {d.chunk_size})")
+    parser.add_argument("--max-seconds", type=float, metavar="S",
+                        help="detach after S seconds (the run is left as it is)")
+    parser.add_argument("--route-prefix", default=DEFAULT_ROUTE_PREFIX, metavar="P")
+    parser.add_argument("--client-version", default=DEFAULT_CLIENT_VERSION, metavar="V",
+                        help="client_jobmon_version sent with every request")
+    parser.add_argument("--http-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                        help=f"seconds per HTTP attempt (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--retry-attempts", type=int, default=RetryPolicy().max_attempts, metavar="N")
+    parser.add_argument("--retry-seconds", type=float, default=RetryPolicy().max_seconds, metavar="S")
+    parser.add_argument("--max-concurrent-batches", type=int, default=4, metavar="N")
+    parser.add_argument("--distributor-pid", type=int, metavar="PID",
+                        help="fail the run (distributor_died) when this process is gone")
+    parser.add_argument("--distributor-command", metavar="CMD",
+                        help="shell command run periodically; a non-zero exit means the distributor died")
+    parser.add_argument("--progress", choices=("auto", "tty", "lines", "off"), default="auto",
+                        help="progress on stderr: a live line on a TTY, log lines otherwise")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every retried request")
+
+
+def main(args: Any, out: TextIO) -> int:
+    """``swarmfold run``: attach to a workflow run and run it; returns the exit code."""
+    import json
+    import sys
+
+    from swarmfold.core.errors import InvalidConfig
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+    try:
+        config = SwarmConfig(
+            heartbeat_interval=args.heartbeat_interval,
+            report_by_buffer=args.report_by_buffer,
+            wedged_sync_interval=args.wedged_sync_interval,
+            fail_fast=args.fail_fast,
+            timeout=args.timeout,
+            max_batch_size=args.max_batch_size,
+            adaptive_batching=args.adaptive_batching,
+            chunk_size=args.chunk_size,
+        )
+        retry = RetryPolicy(max_attempts=args.retry_attempts, max_seconds=args.retry_seconds)
+        if args.retry_attempts < 1 or args.max_concurrent_batches < 1 or args.http_timeout <= 0:
+            raise InvalidConfig("--retry-attempts, --max-concurrent-batches and --http-timeout must be > 0")
+    except InvalidConfig as exc:
+        print(f"swarmfold run: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    outcome = run_workflow_run(
+        args.server,
+        args.workflow_id,
+        args.workflow_run_id,
+        config=config,
+        log_path=args.log,
+        max_seconds=args.max_seconds,
+        distributor_pid=args.distributor_pid,
+        distributor_command=args.distributor_command,
+        progress=args.progress,
+        route_prefix=args.route_prefix,
+        client_version=args.client_version,
+        timeout=args.http_timeout,
+        retry=retry,
+        max_concurrent_batches=args.max_concurrent_batches,
+    )
+    if args.json:
+        print(json.dumps(outcome.to_dict(), sort_keys=True), file=out)
+    else:
+        title = f"workflow {args.workflow_id} run {args.workflow_run_id}: "
+        print(format_outcome(outcome, title), file=out)
+    return outcome.exit_code

@@ -6,23 +6,35 @@
 - :mod:`.cluster` — the distributor (polls, launches) and the cluster (slots, durations);
 - :mod:`.driver` — the virtual clock: a heap of ``(t, prio, seq, item)``, one seeded RNG;
 - :mod:`.invariants` — online checks (limits, dependencies, double queueing, lost tasks);
-- :mod:`.report` — the report, its text/JSON rendering and the timeline CSV.
+- :mod:`.report` — the report, its text/JSON rendering and the timeline CSV;
+- :mod:`.command` — the ``simulate`` subcommand.
 
 Nothing here reads the wall clock or a global RNG: a ``(scenario, seed)`` pair gives the same
 event log and the same report, byte for byte.
 """
 
-from swarmfold.shell.sim.driver import SimResult, SimulationError, simulate
-from swarmfold.shell.sim.report import SimReport
-from swarmfold.shell.sim.scenario import Scenario, ScenarioError, load_scenario, scenario_to_topology
+from __future__ import annotations
 
-__all__ = [
-    "Scenario",
-    "ScenarioError",
-    "SimReport",
-    "SimResult",
-    "SimulationError",
-    "load_scenario",
-    "scenario_to_topology",
-    "simulate",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "Scenario": "scenario",
+    "ScenarioError": "scenario",
+    "load_scenario": "scenario",
+    "scenario_to_topology": "scenario",
+    "SimReport": "report",
+    "SimResult": "driver",
+    "SimulationError": "driver",
+    "simulate": "driver",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public names lazily, so ``swarmfold --help`` stays fast."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)

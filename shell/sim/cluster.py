@@ -91,7 +91,8 @@ class WorkModel:
                 self.durations[array_id] = (_OTHER, 0.0, 0.0, sampler)
             f = model.failures
             if f.error or f.resource_error or f.fatal:
-                self.failures[array_id] = (f.error, f.error + f.resource_error, f.error + f.resource_error + f.fatal)
+                cut = f.error + f.resource_error
+                self.failures[array_id] = (f.error, cut, cut + f.fatal)
             else:
                 self.failures[array_id] = None
 
@@ -263,7 +264,8 @@ class Distributor:
         if work.plans:
             requested = dict(server.task_resources[server.ti_resources[ti]][1])
         outcome, seconds = work.draw(server.ti_task[ti], requested)
-        if self.lost_worker_rate and self.fault_rng is not None and self.fault_rng.random() < self.lost_worker_rate:
+        rate = self.lost_worker_rate
+        if rate and self.fault_rng is not None and self.fault_rng.random() < rate:
             self.push(now + seconds / 2, self.prio, LOST, ti)
             return
         self.push(now + seconds, self.prio, END, (ti, outcome))

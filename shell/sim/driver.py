@@ -17,6 +17,7 @@ example, latency draws never shift task durations. No wall clock is read: a
 
 from __future__ import annotations
 
+import gc
 import random
 from collections.abc import Callable, Mapping
 from heapq import heappop, heappush
@@ -208,9 +209,15 @@ def simulate(
             created_at=server_time(0.0).replace(" ", "T") + "+00:00",
         )
         writer = EventLogWriter(log_path, header)
+    # The run allocates millions of short-lived objects and makes no reference cycles worth
+    # collecting; the cyclic GC would rescan the whole (large) heap again and again. Pause it.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         result = sim.run(writer)
     finally:
+        if gc_was_enabled:
+            gc.enable()
         if writer is not None:
             writer.close()
     if timeline_path is not None:
@@ -455,6 +462,11 @@ class _Simulation:
         if fate == "lost":
             self.failed_requests += 1
             event = _FAILURE_OF[typ](c.command_id, now, "injected fault: response lost")
+        elif self.checker is not None:  # what the swarm is told about limits, as it is told
+            if typ is FetchWorkflowLimit:
+                self.checker.workflow_limit_seen(event.limit)
+            elif typ is FetchArrayLimit:
+                self.checker.array_limit_seen(c.array_id, event.limit)
         self._feed(event)
 
     def _serve(self, c: Any, latency: float, now: float) -> Event:
@@ -475,14 +487,9 @@ class _Simulation:
             server.set_status_for_triaging(now)
             return TriageRequested(c.command_id, now)
         if typ is FetchWorkflowLimit:
-            limit = server.get_max_concurrently_running()
-            if self.checker is not None:
-                self.checker.workflow_limit_seen(limit)
-            return WorkflowLimitFetched(c.command_id, now, limit)
+            return WorkflowLimitFetched(c.command_id, now, server.get_max_concurrently_running())
         if typ is FetchArrayLimit:
             limit = server.get_array_max_concurrently_running(c.array_id)
-            if self.checker is not None:
-                self.checker.array_limit_seen(c.array_id, limit)
             return ArrayLimitFetched(c.command_id, now, c.array_id, limit)
         if typ is LogHeartbeat:
             return HeartbeatAcknowledged(
@@ -552,7 +559,6 @@ class _Simulation:
         summary = outcome.summary
         cluster = self.distributor.cluster
         server = self.server
-        index_of = topo.index_of
         array_of = topo.array_of
         tasks_per_array = dict.fromkeys(topo.array_ids, 0)
         for a in array_of:
@@ -560,8 +566,8 @@ class _Simulation:
         per_status: dict[str, dict[int, int]] = {}
         for code in ("D", "F"):
             counts = dict.fromkeys(topo.array_ids, 0)
-            for tid in summary.tasks_by_status.get(code, ()):
-                counts[array_of[index_of[tid]]] += 1
+            for i in server.indexes_of(summary.tasks_by_status.get(code, ())):
+                counts[array_of[i]] += 1
             per_status[code] = counts
         span = end if end > 0 else 1.0
         arrays = tuple(

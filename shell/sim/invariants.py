@@ -89,18 +89,19 @@ class InvariantChecker:
                 f"batch {c.command_id} brings array {a} to {in_array} active + in flight,"
                 f" above its limit {limit}",
             )
-        get = server.index_of.get
         status = server.status
         inflight = self.inflight
-        for tid in c.task_ids:
-            i = get(tid)
-            if i is None:
-                self.violate(now, "double_queue", f"batch {c.command_id} names unknown task {tid}")
-                continue
+        indexes = server.indexes_of(c.task_ids)
+        if len(indexes) != n:
+            self.violate(now, "double_queue", f"batch {c.command_id} names unknown task ids")
+        task_ids = server.task_ids
+        for i in indexes:
             if i in inflight:
-                self.violate(now, "double_queue", f"task {tid} is already in a batch on its way")
+                self.violate(now, "double_queue", f"task {task_ids[i]} is already in a batch on its way")
             elif status[i] != "G" and status[i] != "A":
-                self.violate(now, "double_queue", f"task {tid} is queued while {status[i]} on the server")
+                self.violate(
+                    now, "double_queue", f"task {task_ids[i]} is queued while {status[i]} on the server"
+                )
             inflight.add(i)
         self.inflight_total += n
         self.inflight_by_array[a] = self.inflight_by_array.get(a, 0) + n
@@ -125,22 +126,18 @@ class InvariantChecker:
         n = len(c.task_ids)
         self.inflight_total -= n
         self.inflight_by_array[c.array_id] -= n
-        get = self.server.index_of.get
-        discard = self.inflight.discard
-        for tid in c.task_ids:
-            i = get(tid)
-            if i is not None:
-                discard(i)
+        self.inflight.difference_update(self.server.indexes_of(c.task_ids))
 
     # --- the end -------------------------------------------------------------------------------
 
     def at_end(self, summary: RunSummary, normal_end: bool, now: float) -> None:
         """Check that nothing was lost and that the summary agrees with the server."""
         server = self.server
-        index_of = server.index_of
         status = server.status
+        task_ids = server.task_ids
         for code in ("D", "F"):
-            mismatched = [t for t in summary.tasks_by_status.get(code, ()) if status[index_of[t]] != code]
+            indexes = server.indexes_of(summary.tasks_by_status.get(code, ()))
+            mismatched = [task_ids[i] for i in indexes if status[i] != code]
             if mismatched:
                 self.violate(
                     now, "summary_mismatch",
@@ -150,7 +147,6 @@ class InvariantChecker:
         if not normal_end:
             return
         up_left = server.up_left
-        task_ids = server.task_ids
         active = [task_ids[i] for i, s in enumerate(status) if s in ACTIVE]
         if active:
             self.violate(

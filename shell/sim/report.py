@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -147,11 +147,12 @@ def render_text(report: SimReport) -> str:
         f"  active       peak {report.peak_active}, mean {report.mean_active:g}"
         f" (workflow limit {_limit(report.workflow_limit)})",
     ]
-    for a in report.arrays:
+    labels = [f"{a.name} [{a.array_id}]" for a in report.arrays]
+    width = max([11, *(len(label) + 2 for label in labels)])
+    for label, a in zip(labels, report.arrays, strict=True):
         lines.append(
-            f"    {a.name} [{a.array_id}]".ljust(15)
-            + f"peak {a.peak_active}, mean {a.mean_active:g}, limit {_limit(a.limit)};"
-            f" {a.done}/{a.tasks} done, {a.failed} failed"
+            f"    {label.ljust(width)}peak {a.peak_active}, mean {a.mean_active:g},"
+            f" limit {_limit(a.limit)}; {a.done}/{a.tasks} done, {a.failed} failed"
         )
     if report.cluster_slots is None:
         cluster = f"unlimited slots, peak running {report.peak_running}, mean {report.mean_running:g}"
@@ -194,7 +195,9 @@ def timeline_columns(array_ids: Iterable[int]) -> list[str]:
     return cols
 
 
-def write_timeline(target: str | Path | TextIO, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def write_timeline(
+    target: str | Path | TextIO, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
     """Write the timeline as CSV (a header line, then one row per sample)."""
     if isinstance(target, str | Path):
         with open(target, "w", newline="", encoding="utf-8") as fh:

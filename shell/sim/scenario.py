@@ -365,6 +365,15 @@ def parse_scenario(data: Any, source: str = "") -> Scenario:
     """Decode and validate scenario data (as from ``json.loads``). Raises ``ScenarioError``."""
     from swarmfold.shell.codec import CodecError, structure
 
+    if isinstance(data, Mapping) and "topology" in data and "tasks" not in data:
+        raise ScenarioError(
+            [
+                "$: this looks like a 'swarmfold fold' scenario (workflow_id, config, topology); "
+                "a simulation scenario lists workflow, arrays, resource_sets and tasks with durations "
+                "(see docs/scenario-format.md)"
+            ],
+            source,
+        )
     try:
         file: ScenarioFile = structure(data, ScenarioFile)
     except CodecError as exc:
@@ -517,7 +526,9 @@ class _Checker:
         names: dict[str, int] = {}
         for k, q in enumerate(queues):
             if q.name in names:
-                self.err(f"$.queues[{k}].name", f"duplicate queue name {q.name!r} (also $.queues[{names[q.name]}])")
+                self.err(
+                    f"$.queues[{k}].name", f"duplicate queue name {q.name!r} (also $.queues[{names[q.name]}])"
+                )
             else:
                 names[q.name] = k
             for resource, (low, high) in q.bounds.items():
@@ -530,7 +541,9 @@ class _Checker:
         for k, a in enumerate(arrays):
             p = f"$.arrays[{k}]"
             if a.array_id in ids:
-                self.err(f"{p}.array_id", f"duplicate array id {a.array_id} (also $.arrays[{ids[a.array_id]}])")
+                self.err(
+                    f"{p}.array_id", f"duplicate array id {a.array_id} (also $.arrays[{ids[a.array_id]}])"
+                )
             else:
                 ids[a.array_id] = k
             self.non_negative(f"{p}.limit", a.limit)
@@ -547,7 +560,9 @@ class _Checker:
             "lognormal": ("median", "sigma"),
         }.get(d.distribution)
         if needed is None:
-            self.err(f"{p}.distribution", f"expected one of {', '.join(DISTRIBUTIONS)}, got {d.distribution!r}")
+            self.err(
+                f"{p}.distribution", f"expected one of {', '.join(DISTRIBUTIONS)}, got {d.distribution!r}"
+            )
             return
         for name in ("seconds", "low", "high", "mean", "median", "sigma"):
             value = getattr(d, name)
@@ -570,14 +585,17 @@ class _Checker:
         if total > 1.0 + 1e-12:
             self.err(p, f"error + resource_error + fatal must be <= 1, got {total!r}")
 
-    def check_resource_sets(self, sets: Sequence[ResourceSetDef], queues: Mapping[str, int]) -> dict[int, int]:
+    def check_resource_sets(
+        self, sets: Sequence[ResourceSetDef], queues: Mapping[str, int]
+    ) -> dict[int, int]:
         ids: dict[int, int] = {}
         for k, rs in enumerate(sets):
             p = f"$.resource_sets[{k}]"
             if rs.resource_set_id in ids:
+                first = ids[rs.resource_set_id]
                 self.err(
                     f"{p}.resource_set_id",
-                    f"duplicate resource set id {rs.resource_set_id} (also $.resource_sets[{ids[rs.resource_set_id]}])",
+                    f"duplicate resource set id {rs.resource_set_id} (also $.resource_sets[{first}])",
                 )
             else:
                 ids[rs.resource_set_id] = k
@@ -605,7 +623,9 @@ class _Checker:
         ids: dict[int, int] = {}
         for k, t in enumerate(tasks):
             if t.task_id in ids:
-                self.err(f"$.tasks[{k}].task_id", f"duplicate task id {t.task_id} (also $.tasks[{ids[t.task_id]}])")
+                self.err(
+                    f"$.tasks[{k}].task_id", f"duplicate task id {t.task_id} (also $.tasks[{ids[t.task_id]}])"
+                )
             else:
                 ids[t.task_id] = k
         models = {a.array_id: a for a in self.file.arrays}
@@ -797,7 +817,8 @@ def scenario_to_file(scenario: Scenario) -> ScenarioFile:
             target_batch_seconds=c.target_batch_seconds,
         ),
         queues=tuple(
-            QueueDef(q.name, q.queue_id, q.cluster_id, {r: (lo, hi) for r, lo, hi in q.bounds}) for q in spec.queues
+            QueueDef(q.name, q.queue_id, q.cluster_id, {r: (lo, hi) for r, lo, hi in q.bounds})
+            for q in spec.queues
         ),
         arrays=tuple(
             ArrayDef(

@@ -37,8 +37,10 @@ import datetime as _dt
 from array import array
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import compress
 from typing import Any
 
+from swarmfold.core.config import UNLIMITED
 from swarmfold.core.resources import Requested
 from swarmfold.core.topology import Topology
 
@@ -62,6 +64,12 @@ RUN_TRANSITIONS = frozenset(
 )
 #: Untimely workflow-run transitions: accepted as no-ops (a heartbeat still extends the run).
 RUN_UNTIMELY = frozenset({("R", "R"), ("L", "L")})
+
+
+#: ``bytes.translate`` tables: the status letter -> 1, every other byte -> 0.
+_MASK: dict[str, bytes] = {
+    code: bytes(1 if b == ord(code) else 0 for b in range(256)) for code in "GQIORDEAF"
+}
 
 
 def server_time(at: float) -> str:
@@ -148,7 +156,7 @@ class ServerModel:
         self._bucket: list[int] = []
         self._time_strings: dict[str, int] = {}
         # Limits (stored on the server; changed by the user at run time).
-        self.workflow_limit = topo.workflow_limit
+        self.workflow_limit: int = topo.workflow_limit
         self.array_limits: dict[int, int] = dict(topo.array_limits)
         # The workflow run.
         self.run_status = run_status
@@ -175,14 +183,19 @@ class ServerModel:
 
     # --- status bookkeeping -------------------------------------------------------------------
 
+    def _bucket_of(self, sec: int) -> list[int]:
+        """The list of tasks whose status changed in second ``sec`` (time only moves forward)."""
+        if sec != self._bucket_sec:
+            self._bucket = []
+            self._bucket_sec = sec
+            self._buckets.append((sec, self._bucket))
+        return self._bucket
+
     def _changed(self, i: int, sec: int) -> None:
+        """Task ``i``'s status_date is now second ``sec``."""
         if self._mark[i] != sec:
             self._mark[i] = sec
-            if sec != self._bucket_sec:
-                self._bucket = []
-                self._bucket_sec = sec
-                self._buckets.append((sec, self._bucket))
-            self._bucket.append(i)
+            self._bucket_of(sec).append(i)
 
     def _set(self, i: int, new: str, now: float) -> None:
         """Set task ``i``'s status (bumping its status_date) and keep every count right."""
@@ -269,7 +282,13 @@ class ServerModel:
         answer: dict[str, list[int]] = {}
         moved: list[int] = []
         sec = int(now)
+        changes = self._bucket_of(sec)
+        mark = self._mark
         array_of = self.array_of
+        active_by_array, peak_by_array, area_by_array = (
+            self.active_by_array, self.peak_by_array, self.area_by_array,
+        )
+        entered = 0
         for tid in task_ids:
             if first is not None:
                 i = tid - first
@@ -285,8 +304,16 @@ class ServerModel:
                 status[i] = "Q"
                 counts[s] -= 1
                 counts["Q"] += 1
-                self._enter_active(array_of[i], now)
-                self._changed(i, sec)
+                a = array_of[i]  # inline _enter_active (the totals are settled after the loop)
+                c = active_by_array[a] + 1
+                active_by_array[a] = c
+                if c > peak_by_array[a]:
+                    peak_by_array[a] = c
+                area_by_array[a] -= now
+                entered += 1
+                if mark[i] != sec:
+                    mark[i] = sec
+                    changes.append(i)
                 num_attempts[i] += 1
                 ti = len(ti_status)
                 ti_task.append(i)
@@ -303,6 +330,12 @@ class ServerModel:
                 answer[s] = [tid]
             else:
                 bucket.append(tid)
+        if entered:
+            total = self.active_total + entered
+            self.active_total = total
+            if total > self.peak_total:
+                self.peak_total = total
+            self.area_total -= now * entered
         return answer, moved
 
     def bind_resources(self, queue: str, requested: Requested) -> int:
@@ -316,12 +349,14 @@ class ServerModel:
         ids = self.task_ids
         answer: dict[str, list[int]] = {}
         if since is None:
-            for i, s in enumerate(status):
-                bucket = answer.get(s)
-                if bucket is None:
-                    answer[s] = [ids[i]]
-                else:
-                    bucket.append(ids[i])
+            # Every task, grouped by status: one C-level pass per status present.
+            letters = "".join(status).encode("ascii")
+            id_seq: Sequence[int] = (
+                range(self._first, self._first + len(status)) if self._first is not None else ids
+            )
+            for code, count in self.counts.items():
+                if count:
+                    answer[code] = list(compress(id_seq, letters.translate(_MASK[code])))
         else:
             floor = self._second_of(since)
             buckets = self._buckets
@@ -357,9 +392,8 @@ class ServerModel:
         return self.workflow_limit
 
     def get_array_max_concurrently_running(self, array_id: int) -> int:
-        from swarmfold.core.config import UNLIMITED
-
-        return self.array_limits.get(array_id, UNLIMITED)
+        limit: int = self.array_limits.get(array_id, UNLIMITED)
+        return limit
 
     def _transition_run(self, new: str) -> bool:
         """The workflow-run FSM: True if ``new`` was accepted (or untimely), else False."""
@@ -419,7 +453,8 @@ class ServerModel:
         ti_task = self.ti_task
         counts = self.counts
         sec = int(now)
-        changed = self._changed
+        changes = self._bucket_of(sec)
+        mark = self._mark
         for ti in self.new_queued:
             if ti_status[ti] != "Q":  # terminated before the distributor saw it
                 continue
@@ -429,7 +464,9 @@ class ServerModel:
                 status[i] = "O"
                 counts["Q"] -= 1
                 counts["O"] += 1
-                changed(i, sec)
+                if mark[i] != sec:
+                    mark[i] = sec
+                    changes.append(i)
             launched.append(ti)
         self.new_queued = []
         return launched
@@ -447,7 +484,10 @@ class ServerModel:
             counts = self.counts
             counts[old] -= 1
             counts["R"] += 1
-            self._changed(i, int(now))
+            sec = int(now)
+            if self._mark[i] != sec:
+                self._mark[i] = sec
+                (self._bucket if sec == self._bucket_sec else self._bucket_of(sec)).append(i)
         return True
 
     def log_done(self, ti: int, now: float) -> None:
@@ -479,7 +519,10 @@ class ServerModel:
         offsets, flat, up_left = self.down_offsets, self.down_flat, self.up_left
         for k in range(offsets[i], offsets[i + 1]):
             up_left[flat[k]] -= 1
-        self._changed(i, int(now))
+        sec = int(now)
+        if self._mark[i] != sec:
+            self._mark[i] = sec
+            (self._bucket if sec == self._bucket_sec else self._bucket_of(sec)).append(i)
 
     def log_error(self, ti: int, ti_error: str, now: float) -> None:
         """``POST /task_instance/{id}/log_error_worker_node`` (``E``, ``Z``, ``U`` or ``F``)."""
@@ -562,11 +605,23 @@ class ServerModel:
 
     # --- queries ---------------------------------------------------------------------------------
 
+    def indexes_of(self, task_ids: Iterable[int]) -> list[int]:
+        """Dense indexes of known task ids (unknown ids are left out)."""
+        first = self._first
+        if first is not None:
+            n = len(self.status)
+            out = [t - first for t in task_ids]
+            if out and (min(out) < 0 or max(out) >= n):
+                out = [i for i in out if 0 <= i < n]
+            return out
+        get = self.index_of.get
+        return [i for i in map(get, task_ids) if i is not None]
+
     def resources_of_instance(self, ti: int) -> tuple[str, Requested]:
         return self.task_resources[self.ti_resources[ti]]
 
     def task_status(self, task_id: int) -> str:
-        return self.status[self.index_of[task_id]]
+        return self.status[int(self.index_of[task_id])]
 
     def statuses_by_task(self) -> Mapping[int, str]:
         return dict(zip(self.task_ids, self.status, strict=True))
