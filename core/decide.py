@@ -296,6 +296,7 @@ def _on_timer(tx: Tx, e: TimerFired) -> None:
 
 def _on_distributor_died(tx: Tx, e: DistributorDied) -> None:
     tx.distributor_dead = True
+    tx.distributor_detail = e.detail
 
 
 def _on_stop(tx: Tx, e: StopRequested) -> None:

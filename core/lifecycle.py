@@ -103,8 +103,10 @@ def begin_iteration(tx: Tx, at: float) -> None:
         abort(tx, "E", "timeout", TIMEOUT_MESSAGE.format(timeout=shown), raises=True)
         return
     if tx.distributor_dead:
-        abort(tx, "E", "distributor_died",
-              "Distributor process unexpectedly stopped. Workflow will error.", raises=True)
+        message = "Distributor process unexpectedly stopped. Workflow will error."
+        if tx.distributor_detail:
+            message += f" ({tx.distributor_detail})"
+        abort(tx, "E", "distributor_died", message, raises=True)
         return
     tx.run_status = tx.heartbeat_status
     if tx.run_status in SERVER_STOP:

@@ -191,6 +191,7 @@ class SwarmState:
     n_executions: int = 0
     next_command_id: int = 1
     distributor_dead: bool = False
+    distributor_detail: str = ""
     num_previously_complete: int = 0
     attach: AttachProgress | None = None
     summary: RunSummary | None = None
@@ -336,6 +337,7 @@ class Tx:
         self.n_executions = state.n_executions
         self.next_command_id = state.next_command_id
         self.distributor_dead = state.distributor_dead
+        self.distributor_detail = state.distributor_detail
         self.num_previously_complete = state.num_previously_complete
         self.attach = state.attach
         self.summary = state.summary
@@ -454,6 +456,7 @@ class Tx:
             n_executions=self.n_executions,
             next_command_id=self.next_command_id,
             distributor_dead=self.distributor_dead,
+            distributor_detail=self.distributor_detail,
             num_previously_complete=self.num_previously_complete,
             attach=self.attach,
             summary=self.summary,

@@ -210,7 +210,7 @@ def test_distributor_death_errors_the_run_at_the_next_iteration() -> None:
     assert ids0(without_wake(out)) == [UpdateWorkflowRunStatus(0, WFR_ID, "E")]
     (fail,) = ack(run, one(out, UpdateWorkflowRunStatus), 10.5)
     assert isinstance(fail, Fail)
-    assert (fail.reason, fail.message) == ("distributor_died", DISTRIBUTOR_MESSAGE)
+    assert (fail.reason, fail.message) == ("distributor_died", DISTRIBUTOR_MESSAGE + " (exit 1)")
     assert fail.summary.final_status == "E"
 
 
