@@ -2,14 +2,18 @@
 
 Tasks arrive in chunks of non-DONE tasks ordered by id; the next chunk starts after the
 **numeric** maximum id of the previous one (Jobmon uses the lexicographic maximum of string
-keys and re-fetches tasks across digit boundaries: quirk Q2, fixed). Edges arrive in
-chunks too; only edges between loaded tasks count, so ``num_upstreams`` counts non-DONE
-upstreams only, as in Jobmon.
+keys and re-fetches tasks across digit boundaries: quirk Q2, fixed). Edges arrive in chunks
+too; only edges between loaded tasks count, so ``num_upstreams`` counts non-DONE upstreams
+only, as in Jobmon. Then any queue the rows name that ``AttachStarted`` did not describe is
+looked up (``LoadQueues``), so resources are validated against real queue bounds and bound
+with real queue ids, as Jobmon's builder does with ``cluster.get_queue``.
 """
 
 from __future__ import annotations
 
-from swarmfold.core.commands import LoadEdgeChunk, LoadTaskChunk
+import attrs
+
+from swarmfold.core.commands import LoadEdgeChunk, LoadQueues, LoadTaskChunk
 from swarmfold.core.errors import InvalidTopology
 from swarmfold.core.events import AttachStarted, EdgeRow, TaskRow
 from swarmfold.core.lifecycle import fail_before_start, set_up
@@ -46,10 +50,7 @@ def _load_tasks_after(tx: Tx, after_task_id: int) -> None:
 def task_chunk_loaded(tx: Tx, at: float, rows: tuple[TaskRow, ...]) -> None:
     progress = tx.attach
     assert progress is not None
-    progress = AttachProgress(
-        progress.dag_id, progress.workflow_limit, progress.queues,
-        progress.task_chunks + (rows,), progress.edge_chunks,
-    )
+    progress = attrs.evolve(progress, task_chunks=progress.task_chunks + (rows,))
     tx.attach = progress
     if len(rows) >= tx.config.chunk_size:
         _load_tasks_after(tx, max(r.task_id for r in rows))
@@ -57,20 +58,14 @@ def task_chunk_loaded(tx: Tx, at: float, rows: tuple[TaskRow, ...]) -> None:
     task_ids = [r.task_id for chunk in progress.task_chunks for r in chunk]
     size = tx.config.chunk_size
     batches = tuple(tuple(task_ids[k:k + size]) for k in range(0, len(task_ids), size))
-    tx.attach = AttachProgress(
-        progress.dag_id, progress.workflow_limit, progress.queues,
-        progress.task_chunks, (), batches, 0,
-    )
+    tx.attach = attrs.evolve(progress, edge_chunks=(), edge_batches=batches, next_edge_batch=0)
     _next_edges_or_build(tx, at)
 
 
 def edge_chunk_loaded(tx: Tx, at: float, edges: tuple[EdgeRow, ...]) -> None:
     p = tx.attach
     assert p is not None
-    tx.attach = AttachProgress(
-        p.dag_id, p.workflow_limit, p.queues, p.task_chunks,
-        p.edge_chunks + (edges,), p.edge_batches, p.next_edge_batch,
-    )
+    tx.attach = attrs.evolve(p, edge_chunks=p.edge_chunks + (edges,))
     _next_edges_or_build(tx, at)
 
 
@@ -84,11 +79,42 @@ def _next_edges_or_build(tx: Tx, at: float) -> None:
     if p.next_edge_batch < len(p.edge_batches):
         tx.emit(LoadEdgeChunk, PendingChunk("edges"), dag_id=p.dag_id,
                 task_ids=p.edge_batches[p.next_edge_batch])
-        tx.attach = AttachProgress(
-            p.dag_id, p.workflow_limit, p.queues, p.task_chunks, p.edge_chunks,
-            p.edge_batches, p.next_edge_batch + 1,
-        )
+        tx.attach = attrs.evolve(p, next_edge_batch=p.next_edge_batch + 1)
         return
+    if not p.queues_requested:
+        missing = _unknown_queues(p)
+        if missing:
+            tx.emit(LoadQueues, PendingChunk("queues"), queues=missing)
+            tx.attach = attrs.evolve(p, queues_requested=True)
+            return
+    _build(tx, at)
+
+
+def queues_loaded(tx: Tx, at: float, queues: tuple[QueueSpec, ...]) -> None:
+    """Queue ids and bounds arrived: they validate and clamp resources from now on."""
+    p = tx.attach
+    assert p is not None
+    known = {q.name for q in p.queues}
+    added = tuple(q for q in queues if q.name not in known)
+    tx.attach = attrs.evolve(p, queues=p.queues + added, queues_requested=True)
+    _build(tx, at)
+
+
+def _unknown_queues(p: AttachProgress) -> tuple[tuple[str, str], ...]:
+    """``(cluster, queue)`` for every queue the rows name that ``AttachStarted`` did not give."""
+    known = {q.name for q in p.queues}
+    wanted: dict[str, str] = {}
+    for chunk in p.task_chunks:
+        for r in chunk:
+            for name in (r.queue_name, *r.fallback_queues):
+                if name not in known:
+                    wanted.setdefault(name, r.cluster_name)
+    return tuple((cluster, name) for name, cluster in sorted(wanted.items()))
+
+
+def _build(tx: Tx, at: float) -> None:
+    p = tx.attach
+    assert p is not None
     spec = spec_from_rows(p)
     tx.attach = None
     try:

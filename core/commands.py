@@ -155,6 +155,15 @@ class LoadEdgeChunk:
 
 
 @frozen
+class LoadQueues:
+    """Look up queues by ``(cluster name, queue name)``: ``GET /cluster/{name}`` then
+    ``GET /cluster/{id}/queue/{name}``, as Jobmon's builder does when attaching."""
+
+    command_id: int
+    queues: tuple[tuple[str, str], ...] = field(converter=_pair_tuple)
+
+
+@frozen
 class NoteAnomaly:
     """Record something odd the core tolerated (logging as data)."""
 
@@ -199,6 +208,7 @@ Command = Union[
     WakeAt,
     LoadTaskChunk,
     LoadEdgeChunk,
+    LoadQueues,
     NoteAnomaly,
     Finish,
     Fail,

@@ -27,6 +27,7 @@ from swarmfold.core.events import (
     Event,
     HeartbeatAcknowledged,
     HeartbeatFailed,
+    QueuesLoaded,
     ResourceBindFailed,
     ResourceEvaluationFailed,
     ResourcesBound,
@@ -158,6 +159,11 @@ def _on_task_chunk(tx: Tx, e: TaskChunkLoaded) -> None:
 def _on_edge_chunk(tx: Tx, e: EdgeChunkLoaded) -> None:
     if _answer(tx, e, PendingChunk) is not None and tx.phase == ATTACHING:
         attach.edge_chunk_loaded(tx, e.at, e.edges)
+
+
+def _on_queues_loaded(tx: Tx, e: QueuesLoaded) -> None:
+    if _answer(tx, e, PendingChunk) is not None and tx.phase == ATTACHING:
+        attach.queues_loaded(tx, e.at, e.queues)
 
 
 def _on_chunk_failed(tx: Tx, e: ChunkLoadFailed) -> None:
@@ -308,6 +314,7 @@ _HANDLERS: dict[type, Callable[[Tx, Any], None]] = {
     AttachStarted: _on_attach_started,
     TaskChunkLoaded: _on_task_chunk,
     EdgeChunkLoaded: _on_edge_chunk,
+    QueuesLoaded: _on_queues_loaded,
     ChunkLoadFailed: _on_chunk_failed,
     TaskStatusesFetched: _on_statuses,
     TriageRequested: _on_triage,

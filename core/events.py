@@ -98,7 +98,21 @@ class EdgeChunkLoaded:
 
 
 @frozen
+class QueuesLoaded:
+    """Answer to ``LoadQueues``: the queues found, with ids and resource bounds.
+
+    A queue the server does not know is left out; the core then treats it as unbounded.
+    """
+
+    command_id: int
+    at: float
+    queues: tuple[QueueSpec, ...] = field(converter=tuple)
+
+
+@frozen
 class ChunkLoadFailed:
+    """A load while attaching (``LoadTaskChunk``, ``LoadEdgeChunk``, ``LoadQueues``) failed."""
+
     command_id: int
     at: float
     error: str
@@ -285,6 +299,7 @@ Event = Union[
     AttachStarted,
     TaskChunkLoaded,
     EdgeChunkLoaded,
+    QueuesLoaded,
     ChunkLoadFailed,
     TaskStatusesFetched,
     TriageRequested,

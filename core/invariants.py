@@ -7,13 +7,16 @@ in the hot path.
 
 ``check_state(state)`` checks one state on its own; ``check_commands(before, commands,
 after)`` checks the ``QueueBatch`` commands of one ``decide`` call against the state it
-started from and, when given, the state it produced.
+started from and, when given, the state it produced (``no_task_double_queued`` is its
+double-queueing part). ``lost_tasks(state)`` is a liveness check: ready tasks that sit
+outside the ready queue.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 from swarmfold.core.commands import Command, QueueBatch
 from swarmfold.core.ready_queue import entry_index, entry_seq
@@ -32,6 +35,8 @@ from swarmfold.core.state import (
     in_ready_queue,
 )
 from swarmfold.core.statuses import ACTIVE, QUEUEABLE, TASK_STATUSES
+
+K = TypeVar("K")
 
 #: At most this many messages of one kind are reported, so a broken state stays readable.
 _MAX_PER_KIND = 5
@@ -55,8 +60,8 @@ class _Report:
             self.messages.append(f"{kind}: ... (more)")
 
 
-def _nonzero(mapping: object) -> dict[object, int]:
-    return {k: v for k, v in mapping.items() if v != 0}  # type: ignore[attr-defined]
+def _nonzero(mapping: Mapping[K, int]) -> dict[K, int]:
+    return {k: v for k, v in mapping.items() if v != 0}
 
 
 # --- one state ---------------------------------------------------------------------------
@@ -235,12 +240,12 @@ def _check_pending(state: SwarmState, r: _Report) -> None:
 
 
 def lost_tasks(state: SwarmState) -> list[str]:
-    """Tasks that should be in the ready queue but sit nowhere while the run is RUNNING.
+    """Ready tasks that sit outside the ready queue while the run is RUNNING.
 
-    A task that is ADJUSTING_RESOURCES, or REGISTERING, with every upstream DONE, must be
-    in the ready queue, in flight or being evaluated. This is not a consistency invariant
-    (the core heals such a task when a report names it again, at the latest with the
-    pre-exit full sync), but without faults that make the swarm's view stale it must hold.
+    A REGISTERING or ADJUSTING_RESOURCES task with every upstream DONE must be in the ready
+    queue, in flight or being evaluated. This is liveness, not consistency: the core heals
+    such a task when a report names it again (at the latest the pre-exit full sync), but it
+    only waits for that on purpose after a batch answer with an unknown status code.
     """
     topo = state.topology
     if topo is None or state.phase != RUNNING:
@@ -348,7 +353,8 @@ def check_commands(
                 where = f"batch parked on {batch.resources.queue} (array {batch.array_id})"
                 _check_batch_tasks(after, where, batch.indexes, r)
                 if len(batch.indexes) > min(after.batch_size, config.max_batch_size):
-                    r.add("batch_size", f"{where}: {len(batch.indexes)} tasks > batch size {after.batch_size}")
+                    r.add("batch_size", f"{where}: {len(batch.indexes)} tasks > batch size "
+                          f"{after.batch_size}")
                 if {after.resources_of(i) for i in batch.indexes} != {batch.resources}:
                     r.add("batch_resources", f"{where}: tasks' resources differ from the batch's")
                 r.messages.extend(_double_queued(before, where, list(batch.indexes), after))
@@ -365,12 +371,13 @@ def _check_batch_tasks(view: SwarmState, where: str, indexes: Sequence[int], r: 
     for i in indexes:
         task_id = topo.task_ids[i]
         if topo.array_of[i] != topo.array_of[indexes[0]]:
-            r.add("batch_array", f"{where}: tasks of arrays {topo.array_of[indexes[0]]} and {topo.array_of[i]}")
+            r.add("batch_array", f"{where}: tasks of arrays {topo.array_of[indexes[0]]} and "
+                  f"{topo.array_of[i]}")
         if view.status[i] not in QUEUEABLE:
             r.add("batch_status", f"{where}: task {task_id} has status {view.status[i]}")
         if view.upstream_done[i] != topo.num_upstreams[i]:
-            r.add("batch_upstreams", f"{where}: task {task_id} ({view.status[i]}) has {view.upstream_done[i]} of "
-                  f"{topo.num_upstreams[i]} upstream(s) DONE")
+            r.add("batch_upstreams", f"{where}: task {task_id} ({view.status[i]}) has "
+                  f"{view.upstream_done[i]} of {topo.num_upstreams[i]} upstream(s) DONE")
 
 
 def _all_parked(state: SwarmState) -> list[PendingBatch]:
@@ -423,7 +430,8 @@ def _check_capacity(
         used = active + inflight_before + so_far
         if used > view.workflow_limit:
             r.add("workflow_limit", f"a batch of {size} (array {array_id}) brings active {active} + in "
-                  f"flight {inflight_before} + batched {so_far} = {used} over the limit {view.workflow_limit}")
+                  f"flight {inflight_before} + batched {so_far} = {used} over the limit "
+                  f"{view.workflow_limit}")
         limit = view.array_limits.get(array_id)
         array_used = (
             view.active_by_array.get(array_id, 0) + array_inflight_before[array_id] + array_so_far[array_id]

@@ -98,7 +98,7 @@ class PendingTerminate:
 
 @frozen
 class PendingChunk:
-    kind: str  # tasks | edges
+    kind: str  # tasks | edges | queues
 
 
 Pending = Union[
@@ -157,6 +157,7 @@ class AttachProgress:
     edge_chunks: tuple[tuple[Any, ...], ...] = ()
     edge_batches: tuple[tuple[int, ...], ...] = ()
     next_edge_batch: int = 0
+    queues_requested: bool = False
 
 
 @frozen

@@ -14,14 +14,11 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-_COMMON = {
-    "deadline": None,
-    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
-}
+_BASE = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
-settings.register_profile("dev", max_examples=50, stateful_step_count=40, **_COMMON)
+settings.register_profile("dev", _BASE, max_examples=50, stateful_step_count=40)
 settings.register_profile(
-    "ci", max_examples=60, stateful_step_count=50, derandomize=True, print_blob=True, **_COMMON
+    "ci", _BASE, max_examples=1000, stateful_step_count=50, derandomize=True, print_blob=True
 )
-settings.register_profile("slow", max_examples=1000, stateful_step_count=100, print_blob=True, **_COMMON)
+settings.register_profile("slow", _BASE, max_examples=5000, stateful_step_count=100, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -13,14 +13,19 @@ count and ``status_date`` (whole seconds of the model clock), the run status and
   (invalid transitions are ignored, the held status is answered); resume signals C/H are
   set from outside; a reaper ends runs whose ``heartbeat_date`` has passed (R -> E,
   C/H -> T);
+- ``terminate_task_instances`` leaves Q/I tasks where they are (their instances fail,
+  quirk Q10) and kills O tasks, and R tasks unless HOT_RESUME (they become F next step);
 - ``task_status_updates`` answers the tasks whose ``status_date >= since`` at one-second
   resolution (so changes of the last second are reported again), or every task when
   ``since`` is None; its ``time`` is the model clock formatted like the server's ``now()``.
 
 The server never draws a random number on its own: the caller passes choices in, or calls
 ``random_progress``, which draws from the ``random.Random`` given at construction. Faults
-(failed answers, answers lost after the server applied them, stale reports mixed into a later
-answer) are applied when the caller asks for them.
+are applied when the caller asks for them: failed answers (``fail``, optionally after the
+server carried the request out), stale or phantom content mixed into the next status answer
+(``inject_stale``, ``inject_phantom``), CLI status changes with or without a
+``status_date`` bump (``cli_set_status``, quirk Q13). Which command is answered when, twice
+or late, is the caller's choice.
 """
 
 from __future__ import annotations
@@ -154,6 +159,9 @@ class ModelServer:
         #: Extra content mixed into the next ``task_status_updates`` answer, and where.
         self.stale_next: list[tuple[TasksByStatus, bool]] = []
         self.calls: dict[str, int] = {}
+        #: ``(task, upstreams not DONE)`` for every task queued before all its upstreams were
+        #: DONE (the server does not check; the swarm must not ask).
+        self.early_starts: list[tuple[int, tuple[int, ...]]] = []
         self._next_resources_id = 1
 
     # --- queries ---------------------------------------------------------------------------
@@ -164,13 +172,6 @@ class ModelServer:
 
     def active_count(self) -> int:
         return sum(1 for s in self.status.values() if s in ACTIVE)
-
-    def active_by_array(self) -> dict[int, int]:
-        out: dict[int, int] = {}
-        for task_id, s in self.status.items():
-            if s in ACTIVE:
-                out[self.array_of[task_id]] = out.get(self.array_of[task_id], 0) + 1
-        return out
 
     # --- task transitions ------------------------------------------------------------------
 
@@ -183,6 +184,9 @@ class ModelServer:
         """G/A -> Q with ``num_attempts + 1``; answer the current status of every id."""
         for task_id in task_ids:
             if self.status.get(task_id) in ("G", "A"):
+                waiting = [u for u in self.upstreams[task_id] if self.status[u] != "D"]
+                if waiting:
+                    self.early_starts.append((task_id, tuple(waiting)))
                 self._set(task_id, "Q", now)
                 self.attempts[task_id] += 1
                 self.orphaned.discard(task_id)
@@ -226,10 +230,7 @@ class ModelServer:
                 if self.status[task_id] not in ACTIVE:
                     break
                 roll = self.rng.random()
-                if roll < p_step:
-                    outcome = "step"
-                else:
-                    outcome = self.rng.choice(OUTCOMES[1:])
+                outcome = "step" if roll < p_step else self.rng.choice(OUTCOMES[1:])
                 self.advance(task_id, outcome, now)
             moved += 1
         return moved

@@ -69,7 +69,9 @@ def test_no_information_keeps_previous(previous: int, elapsed: float, target: fl
 
 
 @given(previous=sizes, target=targets, cap=caps, data=st.data())
-def test_faster_than_target_never_shrinks(previous: int, target: float, cap: int, data: st.DataObject) -> None:
+def test_faster_than_target_never_shrinks(
+    previous: int, target: float, cap: int, data: st.DataObject
+) -> None:
     elapsed = data.draw(st.floats(min_value=0.0, max_value=target, exclude_max=True), label="elapsed")
     size = next_batch_size(previous, elapsed, target, cap)
     assert size >= _clipped(previous, cap)
@@ -121,7 +123,9 @@ def test_monotone_in_previous(a: int, b: float, elapsed: float, target: float, c
 
 
 @given(previous=sizes, elapsed=finite_elapsed, target=targets, cap=caps, remaining=sizes)
-def test_remaining_only_lowers(previous: int, elapsed: float, target: float, cap: int, remaining: int) -> None:
+def test_remaining_only_lowers(
+    previous: int, elapsed: float, target: float, cap: int, remaining: int
+) -> None:
     unbounded = next_batch_size(previous, elapsed, target, cap)
     assert next_batch_size(previous, elapsed, target, cap, remaining) == min(unbounded, remaining)
 

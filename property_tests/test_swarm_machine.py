@@ -9,19 +9,27 @@ later answers, send a resume signal, and so on.
 After every ``decide`` it checks:
 
 - ``check_state(state) == []`` and ``check_commands(prev, commands, state) == []``
-  (``swarmfold.core.invariants``);
+  (``swarmfold.core.invariants``), and ``lost_tasks(state) == []``: a G task with every
+  upstream DONE, or an A task, is queued, in flight or being evaluated;
 - purity: deciding the same ``(state, event)`` twice gives equal states and commands, and the
   input state is unchanged;
-- against the model: command ids increase; every ``WakeAt`` lies in the future; a task is
-  never in two unanswered batches; after a Finish/Fail the core ignores every event; while
-  the swarm's view is exact (no stale report or lost answer injected), every queued task is
-  G/A on the server and the server's active tasks plus the tasks of unanswered batches stay
-  within the limits the swarm knows.
+- against the model: command ids increase; every ``WakeAt`` lies in the future (no busy
+  loop); a task is never in two unanswered batches; a sync never starts while a batch or a
+  binding is unanswered (spec §9.3); an incremental status fetch asks ``since`` the time of
+  the last status answer (no gap, spec §7); after a Finish/Fail the core ignores every event; while
+  the swarm's view is exact (no stale report, phantom, reset or lost answer injected), every
+  queued task is G/A on the server with every upstream DONE there, and the server's active
+  tasks plus the tasks of unanswered batches stay within the limits the swarm knows.
+
+Each run enables a random subset of the fault kinds (swarm testing). Known core bugs
+(``KNOWN_CORE_BUGS``) are tolerated, and pinned by strict-xfail regression tests at the end.
 
 Liveness, at teardown: faults stop, every command is answered faithfully and the clock
-jumps to each ``WakeAt``; the run must end with Finish/Fail within a bounded number of
-events, for a reason the injected faults explain, and, when the server kept the run RUNNING,
-with every task DONE or FATAL or blocked behind a FATAL upstream.
+jumps to each ``WakeAt``; the run must end with Finish/Fail within ``LIVENESS_BUDGET``
+events, without stalling or letting its heartbeat lapse, for a reason the injected faults
+explain, and, when the server kept the run RUNNING, with every task DONE or FATAL or blocked
+behind a FATAL upstream, and (when no fault can hide it) the summary equal to the server's
+statuses.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from hypothesis.stateful import (
 from property_tests.model_server import SERVER_COMMANDS, ModelServer, server_time
 from swarmfold.core import SwarmConfig, decide, initial_state
 from swarmfold.core.commands import (
+    BindResources,
     Command,
     EvaluateResources,
     Fail,
@@ -68,8 +77,8 @@ from swarmfold.core.events import (
     TaskStatusesFetched,
     TimerFired,
 )
-from swarmfold.core.invariants import check_commands, check_state, lost_tasks
-from swarmfold.core.state import DONE, SwarmState
+from swarmfold.core.invariants import check_commands, check_state, lost_tasks, no_task_double_queued
+from swarmfold.core.state import DONE, IN_FLIGHT, SwarmState
 from swarmfold.core.topology import ArraySpec, QueueSpec, ResourceSetSpec, TaskSpec, TopologySpec
 
 QUEUES = (
@@ -82,8 +91,6 @@ QUEUES = (
 SCALES: tuple[Any, ...] = (None, None, {"memory": 0.5}, {"memory": (8, 16, 600)}, {"memory": "double"})
 #: Faults after which the swarm's view of the server may be wrong for a while.
 INEXACT_VIEW = frozenset({"stale", "phantom", "lost_batch_answer", "cli_reset", "cli_reset_hidden"})
-#: Faults after which a ready task may sit outside the queue until a report names it again.
-LOSS_EXPLAINED: frozenset[str] = frozenset()
 #: Known core bugs, reported to the core's owner, each with a strict-xfail regression test
 #: below. Messages they produce are tolerated here (so the search goes on past them) unless
 #: ``SWARMFOLD_STRICT_PROPERTIES=1``. Remove an entry once its regression test passes.
@@ -139,10 +146,8 @@ def topologies(draw: st.DrawFn) -> TopologySpec:
         if i:
             picks = draw(st.lists(st.integers(0, i - 1), max_size=3, unique=True))
             ups = [task_ids[j] for j in picks]
-        if all(status[u] == "D" for u in ups):
-            s = draw(st.sampled_from("GGGGGGDDRA"))
-        else:
-            s = "G"
+        # A task starts D, R or A only when all its upstreams start D.
+        s = draw(st.sampled_from("GGGGGGDDRA")) if all(status[u] == "D" for u in ups) else "G"
         status[task_id] = s
         task_ids.append(task_id)
         tasks.append(
@@ -226,7 +231,10 @@ class SwarmMachine(RuleBasedStateMachine):
         self.faults: set[str] = set()
         self.enabled: frozenset[str] = frozenset()
         self.known_bugs_seen: set[str] = set()
-        self.ended_in_liveness = False
+        #: A stale/phantom status answer was applied and no faithful full sync followed.
+        self.distorted = False
+        #: The server time of the last status answer the swarm applied (its ``last_sync``).
+        self.last_sync: str | None = None
         self.events = 0
         self.broken = False
         self.check_purity = True
@@ -300,8 +308,17 @@ class SwarmMachine(RuleBasedStateMachine):
                 problems.append(f"WakeAt({c.at}) is not after the event's time {event.at}: busy loop")
             if isinstance(c, Finish | Fail) and c is not d.commands[-1]:
                 problems.append(f"commands after {type(c).__name__}")
-        if not self.faults & LOSS_EXPLAINED:
-            problems.extend(lost_tasks(d.state))
+        for c in d.commands:
+            if isinstance(c, FetchTaskStatuses) and c.since not in (None, self.last_sync):
+                problems.append(f"status fetch since {c.since!r}, but the last answered time was "
+                                f"{self.last_sync!r} (a gap or a repeat, spec §7)")
+        if any(isinstance(c, FetchTaskStatuses) for c in d.commands):
+            busy = sorted(
+                cid for cid, c in self.outstanding.items() if isinstance(c, QueueBatch | BindResources)
+            )
+            if busy:
+                problems.append(f"a sync started while batch/bind commands {busy} are unanswered (spec §9.3)")
+        problems.extend(lost_tasks(d.state))
         batches = [c for c in d.commands if isinstance(c, QueueBatch)]
         if batches:
             problems.extend(self._batch_checks(d.state, batches))
@@ -354,7 +371,19 @@ class SwarmMachine(RuleBasedStateMachine):
 
     def answer(self, command_id: int) -> None:
         command = self.outstanding.pop(command_id)
+        if isinstance(command, FetchTaskStatuses):
+            if self.srv.stale_next:
+                self.distorted = True  # this answer carries stale or phantom content
+            elif command.since is None:
+                self.distorted = False  # a faithful full sync: the swarm's view is exact again
+        early = len(self.srv.early_starts)
         event = self.srv.answer(command, self.now, evaluate)
+        if len(self.srv.early_starts) > early and not self.faults & INEXACT_VIEW:
+            self.broken = True
+            raise AssertionError(f"the server queued tasks before their upstreams were DONE "
+                                 f"(task, upstreams): {self.srv.early_starts[early:]}")
+        if isinstance(event, TaskStatusesFetched) and not self.done:
+            self.last_sync = event.server_time
         self.answered = [*self.answered[-KEEP_ANSWERED + 1:], event]
         self.feed(event)
 
@@ -379,6 +408,7 @@ class SwarmMachine(RuleBasedStateMachine):
              f"workflow limit {spec.workflow_limit}, statuses {[t.status for t in spec.tasks]}")
         note(f"edges {[(t.task_id, t.upstream_ids) for t in spec.tasks if t.upstream_ids]}")
         note(f"faults enabled: {sorted(enabled)}")
+        self.last_sync = server_time(start)
         self.feed(RunStarted(at=start, workflow_id=1, workflow_run_id=1, topology=spec, config=config,
                              run_status="R", server_time=server_time(start)))
 
@@ -461,10 +491,12 @@ class SwarmMachine(RuleBasedStateMachine):
     def progress_all(self) -> None:
         for task_id in self.srv.active_tasks():
             self.srv.advance(task_id, "step", self.now)
-        note(f"server t={self.now}: every active task one step; now {dict(Counter(self.srv.status.values()))}")
+        counts = dict(Counter(self.srv.status.values()))
+        note(f"server t={self.now}: every active task one step; now {counts}")
 
     @precondition(lambda self: "limits" in self.enabled and not self.done)
-    @rule(workflow=st.none() | st.integers(1, 10), array=st.integers(0, 3), limit=st.none() | st.integers(1, 10))
+    @rule(workflow=st.none() | st.integers(1, 10), array=st.integers(0, 3),
+          limit=st.none() | st.integers(1, 10))
     def change_limits(self, workflow: int | None, array: int, limit: int | None) -> None:
         server = self.srv
         if workflow is not None:
@@ -491,7 +523,9 @@ class SwarmMachine(RuleBasedStateMachine):
         self.faults.add("phantom")
         note(f"server: next status answer reports task {task_id} as E")
 
-    @precondition(lambda self: "cli_reset" in self.enabled and not self.done and "D" in self.srv.status.values())
+    @precondition(
+        lambda self: "cli_reset" in self.enabled and not self.done and "D" in self.srv.status.values()
+    )
     @rule(data=st.data(), bump=st.booleans())
     def cli_reset(self, data: st.DataObject, bump: bool) -> None:
         """CLI ``update_statuses`` sets a DONE task back to G (status_date bumped or not, Q13)."""
@@ -553,16 +587,19 @@ class SwarmMachine(RuleBasedStateMachine):
 
     def drive_to_end(self) -> None:
         """No more faults: answer everything faithfully, jump to each WakeAt, let tasks run."""
-        self.ended_in_liveness = self.outcome is None
         self.check_purity = False
         server = self.srv
         server.stale_next = []
         start = self.events
+        # From here on every heartbeat is answered at once: if the run was not already overdue,
+        # the reaper may only end it because the swarm stopped heartbeating.
+        heartbeat_fresh = server.heartbeat_date > self.now
         while self.outcome is None:
             if self.events - start > LIVENESS_BUDGET:
                 raise AssertionError(
                     f"liveness: no Finish/Fail after {LIVENESS_BUDGET} events (t={self.now}, "
-                    f"swarm counts {dict(self.state.status_counts)}, server {dict(Counter(server.status.values()))}, "
+                    f"swarm counts {dict(self.state.status_counts)}, "
+                    f"server {dict(Counter(server.status.values()))}, "
                     f"run {server.run_status}, faults {sorted(self.faults)})"
                 )
             if self.outstanding:
@@ -572,8 +609,13 @@ class SwarmMachine(RuleBasedStateMachine):
                 self.answer(command_id)
             elif self.wake is not None:
                 self.now = max(self.now, self.wake.at)
-                if server.reap(self.now):
+                reaped = server.reap(self.now)
+                if reaped:
                     self.faults.add("run_status_forced")
+                    if reaped == "E" and heartbeat_fresh:
+                        self.broken = True
+                        raise AssertionError(f"liveness: the swarm let its heartbeat lapse (t={self.now}, "
+                                             f"heartbeat_date {server.heartbeat_date}); the reaper ended it")
                 self.fire()
             else:
                 self.broken = True
@@ -586,14 +628,17 @@ class SwarmMachine(RuleBasedStateMachine):
         assert outcome is not None and self.spec is not None
         summary = outcome.summary
         faults = self.faults
-        note(f"end: {type(outcome).__name__} {summary.final_status} ({summary.reason}); faults {sorted(faults)}")
+        note(f"end: {type(outcome).__name__} {summary.final_status} ({summary.reason}); "
+             f"faults {sorted(faults)}")
         if isinstance(outcome, Fail):
             explained = {
                 "timeout": self.config.timeout < 1e6,
                 "distributor_died": "distributor_died" in faults,
                 "stopped": "stop" in faults,
             }
-            assert explained.get(outcome.reason, False), f"unexplained Fail: {outcome.reason}: {outcome.message}"
+            assert explained.get(outcome.reason, False), (
+                f"unexplained Fail: {outcome.reason}: {outcome.message}"
+            )
             return
         reason = summary.reason
         if reason.startswith("resource_callable_failed"):
@@ -604,8 +649,8 @@ class SwarmMachine(RuleBasedStateMachine):
             return
         if "run_status_forced" in faults:
             return  # resumed or reaped: the run only had to end
-        if not self.ended_in_liveness and faults & INEXACT_VIEW:
-            return  # ended on a view the faults had just distorted (e.g. a phantom E)
+        if self.distorted:
+            return  # ended on a view no faithful full sync corrected since (e.g. a phantom E)
         final = summary.task_final_statuses()
         assert len(final) == len(self.spec.tasks)
         blocked: dict[int, bool] = {}
@@ -632,10 +677,10 @@ TestSwarmMachine = SwarmMachine.TestCase
 @pytest.mark.slow
 def test_swarm_machine_long() -> None:
     """A longer search: more examples and longer runs (``-m slow``)."""
+    current = settings()  # the loaded profile
     run_state_machine_as_test(
         SwarmMachine,
-        settings=settings(settings.default, max_examples=max(300, settings.default.max_examples),
-                          stateful_step_count=150),
+        settings=settings(current, max_examples=max(300, current.max_examples), stateful_step_count=150),
     )
 
 
@@ -674,7 +719,8 @@ def _answer_sync(state: SwarmState, commands: list[Command], report: dict[str, t
 
 def _two_task_spec(downstream_status: str) -> TopologySpec:
     return TopologySpec(
-        tasks=[TaskSpec(1, 10, 1, status="D"), TaskSpec(2, 10, 1, upstream_ids=(1,), status=downstream_status)],
+        tasks=[TaskSpec(1, 10, 1, status="D"),
+               TaskSpec(2, 10, 1, upstream_ids=(1,), status=downstream_status)],
         arrays=[ArraySpec(10, "a", 5)],
         resource_sets=[ResourceSetSpec(1, "all.q", {"cores": 1})],
         workflow_limit=5,
@@ -713,3 +759,75 @@ def test_adjusting_task_requeued_when_its_upstream_is_done_again() -> None:
     d = decide(state, TimerFired(60.0))
     state, problems = _answer_sync(d.state, list(d.commands), {"D": (1,)}, limit=1)
     assert problems == []
+
+
+# --- the checks themselves catch what they claim to (no vacuous invariants) ------------------
+
+
+def _queued_state() -> SwarmState:
+    """A running swarm: 1 -> 3, 2 -> 3, 4 independent; workflow limit 1: task 1 is in flight
+    (parked until its resources are bound), 2 and 4 wait in the ready queue, 3 for 1 and 2."""
+    spec = TopologySpec(
+        tasks=[TaskSpec(1, 10, 1), TaskSpec(2, 10, 1), TaskSpec(3, 11, 1, upstream_ids=(1, 2)),
+               TaskSpec(4, 11, 1)],
+        arrays=[ArraySpec(10, "a", 5), ArraySpec(11, "b", 5)],
+        resource_sets=[ResourceSetSpec(1, "all.q", {"cores": 1})],
+        workflow_limit=1,
+    )
+    state = decide(initial_state(), RunStarted(at=0.0, workflow_id=1, workflow_run_id=1, topology=spec,
+                                               run_status="R")).state
+    assert check_state(state) == []
+    assert state.ready_count == 2 and state.inflight_total == 1
+    return state
+
+
+def _kinds(messages: list[str]) -> set[str]:
+    return {m.split(":", 1)[0] for m in messages}
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "kind"),
+    [
+        (lambda s: attrs.evolve(s, status_counts=s.status_counts.set("G", 9)), "status_counts"),
+        (lambda s: attrs.evolve(s, active_by_array=s.active_by_array.set(10, 1)), "active_by_array"),
+        (lambda s: attrs.evolve(s, ready_count=s.ready_count + 1), "ready_count"),
+        (lambda s: attrs.evolve(s, inflight_total=0), "inflight_total"),
+        (lambda s: attrs.evolve(s, upstream_done=s.upstream_done.set(2, 1)), "upstream_done"),
+        (lambda s: attrs.evolve(s, place=s.place.set(3, IN_FLIGHT)), "in_flight"),
+        (lambda s: attrs.evolve(s, place=s.place.set(3, 0)), "ready_count"),
+        (lambda s: attrs.evolve(s, status=s.status.set(1, "Q"),
+                                status_counts=s.status_counts.set("G", 3).set("Q", 1),
+                                active_by_array=s.active_by_array.set(10, 1)), "ready_status"),
+        (lambda s: attrs.evolve(s, status=s.status.set(0, "D"),
+                                status_counts=s.status_counts.set("G", 3).set("D", 1)), "upstream_done"),
+        (lambda s: attrs.evolve(s, pending=s.pending.set(77, s.pending[1])), "batches_outstanding"),
+    ],
+)
+def test_check_state_catches_corruption(corrupt: Any, kind: str) -> None:
+    assert kind in _kinds(check_state(corrupt(_queued_state())))
+
+
+def test_check_commands_catches_bad_batches() -> None:
+    state = _queued_state()
+    ids = state.topology.task_ids  # type: ignore[union-attr]
+
+    def batch(array_id: int, *task_ids: int) -> QueueBatch:
+        return QueueBatch(command_id=99, array_id=array_id, task_ids=task_ids, task_resources_id=1,
+                          workflow_run_id=1)
+
+    roomy = attrs.evolve(state, workflow_limit=5)
+    assert check_commands(roomy, [batch(11, ids[3])]) == []
+    assert check_commands(roomy, [batch(10, ids[1]), batch(11, ids[3])]) == []
+    # task 1 in flight holds the only slot: no new batch fits
+    assert "workflow_limit" in _kinds(check_commands(state, [batch(11, ids[3])]))
+    tight = attrs.evolve(roomy, array_limits=roomy.array_limits.set(10, 1))
+    assert "array_limit" in _kinds(check_commands(tight, [batch(10, ids[1])]))
+    assert "batch_array" in _kinds(check_commands(state, [batch(10, ids[3])]))
+    assert "batch_upstreams" in _kinds(check_commands(state, [batch(11, ids[2])]))
+    assert check_commands(state, [batch(10, ids[0])]) == []  # the parked batch, released
+    assert "double_queued" in _kinds(check_commands(roomy, [batch(10, ids[1], ids[0])]))
+    assert "double_queued" in _kinds(check_commands(state, [batch(11, ids[3]), batch(11, ids[3])]))
+    assert no_task_double_queued(roomy, [batch(10, ids[0], ids[1])]) != []
+    assert no_task_double_queued(roomy, [batch(10, ids[1])]) == []
+    small = attrs.evolve(state, config=SwarmConfig(max_batch_size=1))
+    assert "batch_size" in _kinds(check_commands(small, [batch(10, ids[1], ids[0])]))

@@ -232,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulate_parser(sub)
 
+    from swarmfold.shell.sim.from_log import add_parser as add_from_log_parser
+    from swarmfold.shell.sim.sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
+    add_from_log_parser(sub)
+
     from swarmfold.shell.runner import add_run_arguments
 
     run = sub.add_parser(
@@ -243,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_run_arguments(run)
     run.set_defaults(handler=cmd_run)
+
+    from swarmfold.shell.demo import add_parser as add_demo_parser
+    from swarmfold.shell.serve import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
+    add_demo_parser(sub)
     return parser
 
 

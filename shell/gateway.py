@@ -46,6 +46,7 @@ from swarmfold.core.commands import (
     FetchTaskStatuses,
     FetchWorkflowLimit,
     LoadEdgeChunk,
+    LoadQueues,
     LoadTaskChunk,
     LogHeartbeat,
     QueueBatch,
@@ -63,6 +64,7 @@ from swarmfold.core.events import (
     Event,
     HeartbeatAcknowledged,
     HeartbeatFailed,
+    QueuesLoaded,
     ResourceBindFailed,
     ResourcesBound,
     StatusUpdateAcknowledged,
@@ -76,6 +78,7 @@ from swarmfold.core.events import (
     TriageRequested,
     WorkflowLimitFetched,
 )
+from swarmfold.core.topology import QueueSpec
 
 __all__ = [
     "DEFAULT_CLIENT_VERSION",
@@ -123,6 +126,7 @@ SERVER_COMMANDS: tuple[type, ...] = (
     TerminateTaskInstances,
     LoadTaskChunk,
     LoadEdgeChunk,
+    LoadQueues,
 )
 
 
@@ -472,6 +476,29 @@ def parse_cluster_id(body: Any, route: str = "cluster") -> int:
     return _int(route, "$.cluster[0]", row[0])
 
 
+def parse_queue(body: Any, route: str = "queue") -> tuple[int, tuple[tuple[str, float, float], ...]] | None:
+    """``{"queue": [id, name, parameters_str]}`` -> ``(id, bounds)``; ``None`` for ``[]``.
+
+    ``parameters_str`` is a Python literal such as ``'{"cores": (1, 20)}'``: each entry with
+    a ``(min, max)`` pair of numbers is a bound.
+    """
+    row = _list(route, "$.queue", _member(route, "$", _dict(route, "$", body), "queue"))
+    if not row:
+        return None
+    queue_id = _int(route, "$.queue[0]", row[0])
+    params = _literal(route, "$.queue[2]", row[2] if len(row) > 2 else "{}", "queue parameters") or {}
+    if not isinstance(params, dict):
+        raise ResponseError(route, "$.queue[2]", f"queue parameters: expected a mapping, got {_show(params)}")
+    bounds = []
+    for name, value in sorted(params.items()):
+        if (
+            isinstance(value, list | tuple) and len(value) == 2
+            and all(_number(v) for v in value)
+        ):
+            bounds.append((str(name), float(value[0]), float(value[1])))
+    return queue_id, tuple(bounds)
+
+
 def parse_queue_id(body: Any, route: str = "queue") -> int:
     """``{"queue": [id, name, parameters_str]}`` -> id."""
     row = _list(route, "$.queue", _member(route, "$", _dict(route, "$", body), "queue"))
@@ -788,6 +815,33 @@ class JobmonGateway:
             self._queue_ids[(cluster, queue)] = queue_id
         return queue_id
 
+    def _cluster_id(self, cluster: str) -> int:
+        with self._lock:
+            known = self._cluster_ids.get(cluster)
+        if known is not None:
+            return known
+        path = f"/cluster/{quote(cluster, safe='')}"
+        cluster_id: int = self._request("GET", path, "GET /cluster/{name}").parse(parse_cluster_id)
+        with self._lock:
+            self._cluster_ids[cluster] = cluster_id
+        return cluster_id
+
+    def _load_queues(self, c: LoadQueues) -> Event:
+        """Each ``(cluster, queue)``: its id and bounds (``cluster.get_queue`` in Jobmon)."""
+        found: list[QueueSpec] = []
+        for cluster, queue in c.queues:
+            cluster_id = self._cluster_id(cluster)
+            path = f"/cluster/{cluster_id}/queue/{quote(queue, safe='')}"
+            parsed = self._request("GET", path, "GET /cluster/{id}/queue/{name}").parse(parse_queue)
+            if parsed is None:
+                continue
+            queue_id, bounds = parsed
+            with self._lock:
+                self._queue_ids[(cluster, queue)] = queue_id
+                self._cluster_of_queue.setdefault(queue, cluster)
+            found.append(QueueSpec(queue, queue_id=queue_id, cluster_id=cluster_id, bounds=bounds))
+        return QueuesLoaded(c.command_id, self.clock(), tuple(found))
+
     def _heartbeat(self, c: LogHeartbeat) -> Event:
         r = self._request(
             "POST", f"/workflow_run/{c.workflow_run_id}/log_heartbeat",
@@ -912,6 +966,7 @@ _ROUTES: dict[type, _Route] = {
     ),
     LoadTaskChunk: _Route(JobmonGateway._task_chunk, lambda c, at, e: ChunkLoadFailed(c.command_id, at, e)),
     LoadEdgeChunk: _Route(JobmonGateway._edge_chunk, lambda c, at, e: ChunkLoadFailed(c.command_id, at, e)),
+    LoadQueues: _Route(JobmonGateway._load_queues, lambda c, at, e: ChunkLoadFailed(c.command_id, at, e)),
 }
 
 

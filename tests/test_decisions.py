@@ -36,6 +36,7 @@ from swarmfold.core.commands import (
     FetchWorkflowLimit,
     Finish,
     LoadEdgeChunk,
+    LoadQueues,
     LoadTaskChunk,
     LogHeartbeat,
     NoteAnomaly,
@@ -54,6 +55,7 @@ from swarmfold.core.events import (
     ChunkLoadFailed,
     DistributorDied,
     EdgeChunkLoaded,
+    QueuesLoaded,
     EdgeRow,
     Event,
     HeartbeatAcknowledged,
@@ -277,7 +279,7 @@ def row(task_id: int, status: str = "G", array: int = 1) -> TaskRow:
 def attach(config: SwarmConfig, run_status: str = "B") -> tuple[Run, list[Command]]:
     run = Run()
     out = run.feed(AttachStarted(0.0, WF, WFR, dag_id=5, workflow_limit=100, config=config,
-                                 run_status=run_status, server_time=T0))
+                                 run_status=run_status, server_time=T0, queues=[QueueSpec("all.q")]))
     return run, out
 
 
@@ -985,7 +987,27 @@ def test_attach_tolerates_fallback_queues_it_was_not_told_about() -> None:
     )
     out = run.feed(TaskChunkLoaded(only(out, LoadTaskChunk).command_id, 0.1, [with_fallback]))
     out = run.feed(EdgeChunkLoaded(only(out, LoadEdgeChunk).command_id, 0.2, [EdgeRow(1, 11, ())]))
+    # The fallback queue is looked up on the rows' cluster, as Jobmon's builder does...
+    lookup = only(out, LoadQueues)
+    assert lookup.queues == (("c", "long.q"),)
+    # ...and a queue the server does not know is simply unbounded.
+    out = run.feed(QueuesLoaded(lookup.command_id, 0.3, []))
     assert only(out, UpdateWorkflowRunStatus).status == "R"
+
+
+def test_attach_loads_queue_bounds_and_ids_it_was_not_told_about() -> None:
+    run = Run()
+    out = run.feed(AttachStarted(0.0, WF, WFR, dag_id=5, workflow_limit=100,
+                                 config=SwarmConfig(chunk_size=10), run_status="R", server_time=T0))
+    out = run.feed(TaskChunkLoaded(only(out, LoadTaskChunk).command_id, 0.1, [row(1)]))
+    out = run.feed(EdgeChunkLoaded(only(out, LoadEdgeChunk).command_id, 0.2, [EdgeRow(1, 11, ())]))
+    lookup = only(out, LoadQueues)
+    assert lookup.queues == (("c", "all.q"),)
+    queue = QueueSpec("all.q", queue_id=7, cluster_id=3, bounds=[("memory", 4, 8)])
+    out = run.feed(QueuesLoaded(lookup.command_id, 0.3, [queue]))
+    # Bound with the server's queue id, and memory 2 clamped up to the queue's minimum 4.
+    bind = only(out, BindResources)
+    assert (bind.queue, bind.queue_id, dict(bind.requested)) == ("all.q", 7, {"memory": 4})
 
 
 def test_attach_fails_cleanly_on_a_task_row_it_cannot_use() -> None:

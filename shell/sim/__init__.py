@@ -7,6 +7,10 @@
 - :mod:`.driver` — the virtual clock: a heap of ``(t, prio, seq, item)``, one seeded RNG;
 - :mod:`.invariants` — online checks (limits, dependencies, double queueing, lost tasks);
 - :mod:`.report` — the report, its text/JSON rendering and the timeline CSV;
+- :mod:`.faults` — seeded fault profiles (swarm testing), how runs end, many-seed runs;
+- :mod:`.sweep` — the ``sweep`` subcommand: what-if grids of limits in parallel processes;
+- :mod:`.from_log` — a scenario from a recorded run (``--from-log``, ``scenario-from-log``);
+- :mod:`.plot` — PNG plots of a run and of a sweep (the optional ``plot`` extra);
 - :mod:`.command` — the ``simulate`` subcommand.
 
 Nothing here reads the wall clock or a global RNG: a ``(scenario, seed)`` pair gives the same

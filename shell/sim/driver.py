@@ -10,15 +10,25 @@ remaining ties in insertion order.
 Commands are carried out against the :class:`ServerModel`: a request sent at ``t`` with a
 latency ``L`` drawn from its route's model is processed by the server at ``t + L`` and answered
 by an event with ``at = t + L``. Only the latest ``WakeAt`` counts. Every random number comes
-from one ``random.Random(seed)``, split into sub-streams (latency, work, faults) so that, for
-example, latency draws never shift task durations. No wall clock is read: a
-``(scenario, seed)`` pair gives byte-identical event logs and reports.
+from one ``random.Random(seed)``, split into sub-streams (latency, work, faults, and for the
+newer fault kinds world, reports, heartbeats) so that, for example, latency draws never shift
+task durations. No wall clock is read: a ``(scenario, seed)`` pair gives byte-identical event
+logs and reports.
+
+Faults (``scenario.faults``, see :mod:`.faults` for the seeded draw of a whole profile) are
+injected here: request failures, lost answers, timeouts (the server does the work, the client
+gives up after ``request_timeout``), latency spikes, late and duplicated status answers,
+heartbeat failures, random limit changes and resume signals, the distributor's death. A
+request whose answer is split from its work (timeouts, late answers) is carried out by a
+``serve`` item and answered by a later ``fail``/``deliver`` item.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import random
+from collections import deque
 from collections.abc import Callable, Mapping
 from heapq import heappop, heappush
 from pathlib import Path
@@ -26,6 +36,7 @@ from time import perf_counter
 from typing import Any
 
 from attrs import define, field
+from attrs import evolve as attrs_evolve
 
 from swarmfold.core.commands import (
     BindResources,
@@ -46,6 +57,7 @@ from swarmfold.core.commands import (
     UpdateWorkflowRunStatus,
     WakeAt,
 )
+from swarmfold.core.config import UNLIMITED
 from swarmfold.core.decide import decide
 from swarmfold.core.events import (
     ArrayLimitFetched,
@@ -71,6 +83,7 @@ from swarmfold.core.events import (
 from swarmfold.core.state import SwarmState, initial_state
 from swarmfold.core.summary import RunSummary
 from swarmfold.shell.sim.cluster import END, LOST, START, Distributor, WorkModel
+from swarmfold.shell.sim.faults import explain_end, profile_summary
 from swarmfold.shell.sim.invariants import InvariantChecker, Violation
 from swarmfold.shell.sim.report import (
     ArrayReport,
@@ -109,6 +122,16 @@ LIMIT = "limit"
 RESUME = "resume"
 DISTRIBUTOR_DIES = "distributor_dies"
 SAMPLE = "sample"
+SERVE = "serve"
+FAIL = "fail"
+DELIVER = "deliver"
+RANDOM_LIMIT = "random_limit"
+RANDOM_RESUME = "random_resume"
+
+#: How many earlier status answers a duplicated report may draw from.
+_REPORT_HISTORY = 8
+#: How many characters of the first bad record the report keeps.
+_RECORD_CHARS = 2000
 
 #: The route each server command calls (spec §11).
 ROUTE_OF: Mapping[type, str] = {
@@ -162,12 +185,18 @@ class SimResult:
     anomalies: list[NoteAnomaly] = field(factory=list)
     #: Seconds spent inside ``decide`` (only with ``profile=True``; a measurement, not a result).
     decide_seconds: float | None = None
+    #: What happened in the world outside the swarm: ``(t, kind, detail)``.
+    world_events: list[tuple[float, str, str]] = field(factory=list)
+    #: Per task instance (``record_spans=True``): ``(task_id, array_id, queued_at, started_at,
+    #: ended_at, status)``; ``started_at``/``ended_at`` are None when it never started/ended.
+    spans: list[tuple[int, int, float, float | None, float | None, str]] | None = None
 
 
 def _sub_streams(seed: int) -> dict[str, random.Random]:
     """Independent, deterministic sub-streams of one ``random.Random(seed)``."""
     root = random.Random(seed)
-    return {name: random.Random(root.getrandbits(64)) for name in ("latency", "work", "faults")}
+    names = ("latency", "work", "faults", "world", "reports", "heartbeats")
+    return {name: random.Random(root.getrandbits(64)) for name in names}
 
 
 def simulate(
@@ -182,6 +211,8 @@ def simulate(
     check_invariants: bool = True,
     max_decides: int | None = None,
     profile: bool = False,
+    record_spans: bool = False,
+    deep_checks: bool = False,
 ) -> SimResult:
     """Simulate one workflow run of ``scenario`` and report on it.
 
@@ -190,11 +221,16 @@ def simulate(
     ``simulate``); ``timeline_path`` writes the timeline CSV, sampled every
     ``timeline_interval`` seconds (default: the heartbeat interval). ``profile=True``
     measures the time spent in ``decide`` (``SimResult.decide_seconds``; never in the report).
+    ``record_spans=True`` keeps every task instance's queue, start and end times (for plots).
+    ``deep_checks=True`` also runs the core's own invariants (``check_state``,
+    ``check_commands``) after every ``decide``: O(tasks) each, so for small scenarios only.
     """
     if workflow_limit is not None or array_limits:
         scenario = with_limits(scenario, workflow_limit, array_limits)
     seed = scenario.seed if seed is None else seed
-    sim = _Simulation(scenario, seed, timeline_interval, check_invariants, max_decides, profile)
+    sim = _Simulation(
+        scenario, seed, timeline_interval, check_invariants, max_decides, profile, record_spans, deep_checks
+    )
     writer = None
     if log_path is not None:
         from swarmfold.shell.eventlog import EventLogWriter, new_header
@@ -234,6 +270,8 @@ class _Simulation:
         check_invariants: bool,
         max_decides: int | None,
         profile: bool = False,
+        record_spans: bool = False,
+        deep_checks: bool = False,
     ) -> None:
         self.scenario = scenario
         self.seed = seed
@@ -264,6 +302,20 @@ class _Simulation:
         self.faults = faults
         self.fault_routes = None if faults.routes is None else frozenset(faults.routes)
         self.request_faults = faults.any_request_faults
+        self.request_timeout = faults.request_timeout
+        self.record_spans = record_spans
+        self.deep_checks = deep_checks
+        #: Injected faults by kind (for the report).
+        self.injected: dict[str, int] = {}
+        self.world_events: list[tuple[float, str, str]] = []
+        self.report_history: deque[dict[str, Any]] = deque(maxlen=_REPORT_HISTORY)
+        #: The record being carried out, and the records that issued batches still on their way.
+        self.current: tuple[Event, tuple[Command, ...]] | None = None
+        self.issuers: dict[int, tuple[int, Event, tuple[Command, ...]]] = {}
+        self.first_bad: str | None = None
+        self.duplicated = False
+        self.end_kind = ""
+        self.end_detail = ""
         lat = scenario.latency
         self.latency_of: dict[str, RouteLatency] = {r: lat.of(r) for r in ROUTE_OF.values()}
 
@@ -304,8 +356,16 @@ class _Simulation:
             heartbeat_increment=config.next_report_increment,
             ti_report_increment=scenario.server.task_instance_heartbeat_interval * config.report_by_buffer,
         )
-        self.checker = InvariantChecker(self.server) if self.check_invariants else None
-        self.distributor = Distributor(
+        f = scenario.faults
+        tracking = bool(
+            f.response_loss_rate or f.timeout_rate or f.request_timeout is not None or f.any_report_faults
+        )
+        self.checker = (
+            InvariantChecker(self.server, tracking=tracking, on_violation=self._on_violation)
+            if self.check_invariants
+            else None
+        )
+        self.distributor = (_RecordingDistributor if self.record_spans else Distributor)(
             scenario,
             self.server,
             WorkModel(scenario, topo, self.streams["work"]),
@@ -327,9 +387,17 @@ class _Simulation:
             self.push(signal.at, PRIO_SIGNAL, RESUME, signal)
         if s.faults.distributor_dies_at is not None:
             self.push(s.faults.distributor_dies_at, PRIO_SIGNAL, DISTRIBUTOR_DIES, None)
+        if s.faults.limit_changes_per_hour > 0:
+            self._next_random(0.0, s.faults.limit_changes_per_hour, RANDOM_LIMIT)
+        if s.faults.resumes_per_hour > 0:
+            self._next_random(0.0, s.faults.resumes_per_hour, RANDOM_RESUME)
         self.push(s.distributor.poll_interval, PRIO_POLL, POLL, None)
         self.push(s.server.reaper_poll_interval, PRIO_REAP, REAP, None)
         self.push(0.0, PRIO_SAMPLE, SAMPLE, None)
+
+    def _next_random(self, t: float, per_hour: float, kind: str) -> None:
+        """Schedule the next event of a Poisson process of ``per_hour`` events per hour."""
+        self.push(t + self.streams["world"].expovariate(per_hour / 3600.0), PRIO_SIGNAL, kind, None)
 
     def _loop(self) -> None:
         heap = self.heap
@@ -363,8 +431,23 @@ class _Simulation:
                     )
                 self.push(t + self.timeline_interval, PRIO_SAMPLE, SAMPLE, None)
             elif kind is REAP:
-                self.server.reap(t)
+                before = self.server.run_status
+                if self.server.reap(t):
+                    what = f"the reaper moved the run {before} -> {self.server.run_status}"
+                    self.world_events.append((t, "reaped", what))
                 self.push(t + self.scenario.server.reaper_poll_interval, PRIO_REAP, REAP, None)
+            elif kind is SERVE:
+                self._serve_split(payload, t)
+            elif kind is FAIL:
+                self.answers_pending -= 1
+                self._fail(payload, t)
+            elif kind is DELIVER:
+                self.answers_pending -= 1
+                self._deliver(payload, t)
+            elif kind is RANDOM_LIMIT:
+                self._random_limit(t)
+            elif kind is RANDOM_RESUME:
+                self._random_resume(t)
             elif kind is LOST:
                 distributor.worker_lost(payload, t)
             elif kind is LIMIT:
@@ -373,6 +456,8 @@ class _Simulation:
                 self._resume(payload)
             elif kind is DISTRIBUTOR_DIES:
                 distributor.die()
+                self._count("distributor_death")
+                self.world_events.append((t, "distributor_died", "the distributor process died"))
                 self._feed(DistributorDied(t, "the distributor process died (injected fault)"))
             if self.outcome is None and self.answers_pending == 0 and self.live_wake is None:
                 raise SimulationError(f"stalled at t={t:g}: no request in flight and no WakeAt")
@@ -386,12 +471,30 @@ class _Simulation:
             self.decide_seconds += perf_counter() - t0
         else:
             decision = decide(self.state, event)
+        before = self.state
         self.state = decision.state
         self._after_decide(event, decision.commands)
+        if self.deep_checks and self.checker is not None:
+            self._deep_check(before, decision.commands)
+
+    def _deep_check(self, before: SwarmState, commands: tuple[Command, ...]) -> None:
+        """The core's own state and command invariants after this decision (small runs)."""
+        from swarmfold.core.invariants import check_commands, check_state
+
+        assert self.checker is not None
+        for kind, messages in (
+            ("core_state", check_state(self.state)),
+            ("core_commands", check_commands(before, commands, self.state)),
+        ):
+            if messages:
+                self.checker.violate(self.now, kind, "; ".join(messages[:3]))
 
     def _after_decide(self, event: Event, commands: tuple[Command, ...]) -> None:
         self.decides += 1
         self.commands += len(commands)
+        self.current = (event, commands)
+        if self.checker is not None:
+            self.checker.record = self.decides
         if self.writer is not None:
             self.writer.record(event, commands)
         now = self.now
@@ -423,30 +526,75 @@ class _Simulation:
     def _send(self, c: Any, route: str, now: float) -> None:
         self.requests[route] = self.requests.get(route, 0) + 1
         lat = self.latency_of[route]
-        n = len(c.task_ids) if type(c) is QueueBatch else 0
+        typ = type(c)
+        n = len(c.task_ids) if typ is QueueBatch else 0
         base = lat.seconds + lat.per_task * n
         if lat.jitter and base:
             base *= self.streams["latency"].uniform(1.0 - lat.jitter, 1.0 + lat.jitter)
         fate = None
         if self.request_faults and (self.fault_routes is None or route in self.fault_routes):
             fate, base = self._request_fault(base)
+        f = self.faults
+        if (
+            typ is LogHeartbeat
+            and f.heartbeat_failure_rate
+            and fate is None
+            and self.streams["heartbeats"].random() < f.heartbeat_failure_rate
+        ):
+            fate = "failed"
+            self._count("heartbeat_failure")
         latency = round(base, 6)
-        if type(c) is QueueBatch and self.checker is not None:
+        if typ is QueueBatch and self.checker is not None:
             self.checker.batch_issued(c, now)
+            event, commands = self.current if self.current is not None else (c, ())
+            self.issuers[c.command_id] = (self.decides, event, commands)
+        delay = 0.0
+        if typ is FetchTaskStatuses and f.late_report_rate and fate != "failed":
+            reports = self.streams["reports"]
+            if reports.random() < f.late_report_rate:
+                delay = round(reports.uniform(0.0, f.late_report_seconds), 6)
+                self._count("late_report")
+        timeout = self.request_timeout
         self.answers_pending += 1
+        timed_out = fate == "hang" or (timeout is not None and fate != "failed" and latency + delay > timeout)
+        if typ is UpdateWorkflowRunStatus and (fate is not None or timed_out):
+            what = "timed out" if timed_out else ("failed" if fate == "failed" else "lost its answer")
+            self.world_events.append((now, "status_update_fault", f"update_status {c.status} {what}"))
+        if timed_out:
+            # The client gives up after ``timeout``; the server still does the work (and a late
+            # status answer still arrives, after the failure: an answer the swarm no longer awaits).
+            if fate != "hang":
+                self._count("timeout")
+            give_up = now + (timeout if timeout is not None else latency)
+            self.push(give_up, PRIO_ANSWER, FAIL, (c, "injected fault: request timed out", True))
+            self.push(now + latency, PRIO_ANSWER, SERVE, (c, latency, delay if delay else None, True))
+            return
+        if delay:
+            self.push(now + latency, PRIO_ANSWER, SERVE, (c, latency, delay, False))
+            return
         self.push(now + latency, PRIO_ANSWER, ANSWER, (c, latency, fate))
+
+    def _count(self, kind: str) -> None:
+        self.injected[kind] = self.injected.get(kind, 0) + 1
 
     def _request_fault(self, latency: float) -> tuple[str | None, float]:
         f = self.faults
         rng = self.streams["faults"]
         fate = None
-        u = rng.random()
-        if u < f.request_failure_rate:
-            fate = "failed"
-        elif u < f.request_failure_rate + f.response_loss_rate:
-            fate = "lost"
+        if f.request_failure_rate or f.response_loss_rate or f.latency_spike_rate or f.timeout_rate:
+            u = rng.random()
+            if u < f.request_failure_rate:
+                fate = "failed"
+                self._count("request_failure")
+            elif u < f.request_failure_rate + f.response_loss_rate:
+                fate = "lost"
+                self._count("response_loss")
+            elif u < f.request_failure_rate + f.response_loss_rate + f.timeout_rate:
+                fate = "hang"
+                self._count("timeout")
         if f.latency_spike_rate and rng.random() < f.latency_spike_rate:
             latency += f.latency_spike_seconds
+            self._count("latency_spike")
         return fate, latency
 
     def _answer(self, payload: tuple[Any, float, str | None], now: float) -> None:
@@ -456,32 +604,76 @@ class _Simulation:
             self.failed_requests += 1
             if typ is QueueBatch and self.checker is not None:
                 self.checker.batch_dropped(c)
+                self.issuers.pop(c.command_id, None)
             self._feed(_FAILURE_OF[typ](c.command_id, now, "injected fault: request failed"))
             return
-        event = self._serve(c, latency, now)
+        event = self._serve(c, latency, now, abandoned=fate == "lost")
         if fate == "lost":
             self.failed_requests += 1
             event = _FAILURE_OF[typ](c.command_id, now, "injected fault: response lost")
-        elif self.checker is not None:  # what the swarm is told about limits, as it is told
-            if typ is FetchWorkflowLimit:
-                self.checker.workflow_limit_seen(event.limit)
-            elif typ is FetchArrayLimit:
-                self.checker.array_limit_seen(c.array_id, event.limit)
+        else:
+            self._told(c, event, exact=not self.duplicated)
         self._feed(event)
 
-    def _serve(self, c: Any, latency: float, now: float) -> Event:
+    def _told(self, c: Any, event: Any, exact: bool) -> None:
+        """The swarm is about to be given ``event``, the answer to ``c``: what it learns."""
+        checker = self.checker
+        if checker is None:
+            return
+        typ = type(c)
+        if typ is FetchWorkflowLimit:
+            checker.workflow_limit_seen(event.limit)
+        elif typ is FetchArrayLimit:
+            checker.array_limit_seen(c.array_id, event.limit)
+        elif typ is FetchTaskStatuses or typ is QueueBatch:
+            full = typ is FetchTaskStatuses and c.since is None
+            checker.facts_delivered(event.tasks_by_status, exact, full)
+
+    def _serve_split(self, payload: tuple[Any, float, float | None, bool], now: float) -> None:
+        """The server does the work of a request whose answer comes apart from it."""
+        c, latency, delay, failed = payload
+        if not failed:
+            self.answers_pending -= 1
+        event = self._serve(c, latency, now, abandoned=failed)
+        if delay is None:
+            return  # the answer is lost: the client has given up, or will
+        self.answers_pending += 1
+        self.push(now + delay, PRIO_ANSWER, DELIVER, (c, event, failed))
+
+    def _fail(self, payload: tuple[Any, str, bool], now: float) -> None:
+        c, reason, _ = payload
+        self.failed_requests += 1
+        if type(c) is QueueBatch and self.checker is not None:
+            self.checker.batch_abandoned(c)
+        self._feed(_FAILURE_OF[type(c)](c.command_id, now, reason))
+
+    def _deliver(self, payload: tuple[Any, Event, bool], now: float) -> None:
+        """A late answer arrives (after the swarm was told the request failed, if ``stale``)."""
+        c, event, stale = payload
+        event = attrs_evolve(event, at=now)
+        if not stale:
+            self._told(c, event, exact=False)
+        self._feed(event)
+
+    def _serve(self, c: Any, latency: float, now: float, abandoned: bool = False) -> Event:
         """The server does the request's work at ``now`` and gives its answer as an event."""
         server = self.server
         typ = type(c)
         if typ is QueueBatch:
             answer, moved = server.queue_task_batch(c.task_ids, c.task_resources_id, now)
             if self.checker is not None:
-                self.checker.batch_landed(c, moved, now)
+                issuer = self.issuers.get(c.command_id)
+                self.checker.batch_landed(
+                    c, moved, now, abandoned=abandoned, record=None if issuer is None else issuer[0]
+                )
+                self.issuers.pop(c.command_id, None)
             return BatchQueued(c.command_id, now, answer, latency)
         if typ is FetchTaskStatuses:
             if c.since is None:
                 self.full_syncs += 1
             statuses, time_string = server.task_status_updates(c.since, now)
+            if self.faults.duplicate_report_rate:
+                statuses = self._duplicate(statuses)
             return TaskStatusesFetched(c.command_id, now, statuses, time_string)
         if typ is RequestTriage:
             server.set_status_for_triaging(now)
@@ -503,16 +695,108 @@ class _Simulation:
             return ResourcesBound(c.command_id, now, server.bind_resources(c.queue, c.requested))
         raise SimulationError(f"the server model does not serve {typ.__name__}")
 
+    def _duplicate(self, statuses: dict[str, list[int]]) -> dict[str, list[int]]:
+        """Maybe add an earlier status answer's entries to this one (a duplicated report).
+
+        Entries for tasks this answer names under the same status are listed twice; under
+        another status, they are left out (the answer's own fact wins); the others are
+        re-delivered as they were, stale if the task has moved on since."""
+        history = self.report_history
+        reports = self.streams["reports"]
+        merged = statuses
+        self.duplicated = False
+        if history and reports.random() < self.faults.duplicate_report_rate:
+            earlier = history[reports.randrange(len(history))]
+            here = {tid: code for code, ids in statuses.items() for tid in ids}
+            merged = {code: list(ids) for code, ids in statuses.items()}
+            added = 0
+            for code, ids in earlier.items():
+                extra = [tid for tid in ids if here.get(tid, code) == code]
+                if extra:
+                    merged.setdefault(code, []).extend(extra)
+                    added += len(extra)
+            self._count("duplicate_report")
+            self.duplicated = True
+            if added:
+                self.injected["duplicate_entries"] = self.injected.get("duplicate_entries", 0) + added
+        history.append(statuses)
+        return merged
+
     # --- the world -------------------------------------------------------------------------------
 
     def _limit_change(self, change: LimitChange) -> None:
         if change.array_id is None:
             self.server.set_workflow_limit(change.limit)
+            what = f"workflow limit -> {_show_limit(change.limit)}"
         else:
             self.server.set_array_limit(change.array_id, change.limit)
+            what = f"array {change.array_id} limit -> {_show_limit(change.limit)}"
+        self.world_events.append((self.now, "limit_change", what))
 
     def _resume(self, signal: ResumeSignal) -> None:
-        self.server.set_resume(reset_running_jobs=signal.mode == "cold")
+        accepted = self.server.set_resume(reset_running_jobs=signal.mode == "cold")
+        effect = f"the run went {self.server.run_status}" if accepted else "ignored"
+        kind = "resume" if accepted else "resume_ignored"
+        self.world_events.append((self.now, kind, f"{signal.mode} resume signal ({effect})"))
+
+    def _random_limit(self, t: float) -> None:
+        """A user changes a limit (injected): the workflow's, or one array's, by a drawn factor."""
+        world = self.streams["world"]
+        topo = self.topo
+        arrays = topo.array_ids
+        k = world.randrange(len(arrays) + 1)
+        array_id = None if k == len(arrays) else arrays[k]
+        if array_id is None:
+            original, base = topo.workflow_limit, topo.size
+        else:
+            original = topo.array_limits.get(array_id, UNLIMITED)
+            base = sum(1 for a in topo.array_of if a == array_id)
+        if original < UNLIMITED:
+            base = original
+        # One change in five puts the original limit back; the others scale it by 0.2..1.5.
+        limit = original if world.random() < 0.2 else max(1, round(base * world.uniform(0.2, 1.5)))
+        self._count("limit_change")
+        self._limit_change(LimitChange(at=t, limit=limit, array_id=array_id))
+        self._next_random(t, self.faults.limit_changes_per_hour, RANDOM_LIMIT)
+
+    def _random_resume(self, t: float) -> None:
+        """Another process asks to resume the workflow (injected): cold or hot."""
+        world = self.streams["world"]
+        mode = "cold" if world.random() < 0.5 else "hot"
+        self._count("resume_signal")
+        self._resume(ResumeSignal(at=t, mode=mode))
+        self._next_random(t, self.faults.resumes_per_hour, RANDOM_RESUME)
+
+    def _on_violation(self, v: Violation) -> None:
+        """Keep the event-log record that led to the first violation, as its log line."""
+        if self.first_bad is not None:
+            return
+        record: tuple[Event, tuple[Command, ...]] | None = None
+        if v.record == self.decides and self.current is not None:
+            record = self.current
+        else:
+            for seq, event, commands in self.issuers.values():
+                if seq == v.record:
+                    record = (event, commands)
+                    break
+        if record is None:
+            self.first_bad = f"record {v.record}" if v.record is not None else None
+            return
+        from swarmfold.shell.codec import unstructure
+
+        line = json.dumps(
+            {
+                "commands": [unstructure(c) for c in record[1]],
+                "event": unstructure(record[0]),
+                "runner_id": f"sim-{self.seed}",
+                "seq": v.record,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        if len(line) > _RECORD_CHARS:
+            line = line[: _RECORD_CHARS - 3] + "..."
+        self.first_bad = line
 
     def _sample(self, t: float) -> None:
         server = self.server
@@ -539,8 +823,18 @@ class _Simulation:
         normal = isinstance(outcome, Finish) and summary.final_status in ("D", "E") and not any(
             summary.reason.startswith(p) for p in _ABORT_PREFIXES
         )
-        if self.checker is not None:
-            self.checker.at_end(summary, normal, end)
+        checker = self.checker
+        if checker is not None:
+            checker.record = self.decides
+            checker.at_end(summary, normal, end)
+        self.end_kind, self.end_detail = explain_end(
+            outcome, self.scenario, self.world_events, self.injected
+        )
+        if checker is not None and self.end_kind == "unexplained":
+            checker.violate(end, "unexplained_end", self.end_detail)
+        spans = None
+        if self.record_spans:
+            spans = self.distributor.spans(end)  # type: ignore[attr-defined]
         return SimResult(
             report=self._report(outcome, end),
             summary=summary,
@@ -552,6 +846,8 @@ class _Simulation:
             server=self.server,
             anomalies=self.anomalies,
             decide_seconds=self.decide_seconds if self.profile else None,
+            world_events=self.world_events,
+            spans=spans,
         )
 
     def _report(self, outcome: Finish | Fail, end: float) -> SimReport:
@@ -623,4 +919,44 @@ class _Simulation:
             anomalies=dict(sorted(anomalies.items())),
             violations={} if checker is None else dict(sorted(checker.counts.items())),
             violation_examples=() if checker is None else tuple(str(v) for v in checker.violations[:10]),
+            fault_profile=profile_summary(self.scenario.faults),
+            injected=dict(sorted(self.injected.items())),
+            excused={} if checker is None else dict(sorted(checker.excused.items())),
+            end=self.end_kind,
+            end_detail=self.end_detail,
+            first_bad_record=self.first_bad,
         )
+
+
+def _show_limit(limit: int) -> str:
+    return "unlimited" if limit >= UNLIMITED else str(limit)
+
+
+class _RecordingDistributor(Distributor):
+    """The distributor, also keeping when each instance's worker started and ended (plots)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started_at: dict[int, float] = {}
+        self.ended_at: dict[int, float] = {}
+
+    def worker_started(self, ti: int, now: float) -> None:
+        super().worker_started(ti, now)
+        if ti in self.slot_of and self.server.ti_status[ti] == "R":
+            self.started_at[ti] = now
+
+    def _release(self, ti: int, now: float) -> None:
+        if ti in self.slot_of and ti in self.started_at:
+            self.ended_at.setdefault(ti, now)
+        super()._release(ti, now)
+
+    def spans(self, end: float) -> list[tuple[int, int, float, float | None, float | None, str]]:
+        server = self.server
+        task_ids, array_of = server.task_ids, server.array_of
+        out = []
+        for ti, i in enumerate(server.ti_task):
+            out.append((
+                task_ids[i], array_of[i], server.ti_queued_at[ti], self.started_at.get(ti),
+                self.ended_at.get(ti), server.ti_status[ti],
+            ))
+        return out

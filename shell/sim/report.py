@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from attrs import frozen
+from attrs import field, frozen
 
 __all__ = [
     "ArrayReport",
@@ -101,6 +101,17 @@ class SimReport:
     anomalies: dict[str, int]
     violations: dict[str, int]
     violation_examples: tuple[str, ...]
+    #: The fault knobs switched on (name -> value); empty without faults.
+    fault_profile: dict[str, Any] = field(factory=dict)
+    #: Injected faults by kind (how many times each fired).
+    injected: dict[str, int] = field(factory=dict)
+    #: Limit and double-queueing breaches caused by faults that misinformed the swarm.
+    excused: dict[str, int] = field(factory=dict)
+    #: How the run ended: ``final``, ``stopped`` (explained), ``timeout`` or ``unexplained``.
+    end: str = ""
+    end_detail: str = ""
+    #: The event-log line (JSON) of the record that led to the first violation.
+    first_bad_record: str | None = None
 
     @property
     def violation_count(self) -> int:
@@ -128,6 +139,14 @@ def _seconds(x: float | None) -> str:
     m, s = divmod(rest, 60)
     clock = f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
     return f"{x:g} s ({clock})"
+
+
+def _knob(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 def _limit(x: int) -> str:
@@ -177,12 +196,26 @@ def render_text(report: SimReport) -> str:
         lines.append(
             "  anomalies    " + ", ".join(f"{k} {v}" for k, v in sorted(report.anomalies.items()))
         )
+    if report.fault_profile:
+        knobs = ", ".join(f"{k} {_knob(v)}" for k, v in report.fault_profile.items())
+        lines.append(f"  faults       {knobs}")
+        injected = ", ".join(f"{k} {v}" for k, v in report.injected.items()) or "none fired"
+        lines.append(f"  injected     {injected}")
+        if report.excused:
+            lines.append(
+                "  excused      " + ", ".join(f"{k} {v}" for k, v in report.excused.items())
+                + " (the swarm was misinformed by an injected fault)"
+            )
+    if report.fault_profile or report.end not in ("", "final"):
+        lines.append(f"  end          {report.end}: {report.end_detail}")
     if report.violations:
         lines.append(
             f"  INVARIANTS   {report.violation_count} violation(s): "
             + ", ".join(f"{k} {v}" for k, v in sorted(report.violations.items()))
         )
         lines.extend(f"    - {v}" for v in report.violation_examples)
+        if report.first_bad_record:
+            lines.append(f"  first bad record: {report.first_bad_record}")
     else:
         lines.append("  invariants   ok (limits, dependencies, no double queueing, no lost task)")
     return "\n".join(lines)

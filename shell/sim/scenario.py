@@ -251,11 +251,24 @@ class ResumeSignal:
 class FaultProfile:
     """Fault knobs; everything off by default. ``routes`` limits request faults to some routes.
 
-    - ``request_failure_rate``: a request fails before the server sees it;
+    - ``request_failure_rate``: a request fails before the server sees it (a 5xx answer);
     - ``response_loss_rate``: the server does the work, but the answer is lost (a failure);
-    - ``lost_worker_rate``: a running worker dies silently half-way (triage, then U);
+    - ``timeout_rate``: the server does the work, but the answer never comes back: the client
+      gives up after ``request_timeout`` seconds (a failure);
+    - ``request_timeout``: the client's timeout: a request whose answer would take longer
+      (latency spikes, late reports) fails after this many seconds (None: the client waits);
     - ``latency_spike_rate`` / ``latency_spike_seconds``: extra latency on some requests;
-    - ``distributor_dies_at``: the distributor process dies at that time.
+    - ``late_report_rate`` / ``late_report_seconds``: a status answer is delivered up to
+      ``late_report_seconds`` after the server computed it (stale by then); past
+      ``request_timeout`` the swarm first gets a failure and the answer arrives afterwards;
+    - ``duplicate_report_rate``: a status answer also carries the entries of an earlier status
+      answer again (duplicated, or stale when the task has moved on since);
+    - ``heartbeat_failure_rate``: a heartbeat fails (a 5xx answer), on top of the request faults;
+    - ``lost_worker_rate``: a running worker dies silently half-way (triage, then U);
+    - ``distributor_dies_at``: the distributor process dies at that time;
+    - ``limit_changes_per_hour``: random changes of the workflow's or an array's limit on the
+      server (a Poisson process over virtual time);
+    - ``resumes_per_hour``: random resume signals (cold or hot) from another process.
     """
 
     request_failure_rate: float = 0.0
@@ -265,10 +278,33 @@ class FaultProfile:
     latency_spike_seconds: float = 0.0
     distributor_dies_at: float | None = None
     routes: tuple[str, ...] | None = None
+    timeout_rate: float = 0.0
+    request_timeout: float | None = None
+    late_report_rate: float = 0.0
+    late_report_seconds: float = 0.0
+    duplicate_report_rate: float = 0.0
+    heartbeat_failure_rate: float = 0.0
+    limit_changes_per_hour: float = 0.0
+    resumes_per_hour: float = 0.0
 
     @property
     def any_request_faults(self) -> bool:
-        return bool(self.request_failure_rate or self.response_loss_rate or self.latency_spike_rate)
+        return bool(
+            self.request_failure_rate
+            or self.response_loss_rate
+            or self.latency_spike_rate
+            or self.timeout_rate
+            or self.request_timeout is not None
+        )
+
+    @property
+    def any_report_faults(self) -> bool:
+        return bool(self.late_report_rate or self.duplicate_report_rate)
+
+    @property
+    def any(self) -> bool:
+        """True if any fault is switched on."""
+        return self != FaultProfile()
 
 
 @frozen
@@ -694,12 +730,24 @@ class _Checker:
 
     def check_faults(self, fp: FaultProfile) -> None:
         p = "$.faults"
-        for name in ("request_failure_rate", "response_loss_rate", "lost_worker_rate", "latency_spike_rate"):
+        for name in (
+            "request_failure_rate", "response_loss_rate", "lost_worker_rate", "latency_spike_rate",
+            "timeout_rate", "late_report_rate", "duplicate_report_rate", "heartbeat_failure_rate",
+        ):
             self.probability(f"{p}.{name}", getattr(fp, name))
-        if fp.request_failure_rate + fp.response_loss_rate > 1.0:
-            self.err(p, "request_failure_rate + response_loss_rate must be <= 1")
-        self.non_negative(f"{p}.latency_spike_seconds", fp.latency_spike_seconds)
+        if fp.request_failure_rate + fp.response_loss_rate + fp.timeout_rate > 1.0:
+            self.err(p, "request_failure_rate + response_loss_rate + timeout_rate must be <= 1")
+        for name in (
+            "latency_spike_seconds", "late_report_seconds", "limit_changes_per_hour", "resumes_per_hour"
+        ):
+            value = getattr(fp, name)
+            if self.finite(f"{p}.{name}", value):
+                self.non_negative(f"{p}.{name}", value)
         self.non_negative(f"{p}.distributor_dies_at", fp.distributor_dies_at)
+        if fp.request_timeout is not None and self.finite(f"{p}.request_timeout", fp.request_timeout):
+            self.positive(f"{p}.request_timeout", fp.request_timeout)
+        if fp.timeout_rate and fp.request_timeout is None:
+            self.err(f"{p}.request_timeout", "required when timeout_rate is above 0 (the client's timeout)")
         for j, route in enumerate(fp.routes or ()):
             if route not in ROUTES:
                 self.err(f"{p}.routes[{j}]", f"unknown route {route!r}; expected one of: {', '.join(ROUTES)}")

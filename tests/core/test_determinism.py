@@ -8,6 +8,7 @@ import pytest
 
 from swarmfold.core import decide, fold, initial_state, is_terminal
 from swarmfold.core.commands import Finish, NoteAnomaly
+from swarmfold.core.topology import QueueSpec
 from swarmfold.core.events import (
     AttachStarted,
     EdgeChunkLoaded,
@@ -55,7 +56,8 @@ def _recorded_attach() -> Run:
     run = Run()
     row = TaskRow(1, 1, "G", 3, (("memory", 0.5),), (), (("memory", 1),), "c", "q", 10)
     for event in (
-        AttachStarted(0.0, WF_ID, WFR_ID, dag_id=3, workflow_limit=10, config=config(chunk_size=5)),
+        AttachStarted(0.0, WF_ID, WFR_ID, dag_id=3, workflow_limit=10, config=config(chunk_size=5),
+                      queues=[QueueSpec("q")]),
         HeartbeatAcknowledged(1, 0.1, "B"),
         TaskChunkLoaded(2, 0.2, [row, TaskRow(2, 1, "G", 3, (), (), (("memory", 1),), "c", "q", 10)]),
         EdgeChunkLoaded(4, 0.3, [EdgeRow(1, 11, (12,)), EdgeRow(2, 12, ())]),

@@ -16,6 +16,7 @@ from swarmfold.core.commands import (
     FetchTaskStatuses,
     FetchWorkflowLimit,
     LoadEdgeChunk,
+    LoadQueues,
     LoadTaskChunk,
     LogHeartbeat,
     QueueBatch,
@@ -32,6 +33,7 @@ from swarmfold.core.events import (
     EdgeChunkLoaded,
     HeartbeatAcknowledged,
     HeartbeatFailed,
+    QueuesLoaded,
     ResourceBindFailed,
     ResourcesBound,
     StatusUpdateAcknowledged,
@@ -44,6 +46,7 @@ from swarmfold.core.events import (
     TriageRequested,
     WorkflowLimitFetched,
 )
+from swarmfold.core.topology import QueueSpec
 from swarmfold.shell.gateway import (
     Attempt,
     GatewayError,
@@ -54,6 +57,7 @@ from swarmfold.shell.gateway import (
     failure_event,
     parse_edges,
     parse_metadata,
+    parse_queue,
     parse_task_rows,
     parse_tasks_by_status,
 )
@@ -459,3 +463,23 @@ def test_parse_metadata_and_tasks_by_status() -> None:
     assert parse_tasks_by_status({}) == {}
     with pytest.raises(ResponseError, match=r'\$\.tasks_by_status\["D"\]: expected an array'):
         parse_tasks_by_status({"D": 5})
+
+
+def test_load_queues_looks_up_cluster_then_queue_and_parses_bounds(stub: JobmonStub) -> None:
+    gw = gateway_for(stub)
+    e = gw.execute(LoadQueues(9, (("multiprocess", "null.q"), ("multiprocess", "nowhere.q"))))
+    assert isinstance(e, QueuesLoaded) and e.command_id == 9
+    # The known queue comes back with the server's ids and its bounds; the unknown one is left out.
+    assert e.queues == (QueueSpec("null.q", queue_id=3, cluster_id=5, bounds=(("cores", 1.0, 20.0),)),)
+    paths = [(r.method, r.path) for r in stub.requests if r.path.startswith("/cluster/")]
+    assert paths == [("GET", "/cluster/multiprocess"), ("GET", "/cluster/5/queue/null.q"),
+                     ("GET", "/cluster/5/queue/nowhere.q")]
+
+
+def test_parse_queue_reads_python_literal_bounds() -> None:
+    assert parse_queue({"queue": []}) is None
+    params = "{'memory': (0.128, 1010), 'runtime': (10, 604800), 'x': 'y'}"
+    assert parse_queue({"queue": [3, "all.q", params]}) == (
+        3, (("memory", 0.128, 1010.0), ("runtime", 10.0, 604800.0)))
+    with pytest.raises(ResponseError, match=r"\$\.queue\[2\]"):
+        parse_queue({"queue": [3, "all.q", "[1, 2]"]})
