@@ -42,14 +42,35 @@ _MAX_PAD = 1 << 22
 
 
 class _ById:
-    """Per-task lists indexed by task id, built once per report for bulk filtering."""
+    """Per-task lists indexed by task id, for bulk filtering; built once per report and
+    kept current while statuses are written (upstream counts do not move until all
+    statuses are written)."""
 
     def __init__(self, tx: Tx, first: int) -> None:
-        pad = [None] * first
-        self.status = pad + tx.status.persistent().tolist()
-        self.place = pad + tx.place.persistent().tolist()
-        self.upstream_done = pad + tx.upstream_done.persistent().tolist()
-        self.num_upstreams = pad + list(tx.topo.num_upstreams)
+        self.tx = tx
+        self.first = first
+        self.status = [None] * first + tx.status.persistent().tolist()
+        self._place: list[Any] | None = None
+        self._upstream_done: list[Any] | None = None
+        self._num_upstreams: list[Any] | None = None
+
+    @property
+    def place(self) -> list[Any]:
+        if self._place is None:
+            self._place = [None] * self.first + self.tx.place.persistent().tolist()
+        return self._place
+
+    @property
+    def upstream_done(self) -> list[Any]:
+        if self._upstream_done is None:
+            self._upstream_done = [None] * self.first + self.tx.upstream_done.persistent().tolist()
+        return self._upstream_done
+
+    @property
+    def num_upstreams(self) -> list[Any]:
+        if self._num_upstreams is None:
+            self._num_upstreams = [None] * self.first + list(self.tx.topo.num_upstreams)
+        return self._num_upstreams
 
 
 def _split(
@@ -135,12 +156,16 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
                 stale += 1
                 continue
             status[i] = code
+            if by_id is not None:
+                by_id.status[task_id] = code
             moved[old] = moved.get(old, 0) + 1
             if (old in ACTIVE) is not code_active:
                 a = array_of[i]
                 active_delta[a] = active_delta.get(a, 0) + (1 if code_active else -1)
             if not code_queueable and place[i] != NOWHERE and in_ready_queue(place[i]):
                 leave_ready_queue(tx, i)
+                if by_id is not None and by_id._place is not None:
+                    by_id._place[task_id] = NOWHERE
             indexes.append(i)
             olds.append(original.setdefault(i, old))
         if indexes:
@@ -149,7 +174,6 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
             counts[code] = counts.get(code, 0) + len(indexes)
             changed.append((code, indexes, olds))
             n_changed += len(indexes)
-            by_id = None  # statuses moved: a later bulk group needs a fresh snapshot
     if active_delta:
         active_by_array = tx.active_by_array
         for a, delta in active_delta.items():
