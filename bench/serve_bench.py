@@ -132,7 +132,9 @@ def run_one(n: int, seed: int, heartbeat: float, with_log: bool) -> dict[str, An
         # Import what the run imports lazily (requests, the event log) before measuring.
         import swarmfold.shell.eventlog  # noqa: F401
 
-        JobmonGateway(hello["url"]).close()
+        warm = JobmonGateway(hello["url"])
+        warm.server_time()  # one request: http.client & co. import lazily on first use
+        warm.close()
         config = SwarmConfig(heartbeat_interval=heartbeat, timeout=1e9)
         with tempfile.TemporaryDirectory() as tmp:
             log_path = os.path.join(tmp, "run.log") if with_log else None

@@ -146,12 +146,17 @@ def spec_from_rows(p: AttachProgress) -> TopologySpec:
     resource_sets: dict[tuple[str, tuple], int] = {}  # type: ignore[type-arg]
     tasks: list[TaskSpec] = []
     for r in rows:
-        arrays.setdefault(r.array_id, ArraySpec(r.array_id, limit=r.array_limit))
-        queues.setdefault(r.queue_name, QueueSpec(r.queue_name))
+        if r.array_id not in arrays:
+            arrays[r.array_id] = ArraySpec(r.array_id, limit=r.array_limit)
+        if r.queue_name not in queues:
+            queues[r.queue_name] = QueueSpec(r.queue_name)
         for q in r.fallback_queues:
-            queues.setdefault(q, QueueSpec(q))
+            if q not in queues:
+                queues[q] = QueueSpec(q)
         key = (r.queue_name, r.requested_resources)
-        rs = resource_sets.setdefault(key, len(resource_sets) + 1)
+        rs = resource_sets.get(key)
+        if rs is None:
+            rs = resource_sets[key] = len(resource_sets) + 1
         tasks.append(TaskSpec(
             task_id=r.task_id,
             array_id=r.array_id,

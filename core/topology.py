@@ -39,6 +39,10 @@ def _bounds(value: Any) -> tuple[tuple[str, float, float], ...]:
 
 
 def _scales(value: Any) -> tuple[tuple[str, Scale], ...]:
+    if type(value) is tuple and all(
+        type(p) is tuple and len(p) == 2 and type(p[0]) is str and type(p[1]) is not list for p in value
+    ):
+        return value  # already canonical (the common case when attaching: rows share them)
     pairs = value.items() if isinstance(value, Mapping) else value
     return tuple((str(k), tuple(s) if isinstance(s, list) else s) for k, s in pairs)
 
@@ -48,11 +52,13 @@ def _optional_scales(value: Any) -> tuple[tuple[str, Scale], ...] | None:
 
 
 def _optional_str_tuple(value: Any) -> tuple[str, ...] | None:
-    return None if value is None else tuple(value)
+    if value is None or type(value) is tuple:
+        return value
+    return tuple(value)
 
 
 def _int_tuple(value: Any) -> tuple[int, ...]:
-    return tuple(value)
+    return value if type(value) is tuple else tuple(value)
 
 
 

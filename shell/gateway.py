@@ -254,6 +254,9 @@ def parse_tasks_by_status(
     mapping = _dict(route, field, body)
     out: dict[str, tuple[int, ...]] = {}
     for code, ids in mapping.items():
+        if type(ids) is list and all(type(v) is int for v in ids):
+            out[code] = tuple(ids)  # the common case, checked in one pass
+            continue
         where = _key(field, code)
         items = _list(route, where, ids)
         out[code] = tuple(_int(route, f"{where}[{k}]", v) for k, v in enumerate(items))
@@ -340,6 +343,27 @@ def _number(value: Any) -> bool:
     return type(value) in (int, float)
 
 
+def _by_text(parse: Callable[[str, str, Any], Any]) -> Callable[[str, str, Any], Any]:
+    """Memoise a row-string parser on the string itself: 10,000 rows usually share a handful
+    of distinct strings. Results are immutable tuples; errors are never cached (they name
+    the row's field path)."""
+    cache: dict[str, Any] = {}
+
+    def parse_cached(route: str, field: str, text: Any) -> Any:
+        if not isinstance(text, str):
+            return parse(route, field, text)
+        value = cache.get(text)
+        if value is None:
+            value = parse(route, field, text)
+            if len(cache) < 4096:
+                cache[text] = value
+        return value
+
+    parse_cached.__doc__ = parse.__doc__
+    return parse_cached
+
+
+@_by_text
 def _scales(route: str, field: str, text: Any) -> tuple[tuple[str, Any], ...]:
     value = _literal(route, field, text, "resource_scales")
     if value is None:
@@ -363,6 +387,7 @@ def _scales(route: str, field: str, text: Any) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
+@_by_text
 def _fallbacks(route: str, field: str, text: Any) -> tuple[str, ...]:
     value = _literal(route, field, text, "fallback_queues")
     if value is None:
@@ -372,6 +397,7 @@ def _fallbacks(route: str, field: str, text: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+@_by_text
 def _requested(route: str, field: str, text: Any) -> tuple[tuple[str, Any], ...]:
     if isinstance(text, str):
         try:
@@ -399,10 +425,44 @@ def _requested(route: str, field: str, text: Any) -> tuple[tuple[str, Any], ...]
 TASK_ROW_LENGTH = 9
 
 
+class _Recheck(Exception):
+    """Raised by a fast parser when something is off: the checked parser names it."""
+
+
 def parse_task_rows(body: Any, route: str = "get_tasks") -> tuple[TaskRow, ...]:
     """``{"tasks": {"<id>": [array_id, status, max_attempts, resource_scales_str,
     fallback_queues_str, requested_resources_json_str, cluster_name, queue_name,
-    array_max_concurrently_running]}}`` -> rows in ascending task id order."""
+    array_max_concurrently_running]}}`` -> rows in ascending task id order.
+
+    Well-formed rows take a fast path; anything odd is re-parsed by the checked parser,
+    whose error names the exact field."""
+    try:
+        return _fast_task_rows(body, route)
+    except (_Recheck, ResponseError, LookupError, TypeError, ValueError, AttributeError):
+        return _checked_task_rows(body, route)
+
+
+def _fast_task_rows(body: Any, route: str) -> tuple[TaskRow, ...]:
+    rows: list[TaskRow] = []
+    for key, items in body["tasks"].items():
+        task_id = int(key)
+        if str(task_id) != key or type(items) is not list or len(items) < TASK_ROW_LENGTH:
+            raise _Recheck
+        array_id, status, max_attempts, scales, fallbacks, requested, cluster, queue, limit = items[:9]
+        if not (
+            type(array_id) is int and type(status) is str and type(max_attempts) is int
+            and type(cluster) is str and type(queue) is str and type(limit) is int
+        ):
+            raise _Recheck
+        rows.append(TaskRow(
+            task_id, array_id, status, max_attempts, _scales(route, "", scales),
+            _fallbacks(route, "", fallbacks), _requested(route, "", requested), cluster, queue, limit,
+        ))
+    rows.sort(key=lambda r: r.task_id)
+    return tuple(rows)
+
+
+def _checked_task_rows(body: Any, route: str) -> tuple[TaskRow, ...]:
     data = _dict(route, "$", body)
     tasks = _dict(route, "$.tasks", _member(route, "$", data, "tasks"))
     rows: list[TaskRow] = []
@@ -450,6 +510,31 @@ def parse_downstream_ids(
 
 def parse_edges(body: Any, route: str = "get_downstream_tasks") -> tuple[EdgeRow, ...]:
     """``{"downstream_tasks": {"<task_id>": [node_id, [downstream_node_id, ...] | null]}}``."""
+    try:
+        return _fast_edges(body)
+    except (_Recheck, LookupError, TypeError, ValueError, AttributeError):
+        return _checked_edges(body, route)
+
+
+def _fast_edges(body: Any) -> tuple[EdgeRow, ...]:
+    edges: list[EdgeRow] = []
+    for key, items in body["downstream_tasks"].items():
+        task_id = int(key)
+        if str(task_id) != key or type(items) is not list or len(items) < 2 or type(items[0]) is not int:
+            raise _Recheck
+        downstream = items[1]
+        if downstream is None:
+            ids: tuple[int, ...] = ()
+        elif type(downstream) is list and all(type(v) is int for v in downstream):
+            ids = tuple(downstream)
+        else:
+            raise _Recheck  # quoted JSON strings (old servers) and anything odd
+        edges.append(EdgeRow(task_id, items[0], ids))
+    edges.sort(key=lambda e: e.task_id)
+    return tuple(edges)
+
+
+def _checked_edges(body: Any, route: str) -> tuple[EdgeRow, ...]:
     data = _dict(route, "$", body)
     tasks = _dict(route, "$.downstream_tasks", _member(route, "$", data, "downstream_tasks"))
     edges: list[EdgeRow] = []
@@ -590,6 +675,10 @@ class JobmonGateway:
         self._own_session = session is None
         if session is None:
             session = requests.Session()
+            # Like Jobmon's aiohttp session (trust_env=False): no proxy variables or ~/.netrc
+            # lookups per request, which cost more CPU than the request itself on loopback.
+            # Pass your own session to use them.
+            session.trust_env = False
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
