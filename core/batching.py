@@ -169,9 +169,7 @@ def batch_failed(tx: Tx, batch: PendingBatch, error: str) -> None:
 def _requeue_front(tx: Tx, indexes: list[int]) -> None:
     status = tx.status
     for i in reversed(indexes):
-        if tx.place[i] == NOWHERE and (
-            status[i] == "A" or (status[i] == "G" and ready_eligible(tx, i))
-        ):
+        if tx.place[i] == NOWHERE and status[i] in ("G", "A") and ready_eligible(tx, i):
             enqueue(tx, i, front=True)
 
 

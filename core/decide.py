@@ -246,7 +246,7 @@ def _on_evaluated(tx: Tx, e: ResourcesEvaluated) -> None:
     if pending.purpose == COMPUTE_RESOURCES:
         if status == "G" and ready_eligible(tx, i):
             enqueue(tx, i)
-    elif status == "A":
+    elif status == "A" and ready_eligible(tx, i):
         enqueue(tx, i, front=True)
 
 

@@ -54,8 +54,12 @@ def make_ready(tx: Tx, index: int) -> None:
 
 
 def make_adjusted_ready(tx: Tx, index: int, front: bool = True) -> None:
-    """An ADJUSTING_RESOURCES task: scaled resources, then the front of the queue."""
-    if adjust_for_retry(tx, index):
+    """An ADJUSTING_RESOURCES task: scaled resources, then the front of the queue.
+
+    Resources are scaled on entering A; the task is queued only once all its upstreams are
+    DONE (after a reset of an upstream it waits, and ``propagate_done`` queues it later).
+    """
+    if adjust_for_retry(tx, index) and ready_eligible(tx, index):
         enqueue(tx, index, front=front)
 
 
@@ -109,7 +113,9 @@ def propagate_done(tx: Tx, index: int) -> None:
         d = flat[k]
         done = upstream_done[d] + 1
         upstream_done[d] = done
-        if done == num_upstreams[d] and place[d] == NOWHERE and status[d] == "G":
+        if done == num_upstreams[d] and place[d] == NOWHERE and status[d] == "A":
+            enqueue(tx, d, front=True)  # resources were scaled when it entered A
+        elif done == num_upstreams[d] and place[d] == NOWHERE and status[d] == "G":
             if plain:
                 # enqueue(tx, d), inlined: this is the hottest path of a big run.
                 res = overrides[d] if overrides else None

@@ -228,5 +228,5 @@ def _heal(tx: Tx, index: int) -> None:
     code = tx.status[index]
     if code == "G" and ready_eligible(tx, index):
         make_ready(tx, index)
-    elif code == "A":
+    elif code == "A" and ready_eligible(tx, index):
         enqueue(tx, index, front=True)

@@ -94,14 +94,8 @@ INEXACT_VIEW = frozenset({"stale", "phantom", "lost_batch_answer", "cli_reset", 
 #: Known core bugs, reported to the core's owner, each with a strict-xfail regression test
 #: below. Messages they produce are tolerated here (so the search goes on past them) unless
 #: ``SWARMFOLD_STRICT_PROPERTIES=1``. Remove an entry once its regression test passes.
-KNOWN_CORE_BUGS: dict[str, re.Pattern[str]] = {
-    # An ADJUSTING_RESOURCES task is (re-)enqueued without checking its upstreams, so a report
-    # that also resets an upstream D->G leaves it queued (and batched) too early ...
-    "adjusting_task_ignores_upstreams": re.compile(r"^(ready|batch)_upstreams: .*task \d+ \(A\)"),
-    # ... and propagate_done only re-enqueues G tasks, so an A task taken out of the queue
-    # by a retracted upstream waits for the next report that names it (a full sync).
-    "adjusting_task_not_requeued": re.compile(r"^lost_task: task \d+ \(A,"),
-}
+#: (None open: the two ADJUSTING_RESOURCES bugs found here are fixed.)
+KNOWN_CORE_BUGS: dict[str, re.Pattern[str]] = {}
 STRICT = os.environ.get("SWARMFOLD_STRICT_PROPERTIES") == "1"
 #: Events the liveness phase may spend before the run must have ended.
 LIVENESS_BUDGET = 30_000
@@ -727,7 +721,6 @@ def _two_task_spec(downstream_status: str) -> TopologySpec:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="known core bug adjusting_task_ignores_upstreams")
 def test_adjusting_task_waits_for_a_reset_upstream() -> None:
     """One full sync reports upstream 1 reset D->G and its downstream 2 R->A.
 
@@ -739,7 +732,6 @@ def test_adjusting_task_waits_for_a_reset_upstream() -> None:
     assert problems == []
 
 
-@pytest.mark.xfail(strict=True, reason="known core bug adjusting_task_not_requeued")
 def test_adjusting_task_requeued_when_its_upstream_is_done_again() -> None:
     """Task 2 waits in the queue as A (capacity held by task 3); upstream 1 goes D->G->D.
 
