@@ -605,6 +605,23 @@ def test_q15_done_reset_done_never_overshoots_the_upstream_count() -> None:
     assert run.state.phase == "running"
 
 
+def test_adjusting_task_waits_for_a_reset_upstream_and_is_queued_when_it_is_done_again() -> None:
+    # Array 1 has limit 0 so task 1 is never queued; task 2 starts RUNNING behind a DONE task 1.
+    spec = topology(task(1, array=1, status="D"), task(2, array=2, up=[1], status="R"),
+                    arrays=[ArraySpec(1, limit=0), ArraySpec(2)])
+    run = start(spec)
+    i2 = run.index(2)
+    # One report resets task 1 (D -> G) and sends task 2 to ADJUSTING_RESOURCES.
+    run.iterate(10.0, statuses={"G": [1], "A": [2]})
+    assert run.status(2) == "A"
+    assert run.state.place[i2] == 0  # scaled, but not queued: task 1 is not DONE
+    # Task 1 DONE again: task 2 goes to the front of the queue, resources scaled once.
+    out = run.iterate(20.0, statuses={"D": [1]})
+    batch = only(out, QueueBatch)  # queued again at once, and batched by the next pass
+    assert batch.task_ids == (2,)
+    assert run.state.resources.adjustments.get(i2) == 1
+
+
 # --- Q16: the window between RUNNING and the first heartbeat -------------------------------
 
 

@@ -155,6 +155,14 @@ def _run_one(args: argparse.Namespace, scenario: Any, out: TextIO) -> int:
             print(f"{PROG}: reproduce: {reproduce_command(args, seed)}", file=sys.stderr)
         return EXIT_VIOLATIONS
     report = result.report
+    if args.plot is not None:  # files first: a closed stdout must not lose the plot
+        from swarmfold.shell.sim.plot import plot_run
+
+        try:
+            plot_run(result, args.plot)
+        except OSError as exc:
+            print(f"{PROG}: error: {args.plot}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     if args.json:
         print(render_json(report), file=out)
     else:
@@ -166,14 +174,6 @@ def _run_one(args: argparse.Namespace, scenario: Any, out: TextIO) -> int:
             if record is not None:
                 then = f"swarmfold replay {shlex.quote(log)} --until {record} --show-state"
                 print(f"               then: {then}", file=out)
-    if args.plot is not None:
-        from swarmfold.shell.sim.plot import plot_run
-
-        try:
-            plot_run(result, args.plot)
-        except OSError as exc:
-            print(f"{PROG}: error: {args.plot}: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
     return EXIT_VIOLATIONS if report.violations else EXIT_OK
 
 

@@ -321,13 +321,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_BAD_INPUT
     seed = scenario.seed if args.seed is None else args.seed
     points = run_sweep(scenario, axes, seed, args.jobs)
-    if args.json:
-        data = {"scenario": scenario.name, "seed": seed, "axes": [a.name for a in axes],
-                "points": [p.to_dict() for p in points]}
-        print(json.dumps(data, indent=2, sort_keys=True), file=out)
-    else:
-        print(render_sweep(scenario, axes, points, seed), file=out)
-    if args.plot is not None:
+    if args.plot is not None:  # files first: a closed stdout must not lose the plot
         from swarmfold.shell.sim.plot import plot_sweep
 
         rows = [{**p.limits, "makespan": p.makespan} for p in points]
@@ -337,4 +331,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         except OSError as exc:
             print(f"{PROG}: error: {args.plot}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
+    if args.json:
+        data = {"scenario": scenario.name, "seed": seed, "axes": [a.name for a in axes],
+                "points": [p.to_dict() for p in points]}
+        print(json.dumps(data, indent=2, sort_keys=True), file=out)
+    else:
+        print(render_sweep(scenario, axes, points, seed), file=out)
     return EXIT_VIOLATIONS if any(p.violations or p.error is not None for p in points) else EXIT_OK
