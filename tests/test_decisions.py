@@ -617,6 +617,7 @@ def test_adjusting_task_waits_for_a_reset_upstream_and_is_queued_when_it_is_done
     assert run.state.place[i2] == 0  # scaled, but not queued: task 1 is not DONE
     # Task 1 DONE again: task 2 goes to the front of the queue, resources scaled once.
     out = run.iterate(20.0, statuses={"D": [1]})
+    out += run.answer(BindResources, at=20.0)  # its scaled resources are new: bound first
     batch = only(out, QueueBatch)  # queued again at once, and batched by the next pass
     assert batch.task_ids == (2,)
     assert run.state.resources.adjustments.get(i2) == 1
