@@ -93,6 +93,8 @@ class InvariantChecker:
         #: Tasks of batches the swarm was told failed while they are still on their way.
         self.abandoned: dict[int, int] = {}
         self._abandoned_batches: set[int] = set()
+        #: Command ids of the batches on their way.
+        self._batches_on_their_way: set[int] = set()
 
     def violate(self, at: float, kind: str, detail: str, record: int | None = None) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -206,6 +208,7 @@ class InvariantChecker:
                     )
         for i in indexes:
             inflight[i] = inflight.get(i, 0) + 1
+        self._batches_on_their_way.add(c.command_id)
         self.inflight_total += n
         self.inflight_by_array[a] = self.inflight_by_array.get(a, 0) + n
 
@@ -250,8 +253,8 @@ class InvariantChecker:
             self.misinformed.update(moved)
 
     def batch_abandoned(self, c: QueueBatch) -> None:
-        """The swarm was told the batch failed while it is still on its way to the server."""
-        if c.command_id in self._abandoned_batches:
+        """The swarm was told the batch failed; it matters while the batch is still on its way."""
+        if c.command_id in self._abandoned_batches or c.command_id not in self._batches_on_their_way:
             return
         self._abandoned_batches.add(c.command_id)
         for i in self.server.indexes_of(c.task_ids):
@@ -262,6 +265,7 @@ class InvariantChecker:
         self._forget(c)
 
     def _forget(self, c: QueueBatch) -> None:
+        self._batches_on_their_way.discard(c.command_id)
         n = len(c.task_ids)
         self.inflight_total -= n
         self.inflight_by_array[c.array_id] -= n

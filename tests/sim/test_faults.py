@@ -301,6 +301,21 @@ def test_misinformed_tasks_excuse_only_themselves() -> None:
     assert "task 2 is queued while D" in checker.violations[0].detail
 
 
+def test_a_batch_given_up_on_counts_only_while_on_its_way() -> None:
+    r = run(scenario(tasks(3)))
+    server = r.server
+    checker = InvariantChecker(server, tracking=True)
+    early, late = QueueBatch(90, 1, (1,), 1, 1), QueueBatch(91, 1, (2,), 1, 1)
+    checker.batch_issued(early, 0.0)
+    checker.batch_issued(late, 0.0)
+    checker.batch_landed(early, [], 1.0, abandoned=True)  # served, then the client gives up
+    checker.batch_abandoned(early)
+    checker.batch_abandoned(late)  # gives up first: still on its way
+    assert checker.abandoned == {server.index_of[2]: 1}
+    checker.batch_landed(late, [], 2.0, abandoned=True)
+    assert checker.abandoned == {} and checker.inflight == {} and checker.inflight_total == 0
+
+
 def test_facts_delivered_mark_and_clear() -> None:
     r = run(scenario(tasks(2)))
     server = r.server
@@ -319,7 +334,11 @@ def test_facts_delivered_mark_and_clear() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "seeds"), [("three_array_pipeline", 200), ("diamond", 150), ("cold_resume", 150)]
+    ("name", "seeds"),
+    [
+        ("three_array_pipeline", 200), ("diamond", 150), ("cold_resume", 150),
+        ("failures_and_resource_errors", 150),
+    ],
 )
 def test_invariants_hold_across_many_seeds(name: str, seeds: int) -> None:
     s = load_scenario(EXAMPLES / f"{name}.json")
@@ -334,7 +353,11 @@ def test_invariants_hold_across_many_seeds(name: str, seeds: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("name", "seeds"), [("three_array_pipeline", 2000), ("diamond", 1000), ("cold_resume", 1000)]
+    ("name", "seeds"),
+    [
+        ("three_array_pipeline", 2000), ("diamond", 1000), ("cold_resume", 1000),
+        ("failures_and_resource_errors", 1000),
+    ],
 )
 def test_invariants_hold_across_many_more_seeds(name: str, seeds: int) -> None:
     s = load_scenario(EXAMPLES / f"{name}.json")
@@ -342,16 +365,15 @@ def test_invariants_hold_across_many_more_seeds(name: str, seeds: int) -> None:
     assert [r.seed for r in results if r.failing] == []
 
 
-@pytest.mark.xfail(
-    reason="core finding: a stale duplicated G report resets a DONE upstream; when it is DONE again its "
-    "ADJUSTING downstream is not re-enqueued, and the pre-exit full sync that would heal it is not retried "
-    "after a lost answer, so the run ends ERROR with a runnable task never run (lost_task)",
-    strict=False,
-)
 def test_failures_example_seed_86_loses_no_task() -> None:
+    # Found by this fault injection: a stale duplicated G report reset a DONE upstream, and when
+    # it was DONE again its ADJUSTING downstream was never re-queued; the pre-exit full sync that
+    # would have healed it was lost, so the run ended ERROR with a runnable task never run.
+    # Fixed in the core (ADJUSTING tasks wait for their upstreams and are re-queued with them).
     s = load_scenario(EXAMPLES / "failures_and_resource_errors.json")
     r = run_seed(s, 86, faults=True)
     assert not r.failing, r.first_violation
+    assert r.excused == {"double_queue": 1}  # the reset task, queued again: the swarm was misinformed
 
 
 def test_a_failing_seed_is_reproduced_by_its_command(
