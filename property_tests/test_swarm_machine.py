@@ -649,7 +649,9 @@ class SwarmMachine(RuleBasedStateMachine):
         assert len(final) == len(self.spec.tasks)
         blocked: dict[int, bool] = {}
         for t in self.spec.tasks:  # topological order
-            blocked[t.task_id] = final[t.task_id] == "G" and any(
+            # G and A tasks both wait for their upstreams (an A task waits since the fix
+            # found by this machine), so both can be blocked behind a FATAL upstream.
+            blocked[t.task_id] = final[t.task_id] in ("G", "A") and any(
                 final[u] == "F" or blocked[u] for u in t.upstream_ids
             )
         stuck = [t for t, s in final.items() if s not in ("D", "F") and not blocked[t]]
