@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 DEFAULT_NS = (10_000, 100_000, 1_000_000)
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _child(extra: list[str]) -> dict[str, object]:
+def _child(extra: list[str]) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, *extra], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 

@@ -8,7 +8,6 @@ import pytest
 
 from swarmfold.core import decide, fold, initial_state, is_terminal
 from swarmfold.core.commands import Finish, NoteAnomaly
-from swarmfold.core.topology import QueueSpec
 from swarmfold.core.events import (
     AttachStarted,
     EdgeChunkLoaded,
@@ -19,6 +18,7 @@ from swarmfold.core.events import (
     TaskRow,
     TriageRequested,
 )
+from swarmfold.core.topology import QueueSpec
 
 from .lifecycle_helpers import WF_ID, WFR_ID, Run, Script, comparable, config, drive, start, task, topology
 
