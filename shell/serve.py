@@ -38,25 +38,23 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import contextlib
-import gzip
 import json
 import re
 import signal
-import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from heapq import heappop, heappush
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, TextIO
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
 import attrs
 
 from swarmfold.core.config import UNLIMITED, SwarmConfig
 from swarmfold.core.topology import Topology, build_topology
+from swarmfold.shell.http_server import Connections, GzipJsonHandler
 from swarmfold.shell.sim.cluster import END, LOST, START, Distributor, WorkModel
 from swarmfold.shell.sim.scenario import LimitChange, ResumeSignal, Scenario
 from swarmfold.shell.sim.server_model import ServerModel
@@ -249,8 +247,7 @@ class JobmonServer:
         self.errors: list[str] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
+        self._connections = Connections()
 
     # --- static data --------------------------------------------------------------------------
 
@@ -427,6 +424,7 @@ class JobmonServer:
             pass
 
         Handler.server_obj = server
+        Handler.connections = self._connections
         httpd = _HTTPServer((self.host, self.port), Handler)
         self.port = httpd.server_address[1]
         self._httpd = httpd
@@ -447,12 +445,7 @@ class JobmonServer:
         self._httpd = None
         httpd.shutdown()
         httpd.server_close()
-        with self._conns_lock:
-            conns = list(self._conns)
-            self._conns.clear()
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+        self._connections.close_all()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -741,42 +734,12 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128  # the runner opens a dozen connections at once
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GzipJsonHandler):
     server_obj: JobmonServer
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server_obj._conns_lock:
-            self.server_obj._conns.add(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            with self.server_obj._conns_lock:
-                self.server_obj._conns.discard(self.connection)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def _serve(self, method: str) -> None:
+    def serve(self, method: str) -> None:
         srv = self.server_obj
-        parts = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        path = parts.path
+        path, query, raw = self.read_request()
         prefix = srv.route_prefix
         if prefix and not (path.startswith(prefix + "/") or path == prefix):
             self._answer(404, {"error": f"no route {method} {path} (routes are under {prefix})"})
@@ -798,16 +761,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(status, value)
 
     def _answer(self, status: int, value: Any) -> None:
-        payload = gzip.compress(json.dumps(value, separators=(",", ":")).encode("utf-8"), compresslevel=1)
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            self.close_connection = True
+        self.send_gzip_json(status, json.dumps(value, separators=(",", ":")), compresslevel=1)
 
 
 # --- the ``swarmfold serve`` subcommand ----------------------------------------------------------

@@ -2,7 +2,6 @@
 
 A console block's ``$ `` lines are run with bash in a scratch directory holding a copy of
 ``examples/``; every non-empty line shown after a command must appear in its output.
-(docs/cli-replay-explain.md has its own, stricter test in tests/shell/test_replay.py.)
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = sorted(p for p in (REPO / "docs").glob("cli-*.md") if p.name != "cli-replay-explain.md")
+DOCS = sorted((REPO / "docs").glob("cli-*.md"))
 #: Output that differs per process or machine is marked in the docs with this word.
 VARIES = ("runner_id", "created_at", "(varies)")
 

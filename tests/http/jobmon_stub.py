@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import gzip
 import json
 import re
 import socket
@@ -33,10 +32,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
+from swarmfold.shell.http_server import Connections, GzipJsonHandler
 from swarmfold.shell.instant import RUN_TRANSITIONS
 
 UNLIMITED = 2_147_483_647
@@ -201,8 +201,7 @@ class JobmonStub:
         self.bound_ids: set[int] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
+        self._connections = Connections()
         self.port = 0
 
     # --- server lifecycle --------------------------------------------------------------------
@@ -218,6 +217,7 @@ class JobmonStub:
             pass
 
         Handler.stub = stub
+        Handler.connections = self._connections
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
         self.port = server.server_address[1]
@@ -235,12 +235,7 @@ class JobmonStub:
         self._server = None
         server.shutdown()
         server.server_close()
-        with self._conns_lock:
-            conns = list(self._conns)
-            self._conns.clear()
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+        self._connections.close_all()
 
     def restart_after(self, seconds: float) -> threading.Thread:
         """Stop now, listen again on the same port after ``seconds`` (in a thread)."""
@@ -553,47 +548,17 @@ def _require(body: Any, fields: dict[str, type]) -> None:
             raise _Abort(400, f"field {name}: expected {kind.__name__}, got {value!r}")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GzipJsonHandler):
     stub: JobmonStub
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        with self.stub._conns_lock:
-            self.stub._conns.add(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            with self.stub._conns_lock:
-                self.stub._conns.discard(self.connection)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def _serve(self, method: str) -> None:
+    def serve(self, method: str) -> None:
         stub = self.stub
-        parts = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        path, query, raw = self.read_request()
         body: Any = None
         record = Recorded(time.monotonic(), method, "", query, None, headers={
             "Content-Type": self.headers.get("Content-Type", ""),
             "Accept-Encoding": self.headers.get("Accept-Encoding", ""),
         })
-        path = parts.path
         if not path.startswith(stub.prefix + "/"):
             record.path = path
             self._answer(record, 404, json.dumps({"error": f"not under {stub.prefix}"}))
@@ -650,13 +615,4 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, record: Recorded, status: int, text: str) -> None:
         self._record(record, status)
-        payload = gzip.compress(text.encode("utf-8"))
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            self.close_connection = True
+        self.send_gzip_json(status, text)

@@ -4,11 +4,6 @@ and the worked examples of docs/cli-replay-explain.md, run for real."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import shlex
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -237,40 +232,4 @@ def test_no_full_sync_in_the_pipeline(pipeline_log: Path) -> None:
     assert "drift: no full sync in the replayed records" in out
 
 
-# --- the documented examples ---------------------------------------------------------------
-
-
-def _doc_sessions() -> list[tuple[str, list[str]]]:
-    """``(command, output lines)`` of every ``$ `` line in the doc's console blocks."""
-    text = DOC.read_text(encoding="utf-8")
-    sessions: list[tuple[str, list[str]]] = []
-    for block in re.findall(r"```console\n(.*?)```", text, flags=re.S):
-        for line in block.splitlines():
-            if line.startswith("$ "):
-                sessions.append((line[2:], []))
-            elif sessions and line.strip():
-                sessions[-1][1].append(line)
-    return sessions
-
-
-def test_the_documented_examples_print_what_the_doc_shows(tmp_path: Path) -> None:
-    sessions = _doc_sessions()
-    assert len(sessions) >= 8
-    (tmp_path / "examples").mkdir()
-    (tmp_path / "examples" / "pipeline.json").write_bytes(EXAMPLE.read_bytes())
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    shim = bin_dir / "swarmfold"
-    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m swarmfold "$@"\n')
-    shim.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    for command, expected in sessions:
-        proc = subprocess.run(
-            ["bash", "-c", f"{{ {command} ; }} 2>&1"], cwd=tmp_path, env=env,
-            capture_output=True, text=True, timeout=120,
-        )
-        actual = proc.stdout.splitlines()
-        for line in expected:
-            if "runner_id" in line or "created_at" in line:
-                continue  # differs per process: the doc says so
-            assert line in actual, f"$ {command}\nexpected line: {line!r}\ngot:\n{proc.stdout}"
+# The worked examples in docs/cli-replay-explain.md are run by tests/test_cli_docs.py.
