@@ -14,11 +14,7 @@ Usage: ``python bench/core_bench.py [--n 10000 100000 1000000]``
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
-import subprocess
-import sys
 import time
 
 DEFAULT_NS = (10_000, 100_000, 1_000_000)
@@ -59,26 +55,9 @@ def run_one(n: int, seed: int = 0) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, nargs="+", default=list(DEFAULT_NS), help="task counts")
-    parser.add_argument("--seed", type=int, default=0, help="workload seed")
-    parser.add_argument("--one", type=int, metavar="N", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    import fresh_process  # bench/fresh_process.py (the script's own folder): one process per N
 
-    if args.one is not None:
-        print(json.dumps(run_one(args.one, args.seed)), flush=True)
-        return 0
-
-    status = 0
-    for n in args.n:
-        proc = subprocess.run(
-            [sys.executable, __file__, "--one", str(n), "--seed", str(args.seed)],
-            check=False,
-        )
-        if proc.returncode != 0:
-            print(json.dumps({"n": n, "error": f"child exited {proc.returncode}"}), flush=True)
-            status = 1
-    return status
+    return fresh_process.main(__doc__ or "", __file__, run_one, DEFAULT_NS, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,43 @@
+"""The harness of the benchmarks: each N measured in a fresh child process.
+
+A fresh process per N keeps peak RSS (``ru_maxrss``) per N and leaves no warm caches
+from a smaller run. ``main(doc, run_one, default_ns, argv)`` parses ``--n`` and ``--seed``;
+the child is this same script with ``--one N`` and prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def main(
+    doc: str,
+    script: str,
+    run_one: Callable[[int, int], dict[str, Any]],
+    default_ns: Sequence[int],
+    argv: list[str] | None = None,
+) -> int:
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=list(default_ns), help="task counts")
+    parser.add_argument("--seed", type=int, default=0, help="workload (and simulation) seed")
+    parser.add_argument("--one", type=int, metavar="N", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.one is not None:
+        print(json.dumps(run_one(args.one, args.seed)), flush=True)
+        return 0
+
+    status = 0
+    for n in args.n:
+        proc = subprocess.run(
+            [sys.executable, script, "--one", str(n), "--seed", str(args.seed)], check=False
+        )
+        if proc.returncode != 0:
+            print(json.dumps({"n": n, "error": f"child exited {proc.returncode}"}), flush=True)
+            status = 1
+    return status
