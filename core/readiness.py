@@ -113,9 +113,10 @@ def propagate_done(tx: Tx, index: int) -> None:
         d = flat[k]
         done = upstream_done[d] + 1
         upstream_done[d] = done
-        if done == num_upstreams[d] and place[d] == NOWHERE and status[d] == "A":
-            enqueue(tx, d, front=True)  # resources were scaled when it entered A
-        elif done == num_upstreams[d] and place[d] == NOWHERE and status[d] == "G":
+        if done != num_upstreams[d] or place[d] != NOWHERE:
+            continue
+        s = status[d]
+        if s == "G":
             if plain:
                 # enqueue(tx, d), inlined: this is the hottest path of a big run.
                 res = overrides[d] if overrides else None
@@ -131,6 +132,8 @@ def propagate_done(tx: Tx, index: int) -> None:
                 tx.ready_count += 1
             else:
                 make_ready(tx, d)
+        elif s == "A":
+            enqueue(tx, d, front=True)  # resources were scaled when it entered A
 
 
 def retract_done(tx: Tx, index: int) -> None:
