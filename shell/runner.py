@@ -521,8 +521,9 @@ class Runner:
                 self._submit("control", command)
             elif kind in SERVER_COMMANDS or kind is EvaluateResources:
                 self._submit("sync", command)
-            else:
-                log.error("[%s] unknown command %r ignored", self.runner_id, command)
+            else:  # a command no lane carries out would never be answered: end loudly
+                self._core_error = f"the runner cannot carry out {type(command).__name__}"
+                log.error("[%s] %s: %r", self.runner_id, self._core_error, command)
 
     def _submit(self, lane: str, command: Command) -> None:
         self._outstanding += 1
