@@ -28,19 +28,14 @@ def schedule(tx: Tx) -> int:
     """Run one scheduling pass; return the number of tasks put into batches."""
     if tx.ready_count == 0:
         return 0
-    wf_cap = max(0, tx.workflow_limit - tx.active_count() - tx.inflight_total)
+    wf_cap = tx.workflow_capacity()
     if wf_cap == 0:
         return 0
     tx.flush_ready()
     place = tx.place
-
     is_live = live_checker(place)
-
-    array_cap: dict[int, int] = {}
-    limits = tx.array_limits
-    for array_id, limit in limits.items():
-        used = tx.active_by_array.get(array_id, 0) + tx.inflight_by_array.get(array_id, 0)
-        array_cap[array_id] = max(0, limit - used)
+    # Capacity snapshots, taken once per pass (spec §6.1).
+    array_cap = {array_id: tx.array_capacity(array_id) for array_id, _ in tx.array_limits.items()}
 
     groups = tx.ready_groups
     heads: dict[tuple[int, Resources], int] = {}

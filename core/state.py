@@ -160,8 +160,62 @@ class AttachProgress:
     queues_requested: bool = False
 
 
+class CountQueries:
+    """Queries answered from the running counts, in O(1): shared by ``SwarmState`` and its
+    working copy ``Tx`` (whose maps are evolvers or dicts; both answer ``get``)."""
+
+    __slots__ = ()
+    topology: Topology | None
+    status: Any
+    status_counts: Any
+    active_by_array: Any
+    inflight_by_array: Any
+    inflight_total: int
+    ready_count: int
+    evaluating_count: int
+    workflow_limit: int
+    array_limits: Any
+    resources: ResourceState
+
+    @property
+    def active_count(self) -> int:
+        c = self.status_counts
+        return c.get("Q", 0) + c.get("I", 0) + c.get("O", 0) + c.get("R", 0)
+
+    def all_tasks_final(self) -> bool:
+        c = self.status_counts
+        return c.get("D", 0) + c.get("F", 0) == len(self.status)
+
+    def has_pending_work(self) -> bool:
+        return (
+            self.active_count + self.inflight_total + self.ready_count + self.evaluating_count
+        ) > 0
+
+    def workflow_capacity(self) -> int:
+        """Free workflow slots: tasks in flight hold a slot as active ones do."""
+        return max(0, self.workflow_limit - self.active_count - self.inflight_total)
+
+    def array_capacity(self, array_id: int) -> int:
+        """Free slots of one array; 0 for an unknown array, as in Jobmon."""
+        limit = self.array_limits.get(array_id)
+        if limit is None:
+            return 0
+        used = self.active_by_array.get(array_id, 0) + self.inflight_by_array.get(array_id, 0)
+        return max(0, limit - used)
+
+    def resources_of(self, index: int) -> Resources:
+        """The task's current resources: its own (adjusted, computed) or its resource set's."""
+        overrides = self.resources.overrides
+        if overrides:
+            override = overrides[index]
+            if override is not None:
+                return override  # type: ignore[no-any-return]
+        assert self.topology is not None
+        return self.topology.resources_of[index]
+
+
 @frozen
-class SwarmState:
+class SwarmState(CountQueries):
     """One immutable snapshot of a swarm. Build the first one with ``initial_state``."""
 
     config: SwarmConfig = SwarmConfig()
@@ -206,39 +260,9 @@ class SwarmState:
     def count(self, status: str) -> int:
         return self.status_counts.get(status, 0)
 
-    @property
-    def active_count(self) -> int:
-        c = self.status_counts
-        return c.get("Q", 0) + c.get("I", 0) + c.get("O", 0) + c.get("R", 0)
-
-    def all_tasks_final(self) -> bool:
-        return self.count("D") + self.count("F") == self.total_tasks
-
-    def has_pending_work(self) -> bool:
-        return (
-            self.active_count + self.inflight_total + self.ready_count + self.evaluating_count
-        ) > 0
-
-    def workflow_capacity(self) -> int:
-        return max(0, self.workflow_limit - self.active_count - self.inflight_total)
-
-    def array_capacity(self, array_id: int) -> int:
-        """0 for an unknown array, as in Jobmon."""
-        limit = self.array_limits.get(array_id)
-        if limit is None:
-            return 0
-        used = self.active_by_array.get(array_id, 0) + self.inflight_by_array.get(array_id, 0)
-        return max(0, limit - used)
-
     def task_status(self, task_id: int) -> str:
         assert self.topology is not None
         return self.status[self.topology.index_of[task_id]]
-
-    def resources_of(self, index: int) -> Resources:
-        assert self.topology is not None
-        overrides = self.resources.overrides
-        override = overrides[index] if overrides else None
-        return override if override is not None else self.topology.resources_of[index]
 
 
 def initial_state(config: SwarmConfig | None = None) -> SwarmState:
@@ -301,7 +325,7 @@ class MapTx:
 _MISSING = object()
 
 
-class Tx:
+class Tx(CountQueries):
     """A working copy of one state for the length of one ``decide`` call.
 
     Big per-task vectors and maps are written through evolvers (the input state is never
@@ -371,27 +395,6 @@ class Tx:
     def topo(self) -> Topology:
         assert self.topology is not None
         return self.topology
-
-    def active_count(self) -> int:
-        c = self.status_counts
-        return c.get("Q", 0) + c.get("I", 0) + c.get("O", 0) + c.get("R", 0)
-
-    def all_tasks_final(self) -> bool:
-        c = self.status_counts
-        return c.get("D", 0) + c.get("F", 0) == len(self.status)
-
-    def has_pending_work(self) -> bool:
-        return (
-            self.active_count() + self.inflight_total + self.ready_count + self.evaluating_count
-        ) > 0
-
-    def resources_of(self, index: int) -> Resources:
-        overrides = self.resources.overrides
-        if overrides:
-            override = overrides[index]
-            if override is not None:
-                return override
-        return self.topo.resources_of[index]
 
     def set_override(self, index: int, resources: Resources) -> None:
         """Give one task resources of its own (adjusted or computed)."""
