@@ -891,16 +891,12 @@ class JobmonGateway:
             if cluster is None:
                 return 0
             known = self._queue_ids.get((cluster, queue))
-            cluster_id = self._cluster_ids.get(cluster)
         if known is not None:
             return known
-        if cluster_id is None:
-            path = f"/cluster/{quote(cluster, safe='')}"
-            cluster_id = self._request("GET", path, "GET /cluster/{name}").parse(parse_cluster_id)
+        cluster_id = self._cluster_id(cluster)
         path = f"/cluster/{cluster_id}/queue/{quote(queue, safe='')}"
         queue_id: int = self._request("GET", path, "GET /cluster/{id}/queue/{name}").parse(parse_queue_id)
         with self._lock:
-            self._cluster_ids[cluster] = cluster_id
             self._queue_ids[(cluster, queue)] = queue_id
         return queue_id
 
