@@ -16,7 +16,7 @@ import attrs
 from swarmfold.core.commands import LoadEdgeChunk, LoadQueues, LoadTaskChunk
 from swarmfold.core.errors import InvalidTopology
 from swarmfold.core.events import AttachStarted, EdgeRow, TaskRow
-from swarmfold.core.lifecycle import fail_before_start, set_up
+from swarmfold.core.lifecycle import fail, set_up
 from swarmfold.core.state import ATTACHING, AttachProgress, PendingChunk, Tx
 from swarmfold.core.timing import send_heartbeat
 from swarmfold.core.topology import ArraySpec, QueueSpec, ResourceSetSpec, TaskSpec, TopologySpec
@@ -70,7 +70,8 @@ def edge_chunk_loaded(tx: Tx, at: float, edges: tuple[EdgeRow, ...]) -> None:
 
 
 def chunk_failed(tx: Tx, at: float, error: str) -> None:
-    fail_before_start(tx, at, "attach_failed", f"loading the workflow run failed: {error}")
+    # Nothing was started yet, so no status update is sent: the run just fails.
+    fail(tx, at, "attach_failed", f"loading the workflow run failed: {error}")
 
 
 def _next_edges_or_build(tx: Tx, at: float) -> None:
@@ -120,7 +121,7 @@ def _build(tx: Tx, at: float) -> None:
     try:
         set_up(tx, at, spec, workflow_limit=p.workflow_limit)
     except InvalidTopology as exc:
-        fail_before_start(tx, at, "attach_failed", f"the loaded tasks cannot be run: {exc}")
+        fail(tx, at, "attach_failed", f"the loaded tasks cannot be run: {exc}")
 
 
 def spec_from_rows(p: AttachProgress) -> TopologySpec:

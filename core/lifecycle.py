@@ -248,11 +248,6 @@ def fail(tx: Tx, at: float, reason: str, message: str) -> None:
     tx.emit(Fail, reason=reason, message=message, summary=tx.summary)
 
 
-def fail_before_start(tx: Tx, at: float, reason: str, message: str) -> None:
-    """A failure while attaching: nothing was started, so no status update is sent."""
-    fail(tx, at, reason, message)
-
-
 def build_summary(tx: Tx, at: float, reason: str) -> RunSummary:
     """The result summary: one pass over the tasks, done once per run."""
     by_status: dict[str, list[int]] = {}
