@@ -3,8 +3,6 @@ seeds, how runs end, and ``swarmfold simulate --faults [--seeds]``."""
 
 from __future__ import annotations
 
-import copy
-import io
 import json
 import random
 from pathlib import Path
@@ -15,7 +13,6 @@ import pytest
 
 from swarmfold.core.commands import Finish, QueueBatch
 from swarmfold.core.summary import RunSummary
-from swarmfold.shell.cli import main
 from swarmfold.shell.sim.driver import SimResult, simulate
 from swarmfold.shell.sim.faults import (
     ACTIVATION,
@@ -39,42 +36,7 @@ from swarmfold.shell.sim.scenario import (
     parse_scenario,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def tasks(n: int, duration: float = 10.0, **extra: Any) -> list[dict[str, Any]]:
-    return [
-        {"task_id": k, "array_id": 1, "resource_set_id": 1, "duration": duration, **extra}
-        for k in range(1, n + 1)
-    ]
-
-
-def scenario(task_list: list[dict[str, Any]], **changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "t",
-        "workflow": {"heartbeat_interval": 10.0},
-        "arrays": [{"array_id": 1, "name": "a"}],
-        "resource_sets": [{"resource_set_id": 1, "queue": "q", "requested": {"memory": 1}}],
-        "tasks": task_list,
-        "distributor": {"poll_interval": 5.0},
-        "latency": {"default": {"seconds": 0.0, "jitter": 0.0}},
-    }
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return data
-
-
-def run(data: dict[str, Any], seed: int | None = None, **kwargs: Any) -> SimResult:
-    return simulate(parse_scenario(copy.deepcopy(data)), seed, **kwargs)
-
-
-def cli(argv: list[str]) -> tuple[int, str]:
-    out = io.StringIO()
-    return main(argv, out=out), out.getvalue()
-
+from .helpers import EXAMPLES, cli, run, scenario, tasks
 
 # --- the drawn profiles ------------------------------------------------------------------------
 

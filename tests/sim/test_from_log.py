@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -20,18 +19,12 @@ from swarmfold.core.events import (
     TaskStatusesFetched,
 )
 from swarmfold.core.topology import QueueSpec
-from swarmfold.shell.cli import main
 from swarmfold.shell.eventlog import EventLogWriter, new_header
 from swarmfold.shell.sim.driver import simulate
 from swarmfold.shell.sim.from_log import infer_from_log, scenario_from_log
 from swarmfold.shell.sim.scenario import Attempt, LimitChange, load_scenario, parse_scenario
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def cli(argv: list[str]) -> tuple[int, str]:
-    out = io.StringIO()
-    return main(argv, out=out), out.getvalue()
+from .helpers import EXAMPLES, cli
 
 
 def recorded(tmp_path: Path, name: str) -> tuple[Path, object]:

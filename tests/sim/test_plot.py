@@ -3,24 +3,18 @@ error when matplotlib (the ``plot`` extra) is missing."""
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
 import pytest
 
-from swarmfold.shell.cli import main
 from swarmfold.shell.sim import plot
 from swarmfold.shell.sim.driver import simulate
 from swarmfold.shell.sim.scenario import load_scenario
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from .helpers import EXAMPLES, cli
+
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def cli(argv: list[str]) -> tuple[int, str]:
-    out = io.StringIO()
-    return main(argv, out=out), out.getvalue()
 
 
 def test_lanes_pack_overlapping_spans_into_few_rows() -> None:

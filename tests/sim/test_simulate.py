@@ -8,9 +8,7 @@ after its end; at one instant, workers report before the swarm's requests are an
 
 from __future__ import annotations
 
-import copy
 import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -20,45 +18,14 @@ import pytest
 from swarmfold.core.commands import QueueBatch
 from swarmfold.core.decide import decide
 from swarmfold.core.state import initial_state
-from swarmfold.shell.cli import main
 from swarmfold.shell.eventlog import read_log
-from swarmfold.shell.sim.driver import SimResult, simulate
+from swarmfold.shell.sim.driver import simulate
 from swarmfold.shell.sim.invariants import InvariantChecker
 from swarmfold.shell.sim.report import render_json, render_text
 from swarmfold.shell.sim.scenario import parse_scenario
 from swarmfold.shell.sim.server_model import ServerModel
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def tasks(n: int, duration: float = 10.0, **extra: Any) -> list[dict[str, Any]]:
-    return [
-        {"task_id": k, "array_id": 1, "resource_set_id": 1, "duration": duration, **extra}
-        for k in range(1, n + 1)
-    ]
-
-
-def scenario(task_list: list[dict[str, Any]], **changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "t",
-        "workflow": {"heartbeat_interval": 10.0},
-        "arrays": [{"array_id": 1, "name": "a"}],
-        "resource_sets": [{"resource_set_id": 1, "queue": "q", "requested": {"memory": 1}}],
-        "tasks": task_list,
-        "distributor": {"poll_interval": 5.0},
-        "latency": {"default": {"seconds": 0.0, "jitter": 0.0}},
-    }
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return data
-
-
-def run(data: dict[str, Any], **kwargs: Any) -> SimResult:
-    return simulate(parse_scenario(copy.deepcopy(data)), **kwargs)
-
+from .helpers import EXAMPLES, cli, run, scenario, tasks
 
 # --- hand-computed makespans and statuses ------------------------------------------------------------
 
@@ -378,11 +345,6 @@ def test_requests_by_route() -> None:
 
 
 # --- the CLI -------------------------------------------------------------------------------------------
-
-
-def cli(argv: list[str]) -> tuple[int, str]:
-    out = io.StringIO()
-    return main(argv, out=out), out.getvalue()
 
 
 def test_cli_simulate_text_and_json(tmp_path: Path) -> None:
