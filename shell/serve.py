@@ -58,6 +58,17 @@ from swarmfold.shell.http_server import Connections, GzipJsonHandler
 from swarmfold.shell.sim.cluster import END, LOST, START, Distributor, WorkModel
 from swarmfold.shell.sim.scenario import LimitChange, ResumeSignal, Scenario
 from swarmfold.shell.sim.server_model import ServerModel
+from swarmfold.shell.sim.world import (
+    DISTRIBUTOR_DIES,
+    LIMIT,
+    POLL,
+    PRIO_POLL,
+    PRIO_REAP,
+    PRIO_WORKER,
+    REAP,
+    RESUME,
+    schedule_scripted_world,
+)
 
 __all__ = [
     "DEFAULT_ROUTE_PREFIX",
@@ -69,18 +80,6 @@ __all__ = [
 ]
 
 DEFAULT_ROUTE_PREFIX = "/api/v3"
-
-# Priorities at one instant (lower first), as in the simulation driver.
-PRIO_SIGNAL = 0
-PRIO_WORKER = 1
-PRIO_POLL = 2
-PRIO_REAP = 3
-
-POLL = "poll"
-REAP = "reap"
-LIMIT = "limit"
-RESUME = "resume"
-DISTRIBUTOR_DIES = "distributor_dies"
 
 #: Route templates (as the gateway counts them) -> the simulator's route names (faults).
 _SIM_ROUTE = {
@@ -318,15 +317,7 @@ class JobmonServer:
         heappush(self._heap, (t, prio, self._seq, kind, payload))
 
     def _schedule_world(self) -> None:
-        s = self.scenario
-        for change in s.limit_changes:
-            self._push(change.at, PRIO_SIGNAL, LIMIT, change)
-        for resume in s.resumes:
-            self._push(resume.at, PRIO_SIGNAL, RESUME, resume)
-        if s.faults.distributor_dies_at is not None:
-            self._push(s.faults.distributor_dies_at, PRIO_SIGNAL, DISTRIBUTOR_DIES, None)
-        self._push(s.distributor.poll_interval, PRIO_POLL, POLL, None)
-        self._push(s.server.reaper_poll_interval, PRIO_REAP, REAP, None)
+        schedule_scripted_world(self.scenario, self._push)
 
     def _advance_to(self, now: float) -> None:
         """Carry out everything scheduled up to ``now``, in time order (call under the lock)."""

@@ -101,14 +101,22 @@ from swarmfold.shell.sim.scenario import (
     with_limits,
 )
 from swarmfold.shell.sim.server_model import ServerModel, server_time
+from swarmfold.shell.sim.world import (
+    DISTRIBUTOR_DIES,
+    LIMIT,
+    POLL,
+    PRIO_POLL,
+    PRIO_REAP,
+    PRIO_SIGNAL,
+    PRIO_WORKER,
+    REAP,
+    RESUME,
+    schedule_scripted_world,
+)
 
 __all__ = ["ROUTE_OF", "SimResult", "SimulationError", "simulate"]
 
-# Priorities at one instant (lower first).
-PRIO_SIGNAL = 0
-PRIO_WORKER = 1
-PRIO_POLL = 2
-PRIO_REAP = 3
+# Priorities at one instant (lower first), after those of the world (shell/sim/world.py).
 PRIO_ANSWER = 4
 PRIO_WAKE = 5
 PRIO_SAMPLE = 6
@@ -116,11 +124,6 @@ PRIO_SAMPLE = 6
 # Heap item kinds the driver owns (the cluster's are START, END, LOST).
 ANSWER = "answer"
 WAKE = "wake"
-POLL = "poll"
-REAP = "reap"
-LIMIT = "limit"
-RESUME = "resume"
-DISTRIBUTOR_DIES = "distributor_dies"
 SAMPLE = "sample"
 SERVE = "serve"
 FAIL = "fail"
@@ -381,18 +384,11 @@ class _Simulation:
 
     def _schedule_world(self) -> None:
         s = self.scenario
-        for change in s.limit_changes:
-            self.push(change.at, PRIO_SIGNAL, LIMIT, change)
-        for signal in s.resumes:
-            self.push(signal.at, PRIO_SIGNAL, RESUME, signal)
-        if s.faults.distributor_dies_at is not None:
-            self.push(s.faults.distributor_dies_at, PRIO_SIGNAL, DISTRIBUTOR_DIES, None)
+        schedule_scripted_world(s, self.push)
         if s.faults.limit_changes_per_hour > 0:
             self._next_random(0.0, s.faults.limit_changes_per_hour, RANDOM_LIMIT)
         if s.faults.resumes_per_hour > 0:
             self._next_random(0.0, s.faults.resumes_per_hour, RANDOM_RESUME)
-        self.push(s.distributor.poll_interval, PRIO_POLL, POLL, None)
-        self.push(s.server.reaper_poll_interval, PRIO_REAP, REAP, None)
         self.push(0.0, PRIO_SAMPLE, SAMPLE, None)
 
     def _next_random(self, t: float, per_hour: float, kind: str) -> None:
