@@ -23,7 +23,7 @@ DEFAULT_NS = (10_000, 100_000, 1_000_000)
 def run_one(n: int, seed: int = 0) -> dict[str, object]:
     """Build and drive the ``n``-task reference workload in this process; return the figures."""
     from swarmfold.core.config import SwarmConfig
-    from swarmfold.shell.instant import drive
+    from swarmfold.shell.server.instant import drive
     from swarmfold.shell.workload import reference_workload
 
     t0 = time.perf_counter()

@@ -28,8 +28,8 @@ DEFAULT_NS = (10_000, 100_000, 1_000_000)
 def record(n: int, path: str) -> dict[str, object]:
     """Drive the reference workload with a log; return the core's time."""
     from swarmfold.core.config import SwarmConfig
-    from swarmfold.shell.eventlog import EventLogWriter, LogRecorder, new_header
-    from swarmfold.shell.instant import drive
+    from swarmfold.shell.log.eventlog import EventLogWriter, LogRecorder, new_header
+    from swarmfold.shell.server.instant import drive
     from swarmfold.shell.workload import reference_workload
 
     spec = reference_workload(n, columnar=True)
@@ -42,7 +42,7 @@ def record(n: int, path: str) -> dict[str, object]:
 
 
 def replay_time(path: str) -> float:
-    from swarmfold.shell.replay import replay
+    from swarmfold.shell.log.replay import replay
 
     t0 = time.perf_counter()
     result = replay(path)

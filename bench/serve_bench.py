@@ -63,7 +63,7 @@ def instant_scenario(n: int, seed: int = 0) -> Any:
 
 def serve(n: int, seed: int) -> int:
     """Child: serve the scenario; print the URL line, then the server's snapshot at stdin EOF."""
-    from swarmfold.shell.serve import JobmonServer
+    from swarmfold.shell.http.serve import JobmonServer
 
     server = JobmonServer(instant_scenario(n, seed), time_scale=1.0)
     server.start()
@@ -99,7 +99,7 @@ def core_cpu_per_task_us(n: int, seed: int) -> float | None:
 
 def _attach_watch() -> Any:
     """A silent ``Progress`` noting the CPU and time when the core leaves the attach phase."""
-    from swarmfold.shell.progress import Progress
+    from swarmfold.shell.cli.progress import Progress
 
     class AttachWatch(Progress):
         cpu_at: float | None = None
@@ -119,8 +119,8 @@ def _attach_watch() -> Any:
 def run_one(n: int, seed: int, heartbeat: float, with_log: bool) -> dict[str, Any]:
     """Client: start the server process, run the workflow over HTTP, measure."""
     from swarmfold.core.config import SwarmConfig
-    from swarmfold.shell.gateway import JobmonGateway
-    from swarmfold.shell.runner import run_workflow_run
+    from swarmfold.shell.http.gateway import JobmonGateway
+    from swarmfold.shell.http.runner import run_workflow_run
 
     child = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), "--serve", str(n), "--seed", str(seed)],
@@ -130,7 +130,7 @@ def run_one(n: int, seed: int, heartbeat: float, with_log: bool) -> dict[str, An
     try:
         hello = json.loads(child.stdout.readline())
         # Import what the run imports lazily (requests, the event log) before measuring.
-        import swarmfold.shell.eventlog  # noqa: F401
+        import swarmfold.shell.log.eventlog  # noqa: F401
 
         warm = JobmonGateway(hello["url"])
         warm.server_time()  # one request: http.client & co. import lazily on first use

@@ -69,7 +69,7 @@ from swarmfold.core.topology import (
     TaskSpec,
     TopologySpec,
 )
-from swarmfold.shell.codec import (
+from swarmfold.shell.log.codec import (
     CodecError,
     command_from_dict,
     command_to_dict,

@@ -23,7 +23,7 @@ import pytest
 from swarmfold.core import RunSummary
 from swarmfold.core.commands import COMMAND_TYPES, Command
 from swarmfold.core.events import EVENT_TYPES, EdgeRow, Event, TaskRow
-from swarmfold.shell.codec import from_json, to_json
+from swarmfold.shell.log.codec import from_json, to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

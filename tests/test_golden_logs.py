@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from swarmfold.shell.replay import replay
+from swarmfold.shell.log.replay import replay
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden_logs"
 LOGS = sorted(GOLDEN.glob("*.log.gz"))

@@ -25,7 +25,7 @@ from swarmfold.core.topology import (
     TopologySpec,
     build_topology,
 )
-from swarmfold.shell.instant import InstantServer, drive, resolve_callable, server_time
+from swarmfold.shell.server.instant import InstantServer, drive, resolve_callable, server_time
 from swarmfold.shell.workload import (
     ARRAY_LIMIT,
     NUM_LAYERS,

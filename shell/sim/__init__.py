@@ -1,7 +1,7 @@
 """``swarmfold simulate``: the production core against a simulated Jobmon server and cluster.
 
 - :mod:`.scenario` — the scenario file format, its validation, and the compiled ``Scenario``;
-- :mod:`.server_model` — the server side of Jobmon 3.6 (task, task-instance and workflow-run
+- :mod:`swarmfold.shell.server.model` — the server side of Jobmon 3.6 (task, task-instance and workflow-run
   state machines, incremental syncs with 1-second ``status_date``, terminate, reaper);
 - :mod:`.cluster` — the distributor (polls, launches) and the cluster (slots, durations);
 - :mod:`.driver` — the virtual clock: a heap of ``(t, prio, seq, item)``, one seeded RNG;

@@ -25,7 +25,7 @@ from typing import Any
 
 from swarmfold.core.topology import Topology
 from swarmfold.shell.sim.scenario import OUTCOMES, ArrayModel, DurationModel, Scenario
-from swarmfold.shell.sim.server_model import ServerModel
+from swarmfold.shell.server.model import ServerModel
 
 #: What a heap item is, for the cluster's own items (the driver owns the heap).
 START = "start"

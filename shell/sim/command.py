@@ -1,4 +1,4 @@
-"""``swarmfold simulate``: the subcommand's arguments and handler (registered by shell/cli.py).
+"""``swarmfold simulate``: the subcommand's arguments and handler (registered by shell/cli/__init__.py).
 
 One run: ``swarmfold simulate SCENARIO [--seed N] [--faults] [--log FILE] [--timeline FILE.csv]
 [--plot FILE.png]``. Many seeds: ``swarmfold simulate SCENARIO --seeds 1-500 [--faults]`` prints a
@@ -110,7 +110,7 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Handle ``swarmfold simulate``."""
-    from swarmfold.shell.eventlog import LogError
+    from swarmfold.shell.log.eventlog import LogError
     from swarmfold.shell.sim.plot import PlotUnavailable
     from swarmfold.shell.sim.scenario import ScenarioError, with_limits
     from swarmfold.shell.sim.sweep import load_input
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _run_one(args: argparse.Namespace, scenario: Any, out: TextIO) -> int:
-    from swarmfold.shell.eventlog import LogLocked
+    from swarmfold.shell.log.eventlog import LogLocked
     from swarmfold.shell.sim.driver import SimulationError, simulate
     from swarmfold.shell.sim.report import render_json, render_text
 

@@ -100,7 +100,7 @@ from swarmfold.shell.sim.scenario import (
     Scenario,
     with_limits,
 )
-from swarmfold.shell.sim.server_model import ServerModel, server_time
+from swarmfold.shell.server.model import ServerModel, server_time
 from swarmfold.shell.sim.world import (
     DISTRIBUTOR_DIES,
     LIMIT,
@@ -236,7 +236,7 @@ def simulate(
     )
     writer = None
     if log_path is not None:
-        from swarmfold.shell.eventlog import EventLogWriter, new_header
+        from swarmfold.shell.log.eventlog import EventLogWriter, new_header
 
         header = new_header(
             "simulate",
@@ -778,7 +778,7 @@ class _Simulation:
         if record is None:
             self.first_bad = f"record {v.record}" if v.record is not None else None
             return
-        from swarmfold.shell.codec import unstructure
+        from swarmfold.shell.log.codec import unstructure
 
         line = json.dumps(
             {

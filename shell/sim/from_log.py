@@ -197,7 +197,7 @@ def infer_from_log(path: str | Path) -> LogScenario:
     """Read a log and build the scenario it records. Raises ``LogError`` or ``ScenarioError``."""
     from swarmfold.core.attach import spec_from_rows
     from swarmfold.core.state import AttachProgress
-    from swarmfold.shell.eventlog import LogReader
+    from swarmfold.shell.log.eventlog import LogReader
 
     source = str(path)
     spec: TopologySpec | None = None
@@ -356,7 +356,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from swarmfold.shell.eventlog import LogError
+    from swarmfold.shell.log.eventlog import LogError
     from swarmfold.shell.sim.scenario import dump_scenario
 
     prog = "swarmfold scenario-from-log"

@@ -38,7 +38,7 @@ from attrs import frozen
 
 from swarmfold.core.commands import QueueBatch
 from swarmfold.core.summary import RunSummary
-from swarmfold.shell.sim.server_model import ACTIVE, ServerModel
+from swarmfold.shell.server.model import ACTIVE, ServerModel
 
 #: How many violations are kept in full (all are counted).
 KEEP = 50

@@ -118,7 +118,7 @@ class SimReport:
         return sum(self.violations.values())
 
     def to_dict(self) -> dict[str, Any]:
-        from swarmfold.shell.codec import unstructure
+        from swarmfold.shell.log.codec import unstructure
 
         data: dict[str, Any] = unstructure(self)
         return data

@@ -1,7 +1,7 @@
 """Simulation scenarios: the JSON file format, its validation, and the compiled ``Scenario``.
 
 The file format (documented in ``docs/scenario-format.md``) is a tree of attrs classes decoded
-by the strict codec of :mod:`swarmfold.shell.codec`: a wrong JSON kind, a missing field or an
+by the strict codec of :mod:`swarmfold.shell.log.codec`: a wrong JSON kind, a missing field or an
 unknown field is reported with its JSON path. Then the semantic checks run (unknown ids,
 duplicates, ranges, the dependency cycle check of ``build_topology``), again naming the JSON
 path and the offending value. Every problem is collected before anything is simulated.
@@ -399,7 +399,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def parse_scenario(data: Any, source: str = "") -> Scenario:
     """Decode and validate scenario data (as from ``json.loads``). Raises ``ScenarioError``."""
-    from swarmfold.shell.codec import CodecError, structure
+    from swarmfold.shell.log.codec import CodecError, structure
 
     if isinstance(data, Mapping) and "topology" in data and "tasks" not in data:
         raise ScenarioError(
@@ -895,7 +895,7 @@ def scenario_to_file(scenario: Scenario) -> ScenarioFile:
 
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     """The scenario as JSON data in the file format (``load`` of it gives the same run)."""
-    from swarmfold.shell.codec import unstructure
+    from swarmfold.shell.log.codec import unstructure
 
     data: dict[str, Any] = unstructure(scenario_to_file(scenario))
     return data

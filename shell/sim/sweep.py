@@ -295,7 +295,7 @@ def load_input(scenario: str | None, from_log: str | None, prog: str) -> Scenari
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from swarmfold.shell.eventlog import LogError
+    from swarmfold.shell.log.eventlog import LogError
     from swarmfold.shell.sim.plot import PlotUnavailable
     from swarmfold.shell.sim.scenario import ScenarioError, with_limits
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from swarmfold.shell.gateway import JobmonGateway, RetryPolicy
+from swarmfold.shell.http.gateway import JobmonGateway, RetryPolicy
 
 from .jobmon_stub import JobmonStub, StubTask, layered_tasks
 

@@ -36,8 +36,8 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-from swarmfold.shell.http_server import Connections, GzipJsonHandler
-from swarmfold.shell.instant import RUN_TRANSITIONS
+from swarmfold.shell.http.loopback import Connections, GzipJsonHandler
+from swarmfold.shell.server.instant import RUN_TRANSITIONS
 
 UNLIMITED = 2_147_483_647
 EPOCH = _dt.datetime(2026, 1, 1)

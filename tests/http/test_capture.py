@@ -45,7 +45,7 @@ from swarmfold.core.events import (
     TriageRequested,
     WorkflowLimitFetched,
 )
-from swarmfold.shell.gateway import (
+from swarmfold.shell.http.gateway import (
     JobmonGateway,
     parse_bound_id,
     parse_edges,

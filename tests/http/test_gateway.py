@@ -47,7 +47,7 @@ from swarmfold.core.events import (
     WorkflowLimitFetched,
 )
 from swarmfold.core.topology import QueueSpec
-from swarmfold.shell.gateway import (
+from swarmfold.shell.http.gateway import (
     Attempt,
     GatewayError,
     JobmonGateway,

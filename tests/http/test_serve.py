@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import requests
 
-from swarmfold.shell.demo import BUNDLED_EXAMPLE, run_demo
-from swarmfold.shell.replay import replay
-from swarmfold.shell.runner import RunOutcome, run_workflow_run
-from swarmfold.shell.serve import JobmonServer, client_config
+from swarmfold.shell.cli.demo import BUNDLED_EXAMPLE, run_demo
+from swarmfold.shell.log.replay import replay
+from swarmfold.shell.http.runner import RunOutcome, run_workflow_run
+from swarmfold.shell.http.serve import JobmonServer, client_config
 from swarmfold.shell.sim.scenario import Scenario, load_scenario, parse_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -10,8 +10,8 @@ from typing import Any
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.topology import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec
 from swarmfold.shell.cli import main
-from swarmfold.shell.eventlog import EventLogWriter, LogRecorder, new_header
-from swarmfold.shell.instant import DriveResult, InstantServer, drive
+from swarmfold.shell.log.eventlog import EventLogWriter, LogRecorder, new_header
+from swarmfold.shell.server.instant import DriveResult, InstantServer, drive
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "pipeline.json"

@@ -15,10 +15,10 @@ import pytest
 from swarmfold.core.commands import COMMAND_TYPES, Command, QueueBatch
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.events import EVENT_TYPES, BatchQueued, Event, TaskStatusesFetched, TimerFired
-from swarmfold.shell import eventlog
+from swarmfold.shell.log import eventlog
 from swarmfold.shell.cli import load_scenario
-from swarmfold.shell.codec import command_from_dict, event_from_dict, to_json
-from swarmfold.shell.eventlog import (
+from swarmfold.shell.log.codec import command_from_dict, event_from_dict, to_json
+from swarmfold.shell.log.eventlog import (
     LOG_FORMAT,
     LOG_VERSION,
     EventLogWriter,
@@ -29,7 +29,7 @@ from swarmfold.shell.eventlog import (
     read_header,
     read_log,
 )
-from swarmfold.shell.instant import drive
+from swarmfold.shell.server.instant import drive
 
 from . import CREATED, EXAMPLE, ROOT, RUNNER, lines_of, record_run, run_cli, small_spec
 
@@ -263,7 +263,7 @@ def test_a_writer_in_another_process_holds_the_lock(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import sys
-        from swarmfold.shell.eventlog import EventLogWriter, new_header
+        from swarmfold.shell.log.eventlog import EventLogWriter, new_header
         w = EventLogWriter({str(path)!r}, new_header("run", 1, 1, {{}}, runner_id="other-process"))
         print("locked", flush=True)
         sys.stdin.readline()

@@ -19,7 +19,7 @@ from swarmfold.core.events import (
     TaskStatusesFetched,
 )
 from swarmfold.core.topology import QueueSpec
-from swarmfold.shell.eventlog import EventLogWriter, new_header
+from swarmfold.shell.log.eventlog import EventLogWriter, new_header
 from swarmfold.shell.sim.driver import simulate
 from swarmfold.shell.sim.from_log import infer_from_log, scenario_from_log
 from swarmfold.shell.sim.scenario import Attempt, LimitChange, load_scenario, parse_scenario

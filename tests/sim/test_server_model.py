@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from swarmfold.core.topology import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec, build_topology
-from swarmfold.shell.sim.server_model import ServerModel, parse_server_time, server_time
+from swarmfold.shell.server.model import ServerModel, parse_server_time, server_time
 
 
 def make_server(n: int = 3, *, max_attempts: int = 2, chain: bool = False, **kwargs: object) -> ServerModel:

@@ -53,7 +53,7 @@ class Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and decode a scenario JSON file. Raises ``ScenarioError`` naming the path and the
     field that is wrong (``$.topology.tasks[3].array_id: ...``)."""
-    from swarmfold.shell.codec import CodecError, structure
+    from swarmfold.shell.log.codec import CodecError, structure
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -96,8 +96,8 @@ def format_summary(summary: RunSummary, *, events: int, commands: int, title: st
 def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
     """``swarmfold fold SCENARIO [--json] [--log FILE]``."""
     from swarmfold.core.commands import Fail
-    from swarmfold.shell.codec import to_json
-    from swarmfold.shell.instant import DriveError, drive
+    from swarmfold.shell.log.codec import to_json
+    from swarmfold.shell.server.instant import DriveError, drive
 
     try:
         scenario = load_scenario(args.scenario)
@@ -106,7 +106,7 @@ def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_BAD_INPUT
     writer = recorder = None
     if args.log is not None:
-        from swarmfold.shell.eventlog import EventLogWriter, LogLocked, LogRecorder, new_header
+        from swarmfold.shell.log.eventlog import EventLogWriter, LogLocked, LogRecorder, new_header
 
         header = new_header(
             "fold", scenario.workflow_id, scenario.workflow_run_id, scenario.config,
@@ -162,21 +162,21 @@ def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     """``swarmfold replay LOG [--until N] [--show-state] [--drift] [--json]``."""
-    from swarmfold.shell.replay import main as replay_main
+    from swarmfold.shell.log.replay import main as replay_main
 
     return replay_main(args, out)
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     """``swarmfold run --server URL --workflow-id W --workflow-run-id R [--log FILE] [--json]``."""
-    from swarmfold.shell.runner import main as run_main
+    from swarmfold.shell.http.runner import main as run_main
 
     return run_main(args, out)
 
 
 def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
     """``swarmfold explain LOG --task ID [--at N] [--json]``."""
-    from swarmfold.shell.explain import main as explain_main
+    from swarmfold.shell.log.explain import main as explain_main
 
     return explain_main(args, out)
 
@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_parser(sub)
     add_from_log_parser(sub)
 
-    from swarmfold.shell.runner import add_run_arguments
+    from swarmfold.shell.http.runner import add_run_arguments
 
     run = sub.add_parser(
         "run",
@@ -250,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run)
     run.set_defaults(handler=cmd_run)
 
-    from swarmfold.shell.demo import add_parser as add_demo_parser
-    from swarmfold.shell.serve import add_parser as add_serve_parser
+    from swarmfold.shell.cli.demo import add_parser as add_demo_parser
+    from swarmfold.shell.http.serve import add_parser as add_serve_parser
 
     add_serve_parser(sub)
     add_demo_parser(sub)

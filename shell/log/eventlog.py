@@ -6,7 +6,7 @@ fed to ``decide`` and the commands it produced::
 
     {"commands":[...],"event":{...},"runner_id":"host-123-9f2c","seq":1}
 
-Lines are canonical compact JSON (sorted keys, no spaces; the encoding of shell/codec.py),
+Lines are canonical compact JSON (sorted keys, no spaces; the encoding of shell/log/codec.py),
 so the same run gives the same bytes. Each record is written with one ``write`` and flushed
 at once: a crash can tear only the last line.
 
@@ -39,7 +39,7 @@ import attrs
 from swarmfold.core.commands import COMMAND_TYPES, Command
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.events import EVENT_TYPES, Event
-from swarmfold.shell.codec import (
+from swarmfold.shell.log.codec import (
     TAG,
     CodecError,
     command_from_dict,

@@ -34,8 +34,8 @@ from swarmfold.core.state import (
     SwarmState,
 )
 from swarmfold.core.statuses import ACTIVE
-from swarmfold.shell.eventlog import EventLog, LogError
-from swarmfold.shell.replay import (
+from swarmfold.shell.log.eventlog import EventLog, LogError
+from swarmfold.shell.log.replay import (
     RUN_STATUS_NAMES,
     TASK_STATUS_NAMES,
     ReplayResult,

@@ -8,7 +8,7 @@ the field). Every record before either point has been checked.
 
 ``swarmfold replay LOG`` exits 0 when the decisions are the same, 1 on a divergence and 2 on
 unreadable input. ``--until N`` stops after record N; ``--show-state`` prints a compact state
-summary; ``--drift`` lists what every full sync found (see ``shell/drift.py``).
+summary; ``--drift`` lists what every full sync found (see ``shell/log/drift.py``).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from swarmfold.core.decide import decide
 from swarmfold.core.events import Event
 from swarmfold.core.state import PendingSyncPart, SwarmState, initial_state
 from swarmfold.core.statuses import RunStatus, TaskStatus
-from swarmfold.shell.codec import to_json, unstructure
-from swarmfold.shell.eventlog import EventLog, LogError, LogHeader, LogReader, LogRecord
+from swarmfold.shell.log.codec import to_json, unstructure
+from swarmfold.shell.log.eventlog import EventLog, LogError, LogHeader, LogReader, LogRecord
 
 __all__ = [
     "Divergence",
@@ -462,7 +462,7 @@ def _value_diff(x: Any, y: Any) -> str:
 
 def main(args: argparse.Namespace, out: TextIO) -> int:
     """``swarmfold replay LOG [--until N] [--show-state] [--drift] [--json]``."""
-    from swarmfold.shell import drift as drift_mod
+    from swarmfold.shell.log import drift as drift_mod
 
     if args.until is not None and args.until < 0:
         print(f"swarmfold replay: error: --until must be >= 0, got {args.until}", file=sys.stderr)

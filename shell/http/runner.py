@@ -69,7 +69,7 @@ from swarmfold.core.events import (
 from swarmfold.core.state import SwarmState, initial_state
 from swarmfold.core.statuses import RunStatus
 from swarmfold.core.summary import RunSummary
-from swarmfold.shell.gateway import (
+from swarmfold.shell.http.gateway import (
     DEFAULT_CLIENT_VERSION,
     DEFAULT_ROUTE_PREFIX,
     DEFAULT_TIMEOUT,
@@ -80,7 +80,7 @@ from swarmfold.shell.gateway import (
     RetryPolicy,
     failure_event,
 )
-from swarmfold.shell.progress import Progress
+from swarmfold.shell.cli.progress import Progress
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -142,7 +142,7 @@ class RunOutcome:
         return sum(self.requests.values())
 
     def to_dict(self) -> dict[str, Any]:
-        from swarmfold.shell.codec import unstructure
+        from swarmfold.shell.log.codec import unstructure
 
         return {
             "final_status": self.final_status,
@@ -559,7 +559,7 @@ class Runner:
         """In a pool thread: carry out one command and post its answer. Never raises."""
         try:
             if isinstance(command, EvaluateResources):
-                from swarmfold.shell.instant import evaluate_resources
+                from swarmfold.shell.server.instant import evaluate_resources
 
                 event = evaluate_resources(command, self.clock(), self.callables)
             else:
@@ -677,7 +677,7 @@ def run_workflow_run(
     server or the run does: the outcome says how it ended (``exit_code`` 0 only for DONE).
     ``on_runner`` sees the ``Runner`` before it starts (keep it to call ``request_stop``).
     """
-    from swarmfold.shell.eventlog import EventLogWriter, LogLocked, default_runner_id, new_header
+    from swarmfold.shell.log.eventlog import EventLogWriter, LogLocked, default_runner_id, new_header
 
     config = config if config is not None else SwarmConfig()
     runner_id = runner_id if runner_id is not None else default_runner_id()

@@ -25,7 +25,7 @@ from attrs import frozen
 from swarmfold.core.commands import FetchTaskStatuses
 from swarmfold.core.events import TaskStatusesFetched
 from swarmfold.core.state import SwarmState
-from swarmfold.shell.eventlog import EventLog
+from swarmfold.shell.log.eventlog import EventLog
 
 __all__ = [
     "Drift",
@@ -127,7 +127,7 @@ def drift_report(log: EventLog | str | os.PathLike[str], until: int | None = Non
 
     Folds the log like ``replay``; stops quietly at a divergence or an unreadable line.
     """
-    from swarmfold.shell.replay import replay
+    from swarmfold.shell.log.replay import replay
 
     observer = DriftObserver()
     replay(log, until, observe=observer)

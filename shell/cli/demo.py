@@ -126,9 +126,9 @@ def run_demo(
     install_signal_handlers: bool = True,
 ) -> int:
     """Serve, run, summarize, replay (see the module doc); returns the exit code."""
-    from swarmfold.shell.replay import format_result, replay
-    from swarmfold.shell.runner import format_outcome, run_workflow_run
-    from swarmfold.shell.serve import JobmonServer, client_config
+    from swarmfold.shell.log.replay import format_result, replay
+    from swarmfold.shell.http.runner import format_outcome, run_workflow_run
+    from swarmfold.shell.http.serve import JobmonServer, client_config
     from swarmfold.shell.sim.scenario import ScenarioError, load_scenario
 
     out = out if out is not None else sys.stdout
@@ -170,7 +170,7 @@ def run_demo(
     if outcome.log_path is None or not os.path.exists(log_path):
         print(f"{PROG}: no event log was written", file=out)
         return EXIT_FAILED
-    from swarmfold.shell.eventlog import LogError
+    from swarmfold.shell.log.eventlog import LogError
 
     try:
         result = replay(log_path)
