@@ -869,7 +869,7 @@ class JobmonGateway:
                 "cluster_id": c.cluster_id,
             },
         )
-        return BatchQueued(c.command_id, self.clock(), r.parse(_batch_answer), r.duration)
+        return BatchQueued(c.command_id, self.clock(), r.parse(parse_batch_answer), r.duration)
 
     def _bind(self, c: BindResources) -> Event:
         queue_id = c.queue_id
@@ -945,7 +945,7 @@ class JobmonGateway:
     def _triage(self, c: RequestTriage) -> Event:
         r = self._request("POST", f"/workflow_run/{c.workflow_run_id}/set_status_for_triaging",
                           "POST /workflow_run/{id}/set_status_for_triaging", body={})
-        r.parse(_any_object)
+        r.parse(parse_triage_answer)
         return TriageRequested(c.command_id, self.clock())
 
     def _statuses(self, c: FetchTaskStatuses) -> Event:
@@ -990,12 +990,12 @@ class JobmonGateway:
         return EdgeChunkLoaded(c.command_id, self.clock(), r.parse(parse_edges))
 
 
-def _batch_answer(body: Any, route: str) -> dict[str, tuple[int, ...]]:
+def parse_batch_answer(body: Any, route: str) -> dict[str, tuple[int, ...]]:
     """``queue_task_batch``: ``{"tasks_by_status": {status: [ids]}}``."""
     return parse_tasks_by_status(_member(route, "$", _dict(route, "$", body), "tasks_by_status"), route)
 
 
-def _any_object(body: Any, route: str) -> None:
+def parse_triage_answer(body: Any, route: str) -> None:
     """``set_status_for_triaging`` answers ``{}``; any object will do, ``null`` too."""
     if body is not None:
         _dict(route, "$", body)
