@@ -204,7 +204,8 @@ def plot_sweep(
     path: str | Path,
     title: str = "",
 ) -> None:
-    """Makespan against each swept limit (``params``: keys of the points), as a PNG."""
+    """Makespan against each swept limit (``params``: keys of the points), as a PNG. Points
+    with ``p5`` and ``p95`` (a sweep over several seeds) get the band between them."""
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -217,17 +218,25 @@ def plot_sweep(
     for ax, param in zip(axes, params, strict=False):
         others = [p for p in params if p != param]
         groups: dict[tuple[Any, ...], list[tuple[Any, float]]] = {}
+        bands: dict[tuple[Any, ...], list[tuple[Any, float, float]]] = {}
         for point in points:
             if point.get("makespan") is None:
                 continue
             key = tuple(point[o] for o in others)
             groups.setdefault(key, []).append((point[param], float(point["makespan"])))
+            if point.get("p5") is not None and point.get("p95") is not None:
+                bands.setdefault(key, []).append((point[param], float(point["p5"]), float(point["p95"])))
         if len(groups) <= 8:
             for key, values in sorted(groups.items(), key=lambda kv: str(kv[0])):
                 values.sort()
                 label = ", ".join(f"{o}={_show(v)}" for o, v in zip(others, key, strict=True)) or None
-                ax.plot([_x(v) for v, _ in values], [m for _, m in values], marker="o", label=label)
-            if any(others):
+                line = ax.plot([_x(v) for v, _ in values], [m for _, m in values], marker="o", label=label)
+                band = sorted(bands.get(key, []))
+                if band:
+                    ax.fill_between([_x(v) for v, _, _ in band], [lo for _, lo, _ in band],
+                                    [hi for _, _, hi in band], color=line[0].get_color(), alpha=0.2,
+                                    label="p5-p95" if len(groups) == 1 else None)
+            if any(others) or bands:
                 ax.legend(fontsize="x-small")
         else:
             by_value: dict[Any, list[float]] = {}

@@ -129,21 +129,30 @@ def render_json(report: SimReport) -> str:
     return json.dumps(report.to_dict(), indent=2, sort_keys=True)
 
 
-def _seconds(x: float | None) -> str:
+def rounded(x: float) -> str:
+    """``x`` to the precision a reader uses: 3 significant digits, whole numbers from 100 up."""
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def seconds(x: float | None) -> str:
+    """A duration for people: ``"4.88 s"``, ``"754 s (12:34)"``; ``"n/a"`` for None."""
     if x is None:
         return "n/a"
     if x < 120:
-        return f"{x:g} s"
+        return f"{rounded(x)} s"
     whole = int(round(x))
     h, rest = divmod(whole, 3600)
     m, s = divmod(rest, 60)
     clock = f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-    return f"{x:g} s ({clock})"
+    return f"{rounded(x)} s ({clock})"
+
 
 
 def _knob(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return rounded(value)
     if isinstance(value, list | tuple):
         return ",".join(map(str, value))
     return str(value)
@@ -159,31 +168,31 @@ def render_text(report: SimReport) -> str:
     title = report.scenario or "scenario"
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(report.attempt_outcomes.items())) or "none"
     lines = [
-        f"{title} (seed {report.seed}): {status} ({report.final_status}) after {_seconds(report.makespan)}",
+        f"{title} (seed {report.seed}): {status} ({report.final_status}) after {seconds(report.makespan)}",
         f"  reason       {report.reason}",
         f"  tasks        {report.done} done, {report.failed} failed, {report.total_tasks} total",
         f"  attempts     {report.attempts} ({outcomes})",
-        f"  active       peak {report.peak_active}, mean {report.mean_active:g}"
+        f"  active       peak {report.peak_active}, mean {rounded(report.mean_active)}"
         f" (workflow limit {_limit(report.workflow_limit)})",
     ]
     labels = [f"{a.name} [{a.array_id}]" for a in report.arrays]
     width = max([11, *(len(label) + 2 for label in labels)])
     for label, a in zip(labels, report.arrays, strict=True):
         lines.append(
-            f"    {label.ljust(width)}peak {a.peak_active}, mean {a.mean_active:g},"
+            f"    {label.ljust(width)}peak {a.peak_active}, mean {rounded(a.mean_active)},"
             f" limit {_limit(a.limit)}; {a.done}/{a.tasks} done, {a.failed} failed"
         )
     if report.cluster_slots is None:
-        cluster = f"unlimited slots, peak running {report.peak_running}, mean {report.mean_running:g}"
+        cluster = f"unlimited slots, peak running {report.peak_running}, mean {rounded(report.mean_running)}"
     else:
         util = "n/a" if report.utilization is None else f"{100 * report.utilization:.1f}%"
         cluster = (
             f"{report.cluster_slots} slots, utilization {util},"
-            f" peak running {report.peak_running}, mean {report.mean_running:g}"
+            f" peak running {report.peak_running}, mean {rounded(report.mean_running)}"
         )
     lines.append(f"  cluster      {cluster}")
     lines.append(
-        f"  queue wait   p50 {_seconds(report.queue_wait_p50)}, p95 {_seconds(report.queue_wait_p95)}"
+        f"  queue wait   p50 {seconds(report.queue_wait_p50)}, p95 {seconds(report.queue_wait_p95)}"
     )
     routes = ", ".join(f"{k} {v}" for k, v in sorted(report.requests.items(), key=lambda kv: (-kv[1], kv[0])))
     lines.append(f"  requests     {report.requests_total}: {routes}")

@@ -4,9 +4,14 @@
 every point of the grid (the product of the listed values; limits not listed keep the
 scenario's; the scenario's ``limit_changes`` of a swept limit are dropped, so a point's limit
 holds for the whole run) with the same seed, one process per CPU, and prints a table: makespan, cluster
-utilization, peak and mean active tasks, done/total, per point. ``--plot FILE.png`` draws the
-makespan against each swept limit; ``--from-log LOG`` sweeps the scenario a recorded run
-implies (``shell/sim/from_log.py``).
+utilization, peak and mean active tasks, done/total, per point. ``--seeds A-B`` runs every point
+with each of those seeds and reports, per point, the mean, p5, p50 and p95 of the makespan and
+of the peak active count, marks the best point and the points not distinguishable from it
+(``shell/sim/spread.py``). ``--dask ADDRESS`` runs the points on a ``dask.distributed``
+cluster instead of local processes (``shell/sim/executor.py``): same seeds, same results.
+``--plot FILE.png`` draws the makespan against each swept limit (with the p5-p95 band under
+``--seeds``); ``--from-log LOG`` sweeps the scenario a recorded run implies
+(``shell/sim/from_log.py``).
 
 Exit codes: 0 every point ran and every invariant held; 1 a point violated an invariant or
 could not finish; 2 bad input.
@@ -17,18 +22,19 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TextIO
 
 import attrs
 from attrs import asdict, field, frozen
 
 from swarmfold.core.config import UNLIMITED
+from swarmfold.shell.sim.executor import DaskUnavailable, map_shared
+from swarmfold.shell.sim.report import r6, rounded, seconds
 from swarmfold.shell.sim.scenario import Scenario
+from swarmfold.shell.sim.spread import Spread, indistinguishable, spread_of
 
 __all__ = ["Axis", "SweepPoint", "add_parser", "parse_values", "render_sweep", "run_sweep"]
 
@@ -49,7 +55,12 @@ class Axis:
 
 @frozen
 class SweepPoint:
-    """One simulated point of the grid. ``limits`` maps each axis name to its value."""
+    """One point of the grid. ``limits`` maps each axis name to its value.
+
+    Over several seeds: ``makespan``, ``utilization`` and ``mean_active`` are means over the
+    seeds that finished, ``peak_active`` the highest peak, ``done``/``failed`` the fewest and
+    most, ``final_status`` "D" only if every seed ended D; the spreads give the detail.
+    """
 
     limits: dict[str, int]
     final_status: str | None = None
@@ -62,6 +73,9 @@ class SweepPoint:
     total_tasks: int = 0
     violations: dict[str, int] = field(factory=dict)
     error: str | None = None
+    seeds: tuple[int, ...] = ()
+    makespan_spread: Spread | None = None
+    peak_active_spread: Spread | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,18 +174,48 @@ def run_point(
     )
 
 
-_WORKER: tuple[Scenario, tuple[Axis, ...], int | None] | None = None
-
-
-def _init_worker(scenario: Scenario, axes: tuple[Axis, ...], seed: int | None) -> None:
-    global _WORKER
-    _WORKER = (scenario, axes, seed)
-
-
-def _run_in_worker(limits: dict[str, int]) -> SweepPoint:
-    assert _WORKER is not None
-    scenario, axes, seed = _WORKER
+def _run_item(
+    shared: tuple[Scenario, tuple[Axis, ...]], item: tuple[dict[str, int], int | None]
+) -> SweepPoint:
+    scenario, axes = shared
+    limits, seed = item
     return run_point(scenario, axes, limits, seed)
+
+
+def combine(limits: dict[str, int], runs: Sequence[SweepPoint], seeds: Sequence[int | None]) -> SweepPoint:
+    """One point from its runs, one per seed (see ``SweepPoint``)."""
+    finished = [r for r in runs if r.error is None and r.makespan is not None]
+    makespans = [r.makespan for r in finished if r.makespan is not None]
+    peaks = [float(r.peak_active) for r in finished if r.peak_active is not None]
+    violations: dict[str, int] = {}
+    for r in runs:
+        for kind, count in r.violations.items():
+            violations[kind] = violations.get(kind, 0) + count
+    errors = [f"seed {seed}: {r.error}" for r, seed in zip(runs, seeds, strict=True) if r.error is not None]
+    statuses = {r.final_status for r in runs}
+    utilizations = [r.utilization for r in finished if r.utilization is not None]
+    actives = [r.mean_active for r in finished if r.mean_active is not None]
+    return SweepPoint(
+        limits=limits,
+        final_status="D" if statuses == {"D"} else next((st for st in (r.final_status for r in runs)
+                                                          if st != "D"), None),
+        makespan=_mean(makespans),
+        utilization=_mean(utilizations),
+        peak_active=int(max(peaks)) if peaks else None,
+        mean_active=_mean(actives),
+        done=min((r.done for r in runs), default=0),
+        failed=max((r.failed for r in runs), default=0),
+        total_tasks=max((r.total_tasks for r in runs), default=0),
+        violations=violations,
+        error="; ".join(errors) or None,
+        seeds=tuple(s for s in seeds if s is not None),
+        makespan_spread=spread_of(makespans),
+        peak_active_spread=spread_of(peaks),
+    )
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return r6(sum(values) / len(values)) if values else None
 
 
 def run_sweep(
@@ -179,67 +223,87 @@ def run_sweep(
     axes: Sequence[Axis],
     seed: int | None = None,
     jobs: int | None = None,
-    progress: Callable[[SweepPoint], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    seeds: Sequence[int] | None = None,
+    dask: str | None = None,
 ) -> list[SweepPoint]:
-    """Simulate every point of the grid, in ``jobs`` processes (default ``os.cpu_count()``);
-    the points come back in grid order."""
+    """Simulate every point of the grid with each seed (``seeds``, or the one ``seed``), in
+    ``jobs`` local processes (default one per CPU) or on the dask scheduler at ``dask``; the
+    points come back in grid order, the same wherever they ran."""
     points = grid(axes)
     scenario = without_swept_changes(scenario, axes)
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(points)))
-    results: list[SweepPoint] = []
-    if jobs == 1:
-        for limits in points:
-            results.append(run_point(scenario, axes, limits, seed))
-            if progress is not None:
-                progress(results[-1])
-        return results
-    with ProcessPoolExecutor(
-        max_workers=jobs, initializer=_init_worker, initargs=(scenario, tuple(axes), seed)
-    ) as pool:
-        for point in pool.map(_run_in_worker, points):
-            results.append(point)
-            if progress is not None:
-                progress(point)
-    return results
+    run_seeds: list[int | None] = list(seeds) if seeds else [seed]
+    items = [(limits, s) for limits in points for s in run_seeds]
+    runs = map_shared(_run_item, (scenario, tuple(axes)), items, jobs=jobs, dask=dask, progress=progress)
+    k = len(run_seeds)
+    return [combine(limits, runs[i * k:(i + 1) * k], run_seeds) for i, limits in enumerate(points)]
 
 
 def _limit(value: int) -> str:
     return "unlimited" if value >= UNLIMITED else str(value)
 
 
-def render_sweep(scenario: Scenario, axes: Sequence[Axis], points: Sequence[SweepPoint], seed: int) -> str:
-    """The sweep's table, then the best point."""
-    head = [axis.name for axis in axes]
-    head += ["status", "makespan", "utilization", "peak active", "mean active", "done"]
+def render_sweep(
+    scenario: Scenario, axes: Sequence[Axis], points: Sequence[SweepPoint], seed: int | None
+) -> str:
+    """The sweep's table, then the best point (and, over several seeds, the points not
+    distinguishable from it)."""
+    many = any(len(p.seeds) > 1 for p in points)
+    head = [axis.name for axis in axes] + ["status"]
+    head += ["makespan mean", "p5", "p50", "p95", "peak p50", "peak p95"] if many else [
+        "makespan", "utilization", "peak active", "mean active"]
+    head += ["done", ""]
+    best = best_point(points)
     rows: list[list[str]] = []
     for p in points:
         cells = [_limit(p.limits[axis.name]) for axis in axes]
-        if p.error is not None:
-            rows.append(cells + ["stall", "-", "-", "-", "-", "-"])
+        mark = "best" if p is best else "~best" if best is not None and _close(best, p) else ""
+        if p.makespan is None:
+            rows.append(cells + ["stall"] + ["-"] * (len(head) - len(cells) - 2) + [mark])
             continue
-        util = "n/a" if p.utilization is None else f"{100 * p.utilization:.1f}%"
-        status = (p.final_status or "-") + (" !" if p.violations else "")
+        status = (p.final_status or "-") + (" !" if p.violations or p.error else "")
         done = f"{p.done}/{p.total_tasks}"
-        rows.append(cells + [status, f"{p.makespan:g}", util, str(p.peak_active), f"{p.mean_active:g}", done])
+        if many and p.makespan_spread is not None and p.peak_active_spread is not None:
+            m, k = p.makespan_spread, p.peak_active_spread
+            figures = [_s(m.mean), _s(m.p5), _s(m.p50), _s(m.p95),
+                       f"{k.p50:.0f}", f"{k.p95:.0f}"]
+        else:
+            util = "n/a" if p.utilization is None else f"{100 * p.utilization:.1f}%"
+            mean_active = "-" if p.mean_active is None else rounded(p.mean_active)
+            figures = [_s(p.makespan), util, str(p.peak_active), mean_active]
+        rows.append(cells + [status, *figures, done, mark])
     widths = [max(len(h), *(len(r[k]) for r in rows)) for k, h in enumerate(head)]
     n_axes = len(axes)
 
     def line(cells: Sequence[str]) -> str:
         out = []
         for k, (cell, width) in enumerate(zip(cells, widths, strict=True)):
-            left = k == n_axes  # the status column reads better left-aligned
+            left = k in (n_axes, len(cells) - 1)  # status and mark read better left-aligned
             out.append(cell.ljust(width) if left else cell.rjust(width))
         return "  " + "  ".join(out).rstrip()
 
     title = scenario.name or "scenario"
-    lines = [f"{title}: sweep of {len(points)} point(s), seed {seed}"]
+    seeds = points[0].seeds if points else ()
+    which_seeds = f"{len(seeds)} seeds ({_seed_range(seeds)}) per point" if many else f"seed {seed}"
+    lines = [f"{title}: sweep of {len(points)} point(s), {which_seeds}"]
     lines.append(line(head))
     lines.extend(line(r) for r in rows)
-    finished = [p for p in points if p.makespan is not None and p.final_status == "D" and not p.violations]
-    if finished:
-        best = min(finished, key=lambda p: (p.makespan, tuple(p.limits.values())))
-        which = ", ".join(f"{k}={_limit(v)}" for k, v in best.limits.items())
-        lines.append(f"  best         {which}: makespan {best.makespan:g} s")
+    if best is not None:
+        which = _where(best)
+        if many and best.makespan_spread is not None:
+            m = best.makespan_spread
+            lines.append(f"  best         {which}: mean makespan {seconds(m.mean)},"
+                         f" p5-p95 {rounded(m.p5)}-{rounded(m.p95)} s")
+            close = [p for p in points if p is not best and _close(best, p)]
+            if close:
+                lines.append(f"  not distinguishable from the best (95%, marked ~best): {len(close)}"
+                             " point(s): " + "; ".join(_where(p) for p in close))
+            else:
+                lines.append("  the best is distinguishable from every other point (95%)")
+        else:
+            lines.append(f"  best         {which}: makespan {seconds(best.makespan)}")
+            lines.append("  one seed per point: use --seeds A-B to tell noise from a better limit")
     bad = [p for p in points if p.violations or p.error is not None]
     if bad:
         lines.append(
@@ -249,6 +313,36 @@ def render_sweep(scenario: Scenario, axes: Sequence[Axis], points: Sequence[Swee
     else:
         lines.append("  invariants   ok at every point")
     return "\n".join(lines)
+
+
+def _s(x: float) -> str:
+    return f"{rounded(x)} s"
+
+
+def best_point(points: Sequence[SweepPoint]) -> SweepPoint | None:
+    """The finished point (every seed D, no violation) with the lowest mean makespan."""
+    finished = [p for p in points if p.makespan is not None and p.final_status == "D" and not p.violations
+                and p.error is None]
+    if not finished:
+        return None
+    return min(finished, key=lambda p: (p.makespan, tuple(p.limits.values())))
+
+
+def _close(best: SweepPoint, other: SweepPoint) -> bool:
+    a, b = best.makespan_spread, other.makespan_spread
+    if a is None or b is None or a.n < 2 or b.n < 2 or other.final_status != "D" or other.violations:
+        return False
+    return indistinguishable(a, b)
+
+
+def _where(p: SweepPoint) -> str:
+    return ", ".join(f"{k}={_limit(v)}" for k, v in p.limits.items())
+
+
+def _seed_range(seeds: Sequence[int]) -> str:
+    if seeds and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
 
 
 # --- the subcommand ----------------------------------------------------------------------------
@@ -273,7 +367,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="limits to try for one array (repeatable)",
     )
     p.add_argument("--seed", type=int, metavar="N", help="the seed of every point (default: the scenario's)")
+    p.add_argument("--seeds", metavar="A-B", help="run every point with each of these seeds (1-20, 1,5,9-12)"
+                   " and report the spread")
     p.add_argument("--jobs", type=int, metavar="N", help="processes (default: one per CPU)")
+    p.add_argument("--dask", metavar="ADDRESS", help="run the points on this dask.distributed scheduler"
+                   " (tcp://host:port; needs pip install 'swarmfold[dask]')")
     p.add_argument("--json", action="store_true", help="print the points as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="plot makespan against each swept limit")
     p.set_defaults(handler=run)
@@ -294,8 +392,23 @@ def load_input(scenario: str | None, from_log: str | None, prog: str) -> Scenari
     return load_scenario(scenario)
 
 
+def _band(spread: Spread | None) -> dict[str, float | None]:
+    if spread is None or spread.n < 2:
+        return {"p5": None, "p95": None}
+    return {"p5": spread.p5, "p95": spread.p95}
+
+
+def _progress_to(stream: TextIO) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 20) == 0:
+            print(f"{PROG}: {done}/{total} runs done", file=stream, flush=True)
+
+    return show
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     from swarmfold.shell.log.eventlog import LogError
+    from swarmfold.shell.sim.faults import parse_seeds
     from swarmfold.shell.sim.plot import PlotUnavailable
     from swarmfold.shell.sim.scenario import ScenarioError, with_limits
 
@@ -305,6 +418,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             raise ValueError("nothing to sweep: give --workflow-limit and/or --array-limit")
         if args.jobs is not None and args.jobs < 1:
             raise ValueError(f"--jobs: must be >= 1, got {args.jobs}")
+        if args.jobs is not None and args.dask is not None:
+            raise ValueError("--jobs and --dask: give one (--jobs is for local processes)")
+        if args.seeds is not None and args.seed is not None:
+            raise ValueError("--seed and --seeds: give one")
+        seeds = None if args.seeds is None else parse_seeds(args.seeds)
         if args.plot is not None:
             from swarmfold.shell.sim.plot import require_matplotlib
 
@@ -320,21 +438,28 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     seed = scenario.seed if args.seed is None else args.seed
-    points = run_sweep(scenario, axes, seed, args.jobs)
+    try:
+        points = run_sweep(scenario, axes, seed, args.jobs, seeds=seeds, dask=args.dask,
+                           progress=_progress_to(sys.stderr) if args.dask is not None else None)
+    except DaskUnavailable as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.plot is not None:  # files first: a closed stdout must not lose the plot
         from swarmfold.shell.sim.plot import plot_sweep
 
-        rows = [{**p.limits, "makespan": p.makespan} for p in points]
+        rows = [{**p.limits, "makespan": p.makespan, **_band(p.makespan_spread)} for p in points]
         try:
-            title = f"{scenario.name}: makespan (seed {seed})"
+            which = f"mean and p5-p95 over {len(seeds)} seeds" if seeds else f"seed {seed}"
+            title = f"{scenario.name}: makespan ({which})"
             plot_sweep(rows, [a.name for a in axes], args.plot, title=title)
         except OSError as exc:
             print(f"{PROG}: error: {args.plot}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
     if args.json:
-        data = {"scenario": scenario.name, "seed": seed, "axes": [a.name for a in axes],
+        data = {"scenario": scenario.name, "seed": None if seeds else seed, "seeds": seeds,
+                "axes": [a.name for a in axes],
                 "points": [p.to_dict() for p in points]}
         print(json.dumps(data, indent=2, sort_keys=True), file=out)
     else:
-        print(render_sweep(scenario, axes, points, seed), file=out)
+        print(render_sweep(scenario, axes, points, None if seeds else seed), file=out)
     return EXIT_VIOLATIONS if any(p.violations or p.error is not None for p in points) else EXIT_OK

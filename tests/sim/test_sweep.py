@@ -76,7 +76,8 @@ def test_cli_sweep_table() -> None:
         "active", "done",
     ]
     assert len([line for line in lines if line.strip().startswith(("2 ", "4 "))]) == 4
-    assert lines[-2].startswith("  best         workflow_limit=4, array 2=3: makespan ")
+    assert lines[-3].startswith("  best         workflow_limit=4, array 2=3: makespan ")
+    assert lines[-2] == "  one seed per point: use --seeds A-B to tell noise from a better limit"
     assert lines[-1] == "  invariants   ok at every point"
 
 
@@ -140,3 +141,83 @@ def test_a_100_point_sweep_on_10k_tasks_uses_every_core() -> None:
     assert all(p.peak_active is not None and p.peak_active <= p.limits["workflow_limit"] for p in points)
     print(f"100-point sweep of 10k-task scenarios: {wall:.1f} s on {os.cpu_count()} CPU(s)")
     assert wall < 120.0
+
+
+def test_seeds_per_point_give_the_spread_and_the_best() -> None:
+    s = load_scenario(PIPELINE)
+    axes = [Axis("workflow_limit", None, (2, 8))]
+    points = run_sweep(s, axes, jobs=1, seeds=[1, 2, 3, 4])
+    singles = {seed: run_sweep(s, axes, seed=seed, jobs=1) for seed in (1, 2, 3, 4)}
+    for i, p in enumerate(points):
+        makespans = sorted(singles[seed][i].makespan for seed in (1, 2, 3, 4))
+        assert p.seeds == (1, 2, 3, 4)
+        assert p.makespan_spread is not None and p.makespan_spread.n == 4
+        assert p.makespan_spread.p5 == makespans[0] and p.makespan_spread.p95 == makespans[-1]
+        assert abs(p.makespan_spread.mean - sum(makespans) / 4) < 1e-6
+        assert p.peak_active == max(singles[seed][i].peak_active for seed in (1, 2, 3, 4))
+    # A workflow limit of 8 beats 2 by far more than the seed-to-seed noise.
+    code, out = cli(["sweep", PIPELINE, "--workflow-limit", "2,8", "--seeds", "1-4", "--jobs", "1"])
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "three_array_pipeline: sweep of 2 point(s), 4 seeds (1-4) per point"
+    head = ["workflow_limit", "status", "makespan", "mean", "p5", "p50", "p95", "peak"]
+    assert lines[1].split()[:8] == head
+    row_8 = next(line for line in lines if line.strip().startswith("8 "))
+    assert row_8.rstrip().endswith("best")
+    assert any(line.startswith("  best         workflow_limit=8: mean makespan ") for line in lines)
+    assert "  the best is distinguishable from every other point (95%)" in lines
+
+
+def test_cli_sweep_seeds_json_and_plot_band(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "band.png"
+    argv = ["sweep", PIPELINE, "--array-limit", "2=1,3", "--seeds", "1-3", "--json", "--plot", str(png)]
+    code, out = cli(argv)
+    assert code == 0 and png.read_bytes().startswith(b"\x89PNG")
+    data = json.loads(out)
+    assert data["seeds"] == [1, 2, 3] and data["seed"] is None
+    spread = data["points"][0]["makespan_spread"]
+    assert spread["n"] == 3 and spread["p5"] <= spread["p50"] <= spread["p95"]
+
+
+def test_dask_sweep_matches_the_local_run() -> None:
+    distributed = pytest.importorskip("distributed")
+    s = load_scenario(PIPELINE)
+    axes = [Axis("workflow_limit", None, (2, 4)), Axis("array 2", 2, (1, 3))]
+    local = run_sweep(s, axes, jobs=2, seeds=[5, 6])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        seen: list[tuple[int, int]] = []
+        remote = run_sweep(s, axes, seeds=[5, 6], dask=cluster.scheduler_address,
+                           progress=lambda done, total: seen.append((done, total)))
+        code, out = cli(["sweep", PIPELINE, "--workflow-limit", "2,4", "--seeds", "5-6",
+                         "--dask", cluster.scheduler_address, "--json"])
+    assert remote == local
+    assert seen[-1] == (8, 8) and len(seen) == 8
+    assert code == 0 and [p["makespan"] for p in json.loads(out)["points"]] == [
+        p.makespan for p in run_sweep(s, [axes[0]], jobs=1, seeds=[5, 6])]
+
+
+def test_dask_without_a_scheduler_is_a_named_error() -> None:
+    pytest.importorskip("distributed")
+    from swarmfold.shell.sim.executor import DaskUnavailable, map_shared
+
+    with pytest.raises(DaskUnavailable, match="no dask scheduler answered at tcp://127.0.0.1:1"):
+        map_shared(max, 0, [1, 2], dask="tcp://127.0.0.1:1", connect_timeout=1.0)
+
+
+def test_dask_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from swarmfold.shell.sim.executor import DaskUnavailable, map_shared
+
+    real_import = builtins.__import__
+
+    def no_distributed(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "distributed" or name.startswith("distributed."):
+            raise ImportError("No module named 'distributed'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_distributed)
+    with pytest.raises(DaskUnavailable, match=r"pip install 'swarmfold\[dask\]'"):
+        map_shared(lambda shared, item: item, None, [1], dask="tcp://127.0.0.1:1")
