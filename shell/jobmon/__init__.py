@@ -1,0 +1,1 @@
+"""Working beside Jobmon's own processes: its distributor, its resume sequence."""
