@@ -139,3 +139,19 @@ def test_python_dash_m_swarmfold_entry_point() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "DONE" in proc.stdout
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """``swarmfold simulate ... | true``: the reader is gone before the report is written; no
+    BrokenPipeError traceback, exit 0."""
+    import subprocess
+    import sys
+
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "three_array_pipeline.json")
+    proc = subprocess.run(
+        f"{sys.executable} -m swarmfold simulate {example} --seeds 1-40 --per-seed --jobs 1 | true; "
+        "exit ${PIPESTATUS[0]}",
+        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -266,7 +267,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
-    return handler(args, out if out is not None else sys.stdout)
+    try:
+        return handler(args, out if out is not None else sys.stdout)
+    except BrokenPipeError:
+        # The reader went away (``swarmfold ... | head``): not an error of ours. Point stdout
+        # at devnull so that the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

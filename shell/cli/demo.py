@@ -126,9 +126,9 @@ def run_demo(
     install_signal_handlers: bool = True,
 ) -> int:
     """Serve, run, summarize, replay (see the module doc); returns the exit code."""
-    from swarmfold.shell.log.replay import format_result, replay
     from swarmfold.shell.http.runner import format_outcome, run_workflow_run
     from swarmfold.shell.http.serve import JobmonServer, client_config
+    from swarmfold.shell.log.replay import format_result, replay
     from swarmfold.shell.sim.scenario import ScenarioError, load_scenario
 
     out = out if out is not None else sys.stdout
