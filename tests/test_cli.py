@@ -72,29 +72,31 @@ def test_fold_is_deterministic() -> None:
 
 def test_fold_missing_field_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _example()
-    del data["topology"]["tasks"][3]["array_id"]
+    del data["tasks"][3]["array_id"]
     path = _scenario(tmp_path, data)
     code, _ = _run(["fold", path])
     assert code == 2
     err = capsys.readouterr().err
     assert path in err
-    assert "$.topology.tasks[3].array_id" in err
+    assert "$.tasks[3].array_id" in err
 
 
 def test_fold_wrong_type_and_bad_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _example()
-    data["workflow_id"] = "seven"
-    data["config"]["heartbeat_interval"] = -1
+    data["workflow"]["workflow_id"] = "seven"
     code, _ = _run(["fold", _scenario(tmp_path, data)])
     assert code == 2
-    err = capsys.readouterr().err
-    assert "workflow_id" in err
-    assert "heartbeat_interval" in err
+    assert "$.workflow.workflow_id: expected int, got 'seven'" in capsys.readouterr().err
+    data = _example()
+    data["workflow"]["heartbeat_interval"] = -1
+    code, _ = _run(["fold", _scenario(tmp_path, data)])
+    assert code == 2
+    assert "$.workflow.heartbeat_interval: must be > 0" in capsys.readouterr().err
 
 
 def test_fold_unknown_field_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _example()
-    data["topology"]["tasks"][0]["colour"] = "blue"
+    data["tasks"][0]["colour"] = "blue"
     code, _ = _run(["fold", _scenario(tmp_path, data)])
     assert code == 2
     assert "colour" in capsys.readouterr().err
@@ -102,7 +104,7 @@ def test_fold_unknown_field_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_fold_invalid_topology_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _example()
-    data["topology"]["tasks"][0]["upstream_ids"] = [304]  # closes a cycle
+    data["tasks"][0]["upstream_ids"] = [304]  # closes a cycle
     code, _ = _run(["fold", _scenario(tmp_path, data)])
     assert code == 2
     assert "cycle" in capsys.readouterr().err
@@ -119,10 +121,10 @@ def test_fold_bad_json_and_missing_file_exit_2(tmp_path: Path, capsys: pytest.Ca
 
 def test_fold_run_not_done_exits_1(tmp_path: Path) -> None:
     data = _example()
-    data["topology"]["tasks"][0]["status"] = "F"  # a failed task: its downstreams never run
+    data["workflow"]["timeout"] = 15.0  # the instant server needs 50 s (virtual)
     code, out = _run(["fold", _scenario(tmp_path, data)])
     assert code == 1
-    assert "DONE (D)" not in out
+    assert "ERROR (E)" in out and "timeout" in out
 
 
 def test_no_subcommand_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -144,9 +146,6 @@ def test_python_dash_m_swarmfold_entry_point() -> None:
 def test_a_closed_pipe_ends_quietly() -> None:
     """``swarmfold simulate ... | true``: the reader is gone before the report is written; no
     BrokenPipeError traceback, exit 0."""
-    import subprocess
-    import sys
-
     example = str(Path(__file__).resolve().parents[1] / "examples" / "three_array_pipeline.json")
     proc = subprocess.run(
         f"{sys.executable} -m swarmfold simulate {example} --seeds 1-40 --per-seed --jobs 1 | true; "

@@ -1,7 +1,8 @@
 """The ``swarmfold`` command line.
 
 Subcommands register themselves in ``build_parser``; each is a function
-``(args) -> exit code``. ``fold`` drives a scenario file through the core against the
+``(args) -> exit code``. ``fold`` drives a scenario file (docs/scenario-format.md; the old
+``fold`` shape is read through ``shell/sim/fold_format.py``) through the core against the
 instant fake server on a virtual clock (``--log FILE`` records every decide step in an event
 log); ``replay`` and ``explain`` read event logs (docs/cli-replay-explain.md).
 
@@ -12,20 +13,14 @@ fields). ``replay``: 0 the same decisions; 1 a divergence; 2 unreadable input.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TextIO
 
-from attrs import frozen
-
-from swarmfold.core.config import SwarmConfig
 from swarmfold.core.errors import InvalidConfig, InvalidTopology
 from swarmfold.core.statuses import RunStatus
 from swarmfold.core.summary import RunSummary
-from swarmfold.core.topology import TopologySpec
 
 EXIT_OK = 0
 EXIT_NOT_DONE = 1
@@ -35,40 +30,6 @@ EXIT_BAD_INPUT = 2
 RUN_STATUS_NAMES: dict[str, str] = {
     value: name for name, value in vars(RunStatus).items() if not name.startswith("_")
 }
-
-
-class ScenarioError(Exception):
-    """A scenario file that cannot be used; the message names the path and the field."""
-
-
-@frozen
-class Scenario:
-    """One workflow run to fold: ids, configuration and topology (the scenario file's shape)."""
-
-    workflow_id: int
-    workflow_run_id: int
-    topology: TopologySpec
-    config: SwarmConfig = SwarmConfig()
-
-
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and decode a scenario JSON file. Raises ``ScenarioError`` naming the path and the
-    field that is wrong (``$.topology.tasks[3].array_id: ...``)."""
-    from swarmfold.shell.log.codec import CodecError, structure
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ScenarioError(f"{path}: invalid JSON: {exc}") from exc
-    try:
-        scenario: Scenario = structure(data, Scenario)
-    except CodecError as exc:
-        raise ScenarioError(f"{path}: " + f"\n{path}: ".join(exc.errors)) from exc
-    return scenario
 
 
 def status_name(status: str) -> str:
@@ -99,6 +60,7 @@ def cmd_fold(args: argparse.Namespace, out: TextIO) -> int:
     from swarmfold.core.commands import Fail
     from swarmfold.shell.log.codec import to_json
     from swarmfold.shell.server.instant import DriveError, drive
+    from swarmfold.shell.sim.scenario import ScenarioError, load_scenario
 
     try:
         scenario = load_scenario(args.scenario)

@@ -401,15 +401,11 @@ def parse_scenario(data: Any, source: str = "") -> Scenario:
     """Decode and validate scenario data (as from ``json.loads``). Raises ``ScenarioError``."""
     from swarmfold.shell.log.codec import CodecError, structure
 
-    if isinstance(data, Mapping) and "topology" in data and "tasks" not in data:
-        raise ScenarioError(
-            [
-                "$: this looks like a 'swarmfold fold' scenario (workflow_id, config, topology); "
-                "a simulation scenario lists workflow, arrays, resource_sets and tasks with durations "
-                "(see docs/scenario-format.md)"
-            ],
-            source,
-        )
+    from swarmfold.shell.sim.fold_format import is_fold_format, scenario_from_fold_format
+
+    if is_fold_format(data):  # the old ``fold`` shape, through its converter
+        scenario: Scenario = scenario_from_fold_format(data, source)
+        return scenario
     try:
         file: ScenarioFile = structure(data, ScenarioFile)
     except CodecError as exc:

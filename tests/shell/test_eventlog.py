@@ -16,7 +16,6 @@ from swarmfold.core.commands import COMMAND_TYPES, Command, QueueBatch
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.events import EVENT_TYPES, BatchQueued, Event, TaskStatusesFetched, TimerFired
 from swarmfold.shell.log import eventlog
-from swarmfold.shell.cli import load_scenario
 from swarmfold.shell.log.codec import command_from_dict, event_from_dict, to_json
 from swarmfold.shell.log.eventlog import (
     LOG_FORMAT,
@@ -30,6 +29,7 @@ from swarmfold.shell.log.eventlog import (
     read_log,
 )
 from swarmfold.shell.server.instant import drive
+from swarmfold.shell.sim.scenario import load_scenario
 
 from . import CREATED, EXAMPLE, ROOT, RUNNER, lines_of, record_run, run_cli, small_spec
 

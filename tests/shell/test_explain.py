@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from swarmfold.core.config import SwarmConfig
-from swarmfold.shell.cli import load_scenario
 from swarmfold.shell.log.eventlog import read_log
 from swarmfold.shell.log.explain import ExplainError, HistoryEntry, explain
+from swarmfold.shell.sim.scenario import load_scenario
 
 from . import EXAMPLE, lines_of, record_run, run_cli, small_spec
 

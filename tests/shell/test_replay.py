@@ -12,11 +12,11 @@ import pytest
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.decide import decide
 from swarmfold.core.events import TaskStatusesFetched
-from swarmfold.shell.cli import load_scenario
 from swarmfold.shell.log.drift import drift_report, full_sync_drift
 from swarmfold.shell.log.eventlog import read_log
-from swarmfold.shell.server.instant import InstantServer
 from swarmfold.shell.log.replay import replay, state_summary
+from swarmfold.shell.server.instant import InstantServer
+from swarmfold.shell.sim.scenario import load_scenario
 
 from . import EXAMPLE, ROOT, lines_of, record_run, run_cli, small_spec
 

@@ -126,11 +126,20 @@ def test_several_problems_are_all_reported() -> None:
     assert "$.arrays[0].limit: expected int, got 1.5" in errors
 
 
-def test_a_fold_scenario_gets_a_pointer_to_the_format() -> None:
-    fold = json.loads((EXAMPLES / "pipeline.json").read_text())
-    (error,) = errors_of(fold)
-    assert error.startswith("$: this looks like a 'swarmfold fold' scenario")
-    assert "docs/scenario-format.md" in error
+OLD_FOLD_FILE = Path(__file__).resolve().parents[1] / "data" / "old_formats" / "fold-pipeline.json"
+
+
+def test_an_old_fold_file_reads_through_the_converter_as_the_same_workflow() -> None:
+    old = load_scenario(OLD_FOLD_FILE)  # examples/pipeline.json before the one format
+    new = load_scenario(EXAMPLES / "pipeline.json")
+    assert old.topology == new.topology and old.config == new.config
+    assert (old.workflow_id, old.workflow_run_id) == (new.workflow_id, new.workflow_run_id)
+
+
+def test_an_old_fold_file_with_a_bad_field_names_its_path() -> None:
+    data = json.loads(OLD_FOLD_FILE.read_text())
+    data["topology"]["tasks"][2]["array_id"] = "x"
+    assert errors_of(data) == ("$.topology.tasks[2].array_id: expected int, got 'x'",)
 
 
 def test_invalid_json_and_unreadable_file(tmp_path: Path) -> None:
