@@ -69,20 +69,11 @@ from swarmfold.core.events import (
     WorkflowLimitFetched,
 )
 from swarmfold.core.topology import TopologySpec
+from swarmfold.shell.server.fsm import ACCEPTED, REAP, UNTIMELY, run_transition
 
 EPOCH = _dt.datetime(2026, 1, 1)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-#: ``new run status -> statuses it may be entered from`` (WorkflowRun FSM, spec §1.5).
-RUN_TRANSITIONS: Mapping[str, frozenset[str]] = {
-    "R": frozenset("BO"),
-    "D": frozenset("R"),
-    "E": frozenset("BIOR"),
-    "T": frozenset("CH"),
-    "S": frozenset("R"),
-    "C": frozenset("BR"),
-    "H": frozenset("BR"),
-}
 #: Task statuses that occupy a concurrency slot.
 ACTIVE = frozenset("QIOR")
 #: The next status of a task that progresses normally.
@@ -244,7 +235,8 @@ class ModelServer:
     # --- run status --------------------------------------------------------------------------
 
     def _transition_run(self, status: str) -> bool:
-        if status != self.run_status and self.run_status in RUN_TRANSITIONS.get(status, ()):
+        """The run FSM (``shell/server/fsm.py``): True if ``status`` was entered."""
+        if run_transition(self.run_status, status) == ACCEPTED:
             self.run_status = status
             return True
         return False
@@ -256,7 +248,7 @@ class ModelServer:
     def log_heartbeat(self, status: str, increment: float, now: float) -> str:
         """Attempt ``transition(status)``; extend ``heartbeat_date`` if it succeeded or was
         the untimely R->R."""
-        if self._transition_run(status) or (status == self.run_status == "R"):
+        if self._transition_run(status) or run_transition(self.run_status, status) == UNTIMELY:
             self.heartbeat_date = now + increment
         return self.run_status
 
@@ -272,12 +264,11 @@ class ModelServer:
         """The reaper: a run whose ``heartbeat_date`` passed goes R -> E, C/H -> T."""
         if self.heartbeat_date > now:
             return None
-        if self.run_status == "R":
-            self.run_status = "E"
-        elif self.run_status in ("C", "H") and not self.killed:
-            self.run_status = "T"
-        else:
+        if self.run_status not in REAP or self.run_status == "L" or (
+            self.run_status in ("C", "H") and self.killed
+        ):
             return None
+        self.run_status = REAP[self.run_status]
         self.run_status_forced = True
         return self.run_status
 

@@ -151,14 +151,14 @@ def test_fetch_command_carries_server_time() -> None:
 @pytest.mark.parametrize(
     ("held", "requested", "after"),
     [
-        ("B", "R", "R"),
+        ("B", "R", "B"),  # B -> R is not legal: the distributor moves the run B -> I -> O first
         ("O", "R", "R"),
         ("R", "R", "R"),
         ("G", "R", "G"),
         ("R", "D", "D"),
         ("B", "D", "B"),
         ("R", "E", "E"),
-        ("C", "E", "E"),
+        ("C", "E", "C"),  # a resumed run only ends T
         ("D", "E", "D"),
         ("C", "T", "T"),
         ("H", "T", "T"),

@@ -63,23 +63,12 @@ from swarmfold.core.events import (
 from swarmfold.core.state import SwarmState, initial_state
 from swarmfold.core.summary import RunSummary
 from swarmfold.core.topology import TopologySpec
+from swarmfold.shell.server.fsm import ACCEPTED, run_transition
 
 #: Virtual ``t=0`` on the fake server's clock.
 EPOCH = _dt.datetime(2026, 1, 1)
 #: The server time string of ``t=0``.
 EPOCH_STRING = "2026-01-01 00:00:00"
-
-#: Run-status transitions the fake server accepts: ``new status -> statuses it may come from``.
-#: A request for the status already held is accepted as a no-op (Jobmon's untimely ``R->R``).
-RUN_TRANSITIONS: Mapping[str, frozenset[str]] = {
-    "R": frozenset("BOR"),
-    "D": frozenset("R"),
-    "E": frozenset("GLBIORCH"),
-    "T": frozenset("CH"),
-    "S": frozenset("R"),
-    "C": frozenset("BR"),
-    "H": frozenset("BR"),
-}
 
 _QUEUEABLE = frozenset("GA")
 _IN_FLIGHT = frozenset("QIOR")
@@ -98,6 +87,9 @@ class DriveError(RuntimeError):
 class InstantServer:
     """An in-memory Jobmon server that answers at once.
 
+    Its run starts LAUNCHED (``O``), as a real run is once its distributor has started
+    (``B -> I -> O``); run-status requests follow the run FSM of ``shell/server/fsm.py``.
+
     ``statuses`` maps task id to its server-side status. ``calls`` counts the commands
     handled, by command class name.
     """
@@ -108,7 +100,7 @@ class InstantServer:
         *,
         workflow_limit: int = UNLIMITED,
         array_limits: Mapping[int, int] | None = None,
-        run_status: str = "B",
+        run_status: str = "O",
         completions_per_sync: int = 1000,
     ) -> None:
         self.statuses: dict[int, str] = dict(statuses)
@@ -161,7 +153,7 @@ class InstantServer:
 
     def transition_run(self, status: str) -> str:
         """Try to move the workflow run to ``status``; return the status held afterwards."""
-        if status != self.run_status and self.run_status in RUN_TRANSITIONS.get(status, ()):
+        if run_transition(self.run_status, status) == ACCEPTED:
             self.run_status = status
         return self.run_status
 

@@ -43,28 +43,15 @@ from typing import Any
 from swarmfold.core.config import UNLIMITED
 from swarmfold.core.resources import Requested
 from swarmfold.core.topology import Topology
+from swarmfold.shell.server.fsm import ACCEPTED, REAP, REFUSED, run_transition
 
 #: Virtual ``t = 0`` on the server's clock (the same epoch as the instant fake server).
 EPOCH = _dt.datetime(2026, 1, 1)
 
 ACTIVE = frozenset("QIOR")
 QUEUEABLE = frozenset("GA")
-#: Task-instance statuses whose error makes the task retry or fail (``error_states``).
-TI_ERROR_STATES = frozenset("WEUZ")
 #: Task-instance statuses that are not final yet (a live instance).
 TI_LIVE = frozenset("QIORKTX")
-
-#: Workflow-run transitions (``old -> new``) the server accepts (spec §1.5).
-RUN_TRANSITIONS = frozenset(
-    {
-        ("G", "L"), ("L", "B"), ("L", "A"), ("B", "I"), ("I", "O"), ("O", "R"), ("I", "E"),
-        ("O", "E"), ("B", "E"), ("B", "C"), ("B", "H"), ("R", "D"), ("R", "S"), ("R", "C"),
-        ("R", "H"), ("R", "E"), ("C", "T"), ("H", "T"),
-    }
-)
-#: Untimely workflow-run transitions: accepted as no-ops (a heartbeat still extends the run).
-RUN_UNTIMELY = frozenset({("R", "R"), ("L", "L")})
-
 
 #: ``bytes.translate`` tables: the status letter -> 1, every other byte -> 0.
 _MASK: dict[str, bytes] = {
@@ -397,11 +384,10 @@ class ServerModel:
 
     def _transition_run(self, new: str) -> bool:
         """The workflow-run FSM: True if ``new`` was accepted (or untimely), else False."""
-        pair = (self.run_status, new)
-        if pair in RUN_TRANSITIONS:
+        verdict = run_transition(self.run_status, new)
+        if verdict == ACCEPTED:
             self.run_status = new
-            return True
-        return pair in RUN_UNTIMELY
+        return verdict != REFUSED
 
     def log_heartbeat(self, status: str, next_report_increment: float, now: float) -> str:
         """``POST /workflow_run/{id}/log_heartbeat``: transition, then extend ``heartbeat_date``."""
@@ -583,13 +569,9 @@ class ServerModel:
         if self.heartbeat_date > now:
             return False
         status = self.run_status
-        if status == "L":
-            self.run_status = "A"
-            return True
-        if status == "R":
-            self.run_status = "E"
-            return True
-        if status in ("C", "H"):
+        if status not in REAP:
+            return False
+        if status in ("C", "H"):  # a resume drains first: the run ends once nothing is left to kill
             kill_running = status == "C"
             for ti in list(self.live):
                 s = self.ti_status[ti]
@@ -598,10 +580,10 @@ class ServerModel:
                 elif s == "O" or (s == "R" and kill_running):
                     self._ti_set(ti, "K")
                     self.to_kill[ti] = None
-            if not self.to_kill:
-                self.run_status = "T"
-                return True
-        return False
+            if self.to_kill:
+                return False
+        self.run_status = REAP[status]
+        return True
 
     # --- queries ---------------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from swarmfold.shell.http.loopback import Connections, GzipJsonHandler
-from swarmfold.shell.server.instant import RUN_TRANSITIONS
+from swarmfold.shell.server.fsm import ACCEPTED, run_transition
 
 UNLIMITED = 2_147_483_647
 EPOCH = _dt.datetime(2026, 1, 1)
@@ -152,7 +152,7 @@ class JobmonStub:
         workflow_id: int = 1,
         dag_id: int = 7,
         workflow_run_id: int = 1,
-        run_status: str = "B",
+        run_status: str = "O",
         workflow_limit: int = UNLIMITED,
         array_limits: dict[int, int] | None = None,
         completions_per_sync: int | None = None,
@@ -345,7 +345,7 @@ class JobmonStub:
 
     def _transition(self, wfr_id: int, status: str) -> str:
         current = self.runs[wfr_id]
-        if status != current and current in RUN_TRANSITIONS.get(status, ()):
+        if run_transition(current, status) == ACCEPTED:
             self.runs[wfr_id] = status
         return self.runs[wfr_id]
 

@@ -114,8 +114,8 @@ def test_every_route_sends_the_jobmon_request_shape(stub: JobmonStub) -> None:
     assert (r.method, r.path, r.query, r.body) == ("POST", "/array/1/queue_task_batch", V, {
         "task_ids": [1, 2], "task_resources_id": 1, "workflow_run_id": 1, "cluster_id": 5})
 
-    e = gw.execute(LogHeartbeat(5, 1, "B", 93.0))
-    assert isinstance(e, HeartbeatAcknowledged) and e.status == "B"
+    e = gw.execute(LogHeartbeat(5, 1, "B", 93.0))  # O -> B is not a run transition: refused
+    assert isinstance(e, HeartbeatAcknowledged) and e.status == "O"
     r = _only(stub, "log_heartbeat")
     assert (r.method, r.path, r.query, r.body) == ("POST", "/workflow_run/1/log_heartbeat", V,
                                                    {"status": "B", "next_report_increment": 93.0})

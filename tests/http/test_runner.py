@@ -413,7 +413,7 @@ def test_sigterm_stops_the_run_then_reattach_loses_nothing_and_queues_nothing_tw
 
         # Re-attach: a new workflow run of the same workflow (what a resume creates).
         stub.release(held)
-        wfr2 = stub.new_run("B")
+        wfr2 = stub.new_run("O")  # a new run, its distributor started (B -> I -> O)
         outcome = run(stub, tmp_path, wfr=wfr2, name="second.log")
         assert outcome.exit_code == 0, format_outcome(outcome)
         assert set(stub.statuses().values()) == {"D"}
