@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 import requests
 
-from property_tests.model_server import ModelServer
 from swarmfold.core.commands import LogHeartbeat, UpdateWorkflowRunStatus
 from swarmfold.core.topology import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec, build_topology
 from swarmfold.shell.server import fsm
 from swarmfold.shell.server.instant import InstantServer
 from swarmfold.shell.server.model import ServerModel
+from swarmfold.testing import ModelServer
 from tests.http.jobmon_stub import JobmonStub, StubTask
 
 CAPTURE = Path(__file__).resolve().parents[1] / "http" / "data" / "capture.jsonl"
