@@ -69,6 +69,7 @@ from swarmfold.core.events import (
 from swarmfold.core.state import SwarmState, initial_state
 from swarmfold.core.statuses import RunStatus
 from swarmfold.core.summary import RunSummary
+from swarmfold.shell.cli.progress import Progress
 from swarmfold.shell.http.gateway import (
     DEFAULT_CLIENT_VERSION,
     DEFAULT_ROUTE_PREFIX,
@@ -80,7 +81,6 @@ from swarmfold.shell.http.gateway import (
     RetryPolicy,
     failure_event,
 )
-from swarmfold.shell.cli.progress import Progress
 
 __all__ = [
     "EXIT_BAD_INPUT",

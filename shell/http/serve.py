@@ -55,9 +55,9 @@ import attrs
 from swarmfold.core.config import UNLIMITED, SwarmConfig
 from swarmfold.core.topology import Topology, build_topology
 from swarmfold.shell.http.loopback import Connections, GzipJsonHandler
+from swarmfold.shell.server.model import ServerModel
 from swarmfold.shell.sim.cluster import END, LOST, START, Distributor, WorkModel
 from swarmfold.shell.sim.scenario import LimitChange, ResumeSignal, Scenario
-from swarmfold.shell.server.model import ServerModel
 from swarmfold.shell.sim.world import (
     DISTRIBUTOR_DIES,
     LIMIT,

@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from swarmfold.core.topology import Topology
-from swarmfold.shell.sim.scenario import OUTCOMES, ArrayModel, DurationModel, Scenario
 from swarmfold.shell.server.model import ServerModel
+from swarmfold.shell.sim.scenario import OUTCOMES, ArrayModel, DurationModel, Scenario
 
 #: What a heap item is, for the cluster's own items (the driver owns the heap).
 START = "start"

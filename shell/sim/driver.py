@@ -82,6 +82,7 @@ from swarmfold.core.events import (
 )
 from swarmfold.core.state import SwarmState, initial_state
 from swarmfold.core.summary import RunSummary
+from swarmfold.shell.server.model import ServerModel, server_time
 from swarmfold.shell.sim.cluster import END, LOST, START, Distributor, WorkModel
 from swarmfold.shell.sim.faults import explain_end, profile_summary
 from swarmfold.shell.sim.invariants import InvariantChecker, Violation
@@ -100,7 +101,6 @@ from swarmfold.shell.sim.scenario import (
     Scenario,
     with_limits,
 )
-from swarmfold.shell.server.model import ServerModel, server_time
 from swarmfold.shell.sim.world import (
     DISTRIBUTOR_DIES,
     LIMIT,

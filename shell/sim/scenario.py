@@ -400,7 +400,6 @@ def load_scenario(path: str | Path) -> Scenario:
 def parse_scenario(data: Any, source: str = "") -> Scenario:
     """Decode and validate scenario data (as from ``json.loads``). Raises ``ScenarioError``."""
     from swarmfold.shell.log.codec import CodecError, structure
-
     from swarmfold.shell.sim.fold_format import is_fold_format, scenario_from_fold_format
 
     if is_fold_format(data):  # the old ``fold`` shape, through its converter

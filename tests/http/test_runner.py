@@ -19,11 +19,11 @@ from swarmfold.core.commands import Fail, Finish
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.events import SyncPartFailed
 from swarmfold.shell.cli import main as cli_main
-from swarmfold.shell.log.eventlog import read_log
-from swarmfold.shell.http.gateway import RetryPolicy
 from swarmfold.shell.cli.progress import Progress
-from swarmfold.shell.log.replay import replay
+from swarmfold.shell.http.gateway import RetryPolicy
 from swarmfold.shell.http.runner import RunOutcome, format_outcome, run_workflow_run
+from swarmfold.shell.log.eventlog import read_log
+from swarmfold.shell.log.replay import replay
 
 from .conftest import FAST_RETRY
 from .jobmon_stub import Fault, JobmonStub, layered_tasks

@@ -19,11 +19,11 @@ from swarmfold.core.commands import QueueBatch
 from swarmfold.core.decide import decide
 from swarmfold.core.state import initial_state
 from swarmfold.shell.log.eventlog import read_log
+from swarmfold.shell.server.model import ServerModel
 from swarmfold.shell.sim.driver import simulate
 from swarmfold.shell.sim.invariants import InvariantChecker
 from swarmfold.shell.sim.report import render_json, render_text
 from swarmfold.shell.sim.scenario import parse_scenario
-from swarmfold.shell.server.model import ServerModel
 
 from .helpers import EXAMPLES, cli, run, scenario, tasks
 
