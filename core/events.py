@@ -8,7 +8,7 @@ Events are immutable all the way down: mappings in them are ``FrozenDict``s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Union
 
 from attrs import field, frozen
@@ -23,8 +23,9 @@ from swarmfold.core.topology import QueueSpec, TopologySpec
 TasksByStatus = Mapping[str, tuple[int, ...]]
 
 
-def _tasks_by_status(value: Mapping[str, object]) -> TasksByStatus:
-    return FrozenDict({str(k): tuple(v) for k, v in value.items()})  # type: ignore[call-overload]
+def _tasks_by_status(value: Mapping[str, Iterable[int]]) -> TasksByStatus:
+    frozen: TasksByStatus = FrozenDict({str(k): tuple(v) for k, v in value.items()})
+    return frozen
 
 
 def _values(value: Mapping[str, ResourceValue]) -> Mapping[str, ResourceValue]:

@@ -144,7 +144,7 @@ def _drain(tx: Tx) -> bool:
     QUEUED ones; here they get one ``terminate_task_instances`` before the exit (fixed).
     """
     counts = tx.status_counts
-    waiting = counts.get("I", 0) + counts.get("O", 0) + counts.get("R", 0)
+    waiting: int = counts.get("I", 0) + counts.get("O", 0) + counts.get("R", 0)
     if waiting or counts.get("Q", 0):
         tx.emit(TerminateTaskInstances, PendingTerminate(), workflow_run_id=tx.workflow_run_id)
     return waiting > 0

@@ -186,11 +186,13 @@ class CountQueries:
     @property
     def active_count(self) -> int:
         c = self.status_counts
-        return c.get("Q", 0) + c.get("I", 0) + c.get("O", 0) + c.get("R", 0)
+        active: int = c.get("Q", 0) + c.get("I", 0) + c.get("O", 0) + c.get("R", 0)
+        return active
 
     def all_tasks_final(self) -> bool:
         c = self.status_counts
-        return c.get("D", 0) + c.get("F", 0) == len(self.status)
+        final: int = c.get("D", 0) + c.get("F", 0)
+        return final == len(self.status)
 
     def has_pending_work(self) -> bool:
         return (
@@ -203,10 +205,10 @@ class CountQueries:
 
     def array_capacity(self, array_id: int) -> int:
         """Free slots of one array; 0 for an unknown array, as in Jobmon."""
-        limit = self.array_limits.get(array_id)
+        limit: int | None = self.array_limits.get(array_id)
         if limit is None:
             return 0
-        used = self.active_by_array.get(array_id, 0) + self.inflight_by_array.get(array_id, 0)
+        used: int = self.active_by_array.get(array_id, 0) + self.inflight_by_array.get(array_id, 0)
         return max(0, limit - used)
 
     def resources_of(self, index: int) -> Resources:
@@ -215,7 +217,7 @@ class CountQueries:
         if overrides:
             override = overrides[index]
             if override is not None:
-                return override  # type: ignore[no-any-return]
+                return override
         assert self.topology is not None
         return self.topology.resources_of[index]
 
@@ -333,7 +335,8 @@ class SwarmState(CountQueries):
 
     def task_status(self, task_id: int) -> str:
         assert self.topology is not None
-        return self.status[self.topology.index_of[task_id]]
+        status: str = self.status[self.topology.index_of[task_id]]
+        return status
 
 
 def initial_state(config: SwarmConfig | None = None) -> SwarmState:
@@ -462,13 +465,13 @@ class Tx(CountQueries):
         return SwarmState(*values)
 
 
-_FIELDS = attrs.fields(SwarmState)
+_FIELDS: tuple[attrs.Attribute[Any], ...] = attrs.fields(SwarmState)
 _FIELD_NAMES = tuple(f.name for f in _FIELDS)
 _field_values = attrgetter(*_FIELD_NAMES)
 _OPENERS = tuple((f.name, f.metadata[_TX][0]) for f in _FIELDS if _TX in f.metadata)
 _CLOSERS = tuple((k, f.metadata[_TX][1]) for k, f in enumerate(_FIELDS) if _TX in f.metadata)
 _EMPTY_GROUP = ReadyGroup()
-_TIMING_FIELDS = tuple(a.name for a in Timing.__attrs_attrs__)  # type: ignore[attr-defined]
-_RESOURCE_FIELDS = tuple(a.name for a in ResourceState.__attrs_attrs__)  # type: ignore[attr-defined]
+_TIMING_FIELDS = tuple(a.name for a in attrs.fields(Timing))
+_RESOURCE_FIELDS = tuple(a.name for a in attrs.fields(ResourceState))
 
 __all__ = ["SwarmState", "Tx", "initial_state"]

@@ -86,8 +86,10 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     topo = tx.topo
     index_of = topo.index_of
     get_index = index_of.get
-    dense = isinstance(index_of, DenseIndex)
-    first, n_tasks = (index_of.first, index_of.n) if dense else (0, 0)  # type: ignore[attr-defined]
+    if isinstance(index_of, DenseIndex):
+        dense, first, n_tasks = True, index_of.first, index_of.n
+    else:
+        dense, first, n_tasks = False, 0, 0
     array_of = topo.array_of
     status = tx.status
     place = tx.place
@@ -134,9 +136,10 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
                 if i < 0 or i >= n_tasks:
                     continue
             else:
-                i = get_index(task_id)
-                if i is None:
+                found = get_index(task_id)
+                if found is None:
                     continue
+                i = found
             old = status[i]
             if old == code:
                 if code_queueable and place[i] == NOWHERE:

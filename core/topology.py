@@ -64,6 +64,10 @@ def _int_tuple(value: Any) -> tuple[int, ...]:
 
 
 
+def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
 def _requested(value: Any) -> Requested:
     return freeze_requested(value)
 
@@ -147,10 +151,10 @@ class TaskTable:
 class TopologySpec:
     """Everything static about a workflow run."""
 
-    tasks: tuple[TaskSpec, ...] = field(converter=tuple)
-    arrays: tuple[ArraySpec, ...] = field(converter=tuple)
-    resource_sets: tuple[ResourceSetSpec, ...] = field(converter=tuple)
-    queues: tuple[QueueSpec, ...] = field(default=(), converter=tuple)
+    tasks: tuple[TaskSpec, ...] = field(converter=_tuple)
+    arrays: tuple[ArraySpec, ...] = field(converter=_tuple)
+    resource_sets: tuple[ResourceSetSpec, ...] = field(converter=_tuple)
+    queues: tuple[QueueSpec, ...] = field(default=(), converter=_tuple)
     workflow_limit: int = UNLIMITED
     default_resource_scales: tuple[tuple[str, Scale], ...] = field(
         default=DEFAULT_RESOURCE_SCALES, converter=_scales
@@ -179,7 +183,8 @@ class _ReadOnly:
         raise AttributeError(f"{type(self).__name__} is read-only")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), tuple(getattr(self, name) for name in self.__slots__))  # type: ignore[attr-defined]
+        slots: tuple[str, ...] = type(self).__slots__
+        return (type(self), tuple(getattr(self, name) for name in slots))
 
     def __copy__(self) -> Any:
         return self  # immutable: its own copy
@@ -370,7 +375,8 @@ _TOPOLOGY_FIELDS = tuple(a.name for a in Topology.__attrs_attrs__)
 
 
 def _rebuild_topology(*values: Any) -> Topology:
-    return Topology(*(frozen_ints(v) if isinstance(v, array) else v for v in values))
+    fields: list[Any] = [frozen_ints(v) if isinstance(v, array) else v for v in values]
+    return Topology(*fields)
 
 
 def _read_only(column: Sequence[int]) -> Sequence[int]:
