@@ -284,7 +284,9 @@ _VECTOR: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     _TX: (methodcaller("evolver"), methodcaller("persistent"))
 }
 _MAP: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {_TX: (MapTx, MapTx.persistent)}
-_COUNTS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {_TX: (dict, pmap)}
+_COUNTS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    _TX: (lambda counts: dict(counts.items()), pmap)  # dict(a PMap) is 4x slower
+}
 
 
 @frozen
