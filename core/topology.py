@@ -207,7 +207,15 @@ class SparseColumn(_ReadOnly, Sequence[Any]):
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(self.n))]
+        if not 0 <= index < self.n:
+            if not -self.n <= index < 0:
+                raise IndexError(f"task index {index} out of range for {self.n} tasks")
+            index += self.n
         return self.values.get(index, self.default)
+
+    def __iter__(self) -> Iterator[Any]:
+        get, default = self.values.get, self.default
+        return (get(i, default) for i in range(self.n))
 
     def __len__(self) -> int:
         return self.n
