@@ -17,13 +17,14 @@ from swarmfold.core.commands import LoadEdgeChunk, LoadQueues, LoadTaskChunk
 from swarmfold.core.errors import InvalidTopology
 from swarmfold.core.events import AttachStarted, EdgeRow, TaskRow
 from swarmfold.core.lifecycle import fail, set_up
-from swarmfold.core.state import ATTACHING, AttachProgress, PendingChunk, Tx
+from swarmfold.core.state import AttachProgress, PendingChunk, Tx
 from swarmfold.core.timing import send_heartbeat
 from swarmfold.core.topology import ArraySpec, QueueSpec, ResourceSetSpec, TaskSpec, TopologySpec
+from swarmfold.core.transitions import ATTACH, advance
 
 
 def start_attach(tx: Tx, event: AttachStarted) -> None:
-    tx.phase = ATTACHING
+    advance(tx, ATTACH)
     tx.config = event.config
     tx.workflow_id = event.workflow_id
     tx.workflow_run_id = event.workflow_run_id

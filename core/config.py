@@ -20,6 +20,11 @@ def _positive(instance: Any, attribute: Any, value: Any) -> None:
         raise InvalidConfig(f"config.{attribute.name} must be > 0, got {value!r}")
 
 
+def _count(instance: Any, attribute: Any, value: Any) -> None:
+    if type(value) is not int or value < 0:
+        raise InvalidConfig(f"config.{attribute.name} must be an int >= 0, got {value!r}")
+
+
 def _positive_or_none(instance: Any, attribute: Any, value: Any) -> None:
     if value is not None and value <= 0:
         raise InvalidConfig(f"config.{attribute.name} must be > 0 or null, got {value!r}")
@@ -32,6 +37,9 @@ class SwarmConfig:
     ``wedged_sync_interval`` below zero makes every sync a full sync (as in Jobmon).
     ``adaptive_batching`` lets measured ``queue_task_batch`` durations move the batch size
     toward ``target_batch_seconds``; ``max_batch_size`` stays the cap.
+    ``bulk_status_threshold``: a status report listing more task ids than this for one status
+    (and at least an eighth of the tasks) is first filtered for unchanged tasks in bulk; a
+    speed knob only, every threshold gives the same decisions.
     """
 
     heartbeat_interval: float = attrs.field(default=30.0, validator=_positive)
@@ -44,6 +52,7 @@ class SwarmConfig:
     adaptive_batching: bool = False
     target_batch_seconds: float = attrs.field(default=1.0, validator=_positive)
     chunk_size: int = attrs.field(default=500, validator=_positive)
+    bulk_status_threshold: int = attrs.field(default=64, validator=_count)
 
     @property
     def next_report_increment(self) -> float:

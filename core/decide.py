@@ -52,6 +52,8 @@ from swarmfold.core.state import (
     DONE,
     NEW,
     NOWHERE,
+    RUNNING,
+    STARTING,
     PendingBatch,
     PendingBind,
     PendingChunk,
@@ -109,7 +111,7 @@ def fold(events: Iterable[Event], state: SwarmState | None = None) -> tuple[Swar
 
 def is_terminal(state: SwarmState) -> bool:
     """True once the run has emitted ``Finish`` or ``Fail``."""
-    return state.phase == DONE
+    return bool(state.phase == DONE)
 
 
 # --- handlers ----------------------------------------------------------------------------
@@ -241,7 +243,7 @@ def _on_evaluated(tx: Tx, e: ResourcesEvaluated) -> None:
     i = pending.index
     tx.evaluating_count -= 1
     tx.place[i] = NOWHERE
-    apply_evaluation(tx, pending, dict(e.values))
+    apply_evaluation(tx, pending, e.values)
     status = tx.status[i]
     if pending.purpose == COMPUTE_RESOURCES:
         if status == "G" and ready_eligible(tx, i):
@@ -256,7 +258,7 @@ def _on_evaluation_failed(tx: Tx, e: ResourceEvaluationFailed) -> None:
         return
     tx.evaluating_count -= 1
     tx.place[pending.index] = NOWHERE
-    if tx.phase in (lifecycle.RUNNING, lifecycle.STARTING):
+    if tx.phase in (RUNNING, STARTING):
         lifecycle.abort(
             tx, "E", "resource_callable_failed",
             f"task {tx.topo.task_ids[pending.index]}: {pending.purpose} callable failed: {e.error}",

@@ -3,24 +3,33 @@
 Every event carries ``at``, the shell's clock reading (seconds) when the fact was observed.
 An event that answers a command carries that command's ``command_id``.
 Server status codes arrive as plain strings: an unknown code is data, not a crash.
+Events are immutable all the way down: mappings in them are ``FrozenDict``s.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Union
 
 from attrs import field, frozen
 
 from swarmfold.core.config import SwarmConfig
+from swarmfold.core.frozen import FrozenDict
 from swarmfold.core.resources import ResourceValue, Scale
 from swarmfold.core.topology import QueueSpec, TopologySpec
 
-#: ``{"<status>": [task_id, ...]}``, the server's ``tasks_by_status`` shape.
-TasksByStatus = dict[str, tuple[int, ...]]
+#: ``{"<status>": [task_id, ...]}``, the server's ``tasks_by_status`` shape; read-only, in
+#: the order the server listed the statuses.
+TasksByStatus = Mapping[str, tuple[int, ...]]
 
 
-def _tasks_by_status(value: object) -> TasksByStatus:
-    return {str(k): tuple(v) for k, v in value.items()}  # type: ignore[attr-defined]
+def _tasks_by_status(value: Mapping[str, Iterable[int]]) -> TasksByStatus:
+    frozen: TasksByStatus = FrozenDict({str(k): tuple(v) for k, v in value.items()})
+    return frozen
+
+
+def _values(value: Mapping[str, ResourceValue]) -> Mapping[str, ResourceValue]:
+    return value if type(value) is FrozenDict else FrozenDict(value)
 
 
 # --- starting a run -------------------------------------------------------------------
@@ -208,7 +217,7 @@ class ResourcesEvaluated:
 
     command_id: int
     at: float
-    values: dict[str, ResourceValue]
+    values: Mapping[str, ResourceValue] = field(converter=_values)
 
 
 @frozen

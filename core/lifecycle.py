@@ -30,6 +30,15 @@ from swarmfold.core.statuses import ACTIVE, RESUME_SIGNALS, RUN_STATUSES, SERVER
 from swarmfold.core.summary import RunSummary
 from swarmfold.core.timing import maybe_start_sync, start_sync
 from swarmfold.core.topology import TopologySpec, build_topology
+from swarmfold.core.transitions import (
+    ABORT,
+    ENTER_LOOP,
+    FAIL,
+    FINALIZE,
+    FINISH,
+    REQUEST_RUNNING,
+    advance,
+)
 
 TIMEOUT_MESSAGE = (
     "Not all tasks completed within the given workflow timeout length ({timeout} seconds). "
@@ -66,12 +75,12 @@ def start_run(tx: Tx, at: float) -> None:
     if tx.run_status == "R":
         begin_main_loop(tx, at)
         return
-    tx.phase = STARTING
+    advance(tx, REQUEST_RUNNING)
     _request_status(tx, PendingStatusUpdate("R", "start"))
 
 
 def begin_main_loop(tx: Tx, at: float) -> None:
-    tx.phase = RUNNING
+    advance(tx, ENTER_LOOP)
     tx.set_timing(loop_started_at=at, full_sync_accum=0.0)
     next_iteration(tx, at)
 
@@ -135,7 +144,7 @@ def _drain(tx: Tx) -> bool:
     QUEUED ones; here they get one ``terminate_task_instances`` before the exit (fixed).
     """
     counts = tx.status_counts
-    waiting = counts.get("I", 0) + counts.get("O", 0) + counts.get("R", 0)
+    waiting: int = counts.get("I", 0) + counts.get("O", 0) + counts.get("R", 0)
     if waiting or counts.get("Q", 0):
         tx.emit(TerminateTaskInstances, PendingTerminate(), workflow_run_id=tx.workflow_run_id)
     return waiting > 0
@@ -169,7 +178,7 @@ def after_sync(tx: Tx, at: float) -> None:
 
 def finalize(tx: Tx, at: float) -> None:
     """``_finalize`` (spec §9.4): D if all done (quirk Q12, kept), T after C/H, E otherwise."""
-    tx.phase = FINALIZING
+    advance(tx, FINALIZE)
     done = tx.status_counts.get("D", 0)
     if done == len(tx.status):
         _request_status(tx, PendingStatusUpdate("D", "finalize", "all tasks done"))
@@ -186,7 +195,7 @@ def finalize(tx: Tx, at: float) -> None:
 
 def abort(tx: Tx, status: str, reason: str, message: str, raises: bool) -> None:
     """``_handle_error``: set the run to ``status``, then end (returning or raising)."""
-    tx.phase = FINALIZING
+    advance(tx, ABORT)
     _request_status(tx, PendingStatusUpdate(status, "abort", reason, message, raises))
 
 
@@ -237,13 +246,13 @@ def status_update_answered(
 
 
 def finish(tx: Tx, at: float, reason: str) -> None:
-    tx.phase = DONE
+    advance(tx, FINISH)
     tx.summary = build_summary(tx, at, reason)
     tx.emit(Finish, summary=tx.summary)
 
 
 def fail(tx: Tx, at: float, reason: str, message: str) -> None:
-    tx.phase = DONE
+    advance(tx, FAIL)
     tx.summary = build_summary(tx, at, f"{reason}: {message}")
     tx.emit(Fail, reason=reason, message=message, summary=tx.summary)
 

@@ -145,4 +145,6 @@ def retract_done(tx: Tx, index: int) -> None:
 
 
 def ready_eligible(tx: Tx, index: int) -> bool:
-    return tx.upstream_done[index] == tx.topo.num_upstreams[index]
+    done: int = tx.upstream_done[index]
+    needed: int = tx.topo.num_upstreams[index]
+    return done == needed

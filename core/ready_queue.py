@@ -46,7 +46,8 @@ def live_checker(place: object) -> Callable[[Entry], bool]:
     """``is_live(entry)`` for a ``place`` vector (or evolver)."""
 
     def is_live(entry: Entry) -> bool:
-        return place[entry & _INDEX_MASK] == entry >> _INDEX_BITS  # type: ignore[index]
+        current: int = place[entry & _INDEX_MASK]  # type: ignore[index]
+        return current == entry >> _INDEX_BITS
 
     return is_live
 #: Compact the back vector once this many consumed entries sit before its head.

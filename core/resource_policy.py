@@ -7,8 +7,10 @@ which the log records, so replay needs no callable at all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from swarmfold.core.commands import BindResources, EvaluateResources
-from swarmfold.core.resources import Resources, adjust, callable_scales, validated
+from swarmfold.core.resources import Resources, ResourceValue, adjust, callable_scales, validated
 from swarmfold.core.state import EVALUATING, PendingBind, PendingEvaluation, Tx
 
 COMPUTE_RESOURCES = "compute_resources"
@@ -54,24 +56,26 @@ def adjust_for_retry(tx: Tx, index: int) -> bool:
 
 
 def _set_adjusted(
-    tx: Tx, index: int, current: Resources, evaluated: dict[str, object] | None
+    tx: Tx, index: int, current: Resources, evaluated: Mapping[str, ResourceValue] | None
 ) -> None:
     topo = tx.topo
     k = tx.resources.adjustments.get(index, 0)
     new = adjust(
-        current, topo.scales_of[index], topo.fallbacks_of[index], topo.bounds_of, k, evaluated  # type: ignore[arg-type]
+        current, topo.scales_of[index], topo.fallbacks_of[index], topo.bounds_of, k, evaluated
     )
     tx.set_resources(adjustments=tx.resources.adjustments.set(index, k + 1))
     if new != tx.resources_of(index):
         tx.set_override(index, new)
 
 
-def apply_evaluation(tx: Tx, pending: PendingEvaluation, values: dict[str, object]) -> Resources:
+def apply_evaluation(
+    tx: Tx, pending: PendingEvaluation, values: Mapping[str, ResourceValue]
+) -> Resources:
     """Fold the shell's answer into the task's resources and return them."""
     index = pending.index
     current = tx.resources_of(index)
     if pending.purpose == COMPUTE_RESOURCES:
-        merged = validated(current.with_values(values), tx.topo.bounds_of)  # type: ignore[arg-type]
+        merged = validated(current.with_values(values), tx.topo.bounds_of)
         tx.set_override(index, merged)
         tx.set_resources(callables_done=tx.resources.callables_done.add(index))
         return merged

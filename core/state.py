@@ -6,15 +6,21 @@ status, active tasks per array, the ready queue) so no event ever rescans all ta
 
 ``Tx`` is a short-lived working copy used inside one ``decide`` call: it writes through
 pyrsistent evolvers (copy-on-write, so the input state is never touched) and ``commit``
-freezes the result into a new ``SwarmState``.
+freezes the result into a new ``SwarmState``. Both walk ``attrs.fields(SwarmState)``, so a
+new field is carried over without being listed again; its ``metadata`` says how it is opened
+for writing and frozen again (``_VECTOR``, ``_MAP``, ``_COUNTS``; none: copied as is).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter, methodcaller
 from typing import Any, Union
 
-from attrs import frozen
+import attrs
+from attrs import field, frozen
 from pyrsistent import PMap, PSet, PVector, pmap, pset, pvector
+from pyrsistent.typing import PVectorEvolver
 
 from swarmfold.core.commands import Command
 from swarmfold.core.config import JOBMON_MAX_BATCH_SIZE, SwarmConfig
@@ -180,11 +186,13 @@ class CountQueries:
     @property
     def active_count(self) -> int:
         c = self.status_counts
-        return c.get("Q", 0) + c.get("I", 0) + c.get("O", 0) + c.get("R", 0)
+        active: int = c.get("Q", 0) + c.get("I", 0) + c.get("O", 0) + c.get("R", 0)
+        return active
 
     def all_tasks_final(self) -> bool:
         c = self.status_counts
-        return c.get("D", 0) + c.get("F", 0) == len(self.status)
+        final: int = c.get("D", 0) + c.get("F", 0)
+        return final == len(self.status)
 
     def has_pending_work(self) -> bool:
         return (
@@ -197,10 +205,10 @@ class CountQueries:
 
     def array_capacity(self, array_id: int) -> int:
         """Free slots of one array; 0 for an unknown array, as in Jobmon."""
-        limit = self.array_limits.get(array_id)
+        limit: int | None = self.array_limits.get(array_id)
         if limit is None:
             return 0
-        used = self.active_by_array.get(array_id, 0) + self.inflight_by_array.get(array_id, 0)
+        used: int = self.active_by_array.get(array_id, 0) + self.inflight_by_array.get(array_id, 0)
         return max(0, limit - used)
 
     def resources_of(self, index: int) -> Resources:
@@ -209,65 +217,9 @@ class CountQueries:
         if overrides:
             override = overrides[index]
             if override is not None:
-                return override  # type: ignore[no-any-return]
+                return override
         assert self.topology is not None
         return self.topology.resources_of[index]
-
-
-@frozen
-class SwarmState(CountQueries):
-    """One immutable snapshot of a swarm. Build the first one with ``initial_state``."""
-
-    config: SwarmConfig = SwarmConfig()
-    phase: str = NEW
-    topology: Topology | None = None
-    workflow_id: int = 0
-    workflow_run_id: int = 0
-    run_status: str = "B"
-    heartbeat_status: str = "B"
-    status: PVector[str] = pvector()
-    upstream_done: PVector[int] = pvector()
-    place: PVector[int] = pvector()
-    status_counts: PMap[str, int] = pmap()
-    active_by_array: PMap[int, int] = pmap()
-    inflight_by_array: PMap[int, int] = pmap()
-    inflight_total: int = 0
-    ready_groups: PMap[tuple[int, Resources], ReadyGroup] = pmap()
-    ready_count: int = 0
-    evaluating_count: int = 0
-    next_back_seq: int = 1
-    next_front_seq: int = -1
-    workflow_limit: int = 0
-    array_limits: PMap[int, int] = pmap()
-    batch_size: int = JOBMON_MAX_BATCH_SIZE
-    timing: Timing = Timing()
-    pending: PMap[int, Pending] = pmap()
-    resources: ResourceState = ResourceState()
-    n_executions: int = 0
-    next_command_id: int = 1
-    distributor_dead: bool = False
-    distributor_detail: str = ""
-    num_previously_complete: int = 0
-    attach: AttachProgress | None = None
-    summary: RunSummary | None = None
-    anomalies: int = 0
-
-    # --- queries (O(1) unless stated) ---------------------------------------------------
-    @property
-    def total_tasks(self) -> int:
-        return len(self.status)
-
-    def count(self, status: str) -> int:
-        return self.status_counts.get(status, 0)
-
-    def task_status(self, task_id: int) -> str:
-        assert self.topology is not None
-        return self.status[self.topology.index_of[task_id]]
-
-
-def initial_state(config: SwarmConfig | None = None) -> SwarmState:
-    """An empty state, waiting for ``RunStarted`` or ``AttachStarted``."""
-    return SwarmState(config=config or SwarmConfig())
 
 
 class MapTx:
@@ -325,6 +277,77 @@ class MapTx:
 _MISSING = object()
 
 
+#: Field metadata: how ``Tx`` opens a field for writing and how ``commit`` freezes it again.
+#: A field without it is copied as it is (its value is immutable and replaced whole).
+_TX = "tx"
+_VECTOR: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    _TX: (methodcaller("evolver"), methodcaller("persistent"))
+}
+_MAP: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {_TX: (MapTx, MapTx.persistent)}
+_COUNTS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    _TX: (lambda counts: dict(counts.items()), pmap)  # dict(a PMap) is 4x slower
+}
+
+
+@frozen
+class SwarmState(CountQueries):
+    """One immutable snapshot of a swarm. Build the first one with ``initial_state``."""
+
+    config: SwarmConfig = SwarmConfig()
+    phase: str = NEW
+    topology: Topology | None = None
+    workflow_id: int = 0
+    workflow_run_id: int = 0
+    run_status: str = "B"
+    heartbeat_status: str = "B"
+    status: PVector[str] = field(default=pvector(), metadata=_VECTOR)
+    upstream_done: PVector[int] = field(default=pvector(), metadata=_VECTOR)
+    place: PVector[int] = field(default=pvector(), metadata=_VECTOR)
+    status_counts: PMap[str, int] = field(default=pmap(), metadata=_COUNTS)
+    active_by_array: PMap[int, int] = field(default=pmap(), metadata=_MAP)
+    inflight_by_array: PMap[int, int] = field(default=pmap(), metadata=_MAP)
+    inflight_total: int = 0
+    ready_groups: PMap[tuple[int, Resources], ReadyGroup] = field(default=pmap(), metadata=_MAP)
+    ready_count: int = 0
+    evaluating_count: int = 0
+    next_back_seq: int = 1
+    next_front_seq: int = -1
+    workflow_limit: int = 0
+    array_limits: PMap[int, int] = field(default=pmap(), metadata=_MAP)
+    batch_size: int = JOBMON_MAX_BATCH_SIZE
+    timing: Timing = Timing()
+    pending: PMap[int, Pending] = field(default=pmap(), metadata=_MAP)
+    resources: ResourceState = ResourceState()
+    n_executions: int = 0
+    next_command_id: int = 1
+    distributor_dead: bool = False
+    distributor_detail: str = ""
+    num_previously_complete: int = 0
+    attach: AttachProgress | None = None
+    summary: RunSummary | None = None
+    anomalies: int = 0
+
+    # --- queries (O(1) unless stated) ---------------------------------------------------
+    @property
+    def total_tasks(self) -> int:
+        return len(self.status)
+
+    def count(self, status: str) -> int:
+        return self.status_counts.get(status, 0)
+
+    def task_status(self, task_id: int) -> str:
+        assert self.topology is not None
+        status: str = self.status[self.topology.index_of[task_id]]
+        return status
+
+
+def initial_state(config: SwarmConfig | None = None) -> SwarmState:
+    """An empty state, waiting for ``RunStarted`` or ``AttachStarted``."""
+    return SwarmState(config=config or SwarmConfig())
+
+
+
+
 class Tx(CountQueries):
     """A working copy of one state for the length of one ``decide`` call.
 
@@ -332,41 +355,48 @@ class Tx(CountQueries):
     modified); small scalars are plain attributes. ``commit`` freezes everything.
     """
 
+    # One attribute per ``SwarmState`` field (for type checkers; tests/core/test_state_tx.py
+    # checks the two lists agree). ``__init__`` and ``commit`` walk ``attrs.fields``.
+    config: SwarmConfig
+    phase: str
+    topology: Topology | None
+    workflow_id: int
+    workflow_run_id: int
+    run_status: str
+    heartbeat_status: str
+    status: PVectorEvolver[str]
+    upstream_done: PVectorEvolver[int]
+    place: PVectorEvolver[int]
+    status_counts: dict[str, int]
+    active_by_array: MapTx
+    inflight_by_array: MapTx
+    inflight_total: int
+    ready_groups: MapTx
+    ready_count: int
+    evaluating_count: int
+    next_back_seq: int
+    next_front_seq: int
+    workflow_limit: int
+    array_limits: MapTx
+    batch_size: int
+    timing: Timing
+    pending: MapTx
+    resources: ResourceState
+    n_executions: int
+    next_command_id: int
+    distributor_dead: bool
+    distributor_detail: str
+    num_previously_complete: int
+    attach: AttachProgress | None
+    summary: RunSummary | None
+    anomalies: int
+
     def __init__(self, state: SwarmState) -> None:
+        values = self.__dict__
+        values.update(zip(_FIELD_NAMES, _field_values(state), strict=True))
+        for name, open_ in _OPENERS:
+            values[name] = open_(values[name])
         self.base = state
-        self.config = state.config
-        self.phase = state.phase
-        self.topology = state.topology
-        self.workflow_id = state.workflow_id
-        self.workflow_run_id = state.workflow_run_id
-        self.run_status = state.run_status
-        self.heartbeat_status = state.heartbeat_status
-        self.status = state.status.evolver()
-        self.upstream_done = state.upstream_done.evolver()
-        self.place = state.place.evolver()
-        self.status_counts = dict(state.status_counts)
-        self.active_by_array = MapTx(state.active_by_array)
-        self.inflight_by_array = MapTx(state.inflight_by_array)
-        self.inflight_total = state.inflight_total
-        self.ready_groups = MapTx(state.ready_groups)
-        self.ready_count = state.ready_count
-        self.evaluating_count = state.evaluating_count
-        self.next_back_seq = state.next_back_seq
-        self.next_front_seq = state.next_front_seq
-        self.workflow_limit = state.workflow_limit
-        self.array_limits = MapTx(state.array_limits)
-        self.batch_size = state.batch_size
-        self.timing = state.timing
-        self.pending = MapTx(state.pending)
-        self.resources = state.resources
-        self.n_executions = state.n_executions
-        self.next_command_id = state.next_command_id
-        self.distributor_dead = state.distributor_dead
-        self.distributor_detail = state.distributor_detail
-        self.num_previously_complete = state.num_previously_complete
-        self.attach = state.attach
-        self.summary = state.summary
-        self.anomalies = state.anomalies
         self.commands: list[Command] = []
         # Entries appended to ready groups during this call, flushed before any read.
         self.appended_back: dict[tuple[int, Resources], list[int]] = {}
@@ -431,45 +461,19 @@ class Tx(CountQueries):
     # --- freezing -----------------------------------------------------------------------
     def commit(self) -> SwarmState:
         self.flush_ready()
-        return SwarmState(
-            config=self.config,
-            phase=self.phase,
-            topology=self.topology,
-            workflow_id=self.workflow_id,
-            workflow_run_id=self.workflow_run_id,
-            run_status=self.run_status,
-            heartbeat_status=self.heartbeat_status,
-            status=self.status.persistent(),
-            upstream_done=self.upstream_done.persistent(),
-            place=self.place.persistent(),
-            status_counts=pmap(self.status_counts),
-            active_by_array=self.active_by_array.persistent(),
-            inflight_by_array=self.inflight_by_array.persistent(),
-            inflight_total=self.inflight_total,
-            ready_groups=self.ready_groups.persistent(),
-            ready_count=self.ready_count,
-            evaluating_count=self.evaluating_count,
-            next_back_seq=self.next_back_seq,
-            next_front_seq=self.next_front_seq,
-            workflow_limit=self.workflow_limit,
-            array_limits=self.array_limits.persistent(),
-            batch_size=self.batch_size,
-            timing=self.timing,
-            pending=self.pending.persistent(),
-            resources=self.resources,
-            n_executions=self.n_executions,
-            next_command_id=self.next_command_id,
-            distributor_dead=self.distributor_dead,
-            distributor_detail=self.distributor_detail,
-            num_previously_complete=self.num_previously_complete,
-            attach=self.attach,
-            summary=self.summary,
-            anomalies=self.anomalies,
-        )
+        values = list(_field_values(self))
+        for position, close in _CLOSERS:
+            values[position] = close(values[position])
+        return SwarmState(*values)
 
 
+_FIELDS: tuple[attrs.Attribute[Any], ...] = attrs.fields(SwarmState)
+_FIELD_NAMES = tuple(f.name for f in _FIELDS)
+_field_values = attrgetter(*_FIELD_NAMES)
+_OPENERS = tuple((f.name, f.metadata[_TX][0]) for f in _FIELDS if _TX in f.metadata)
+_CLOSERS = tuple((k, f.metadata[_TX][1]) for k, f in enumerate(_FIELDS) if _TX in f.metadata)
 _EMPTY_GROUP = ReadyGroup()
-_TIMING_FIELDS = tuple(a.name for a in Timing.__attrs_attrs__)  # type: ignore[attr-defined]
-_RESOURCE_FIELDS = tuple(a.name for a in ResourceState.__attrs_attrs__)  # type: ignore[attr-defined]
+_TIMING_FIELDS = tuple(a.name for a in attrs.fields(Timing))
+_RESOURCE_FIELDS = tuple(a.name for a in attrs.fields(ResourceState))
 
 __all__ = ["SwarmState", "Tx", "initial_state"]

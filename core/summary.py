@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from attrs import frozen
+from collections.abc import Mapping
+
+from attrs import field, frozen
+
+from swarmfold.core.frozen import FrozenDict
+
+
+def _grouped(value: Mapping[str, tuple[int, ...]]) -> Mapping[str, tuple[int, ...]]:
+    return value if type(value) is FrozenDict else FrozenDict(value)
 
 
 @frozen
@@ -20,7 +28,7 @@ class RunSummary:
     failed_count: int
     num_previously_complete: int
     elapsed: float
-    tasks_by_status: dict[str, tuple[int, ...]]
+    tasks_by_status: Mapping[str, tuple[int, ...]] = field(converter=_grouped)
 
     def task_final_statuses(self) -> dict[int, str]:
         """``{task_id: status}`` for every task, as Jobmon's result gives it."""

@@ -3,14 +3,12 @@
 Reports are applied in two steps, as in Jobmon: first every status is written (counts and
 per-array active counts follow), then each changed task is processed by its new status.
 
-Policies (see docs/decisions.md):
+Which changes are accepted (``ENTERED_FROM``), how a changed task reacts (``REACTIONS``)
+and what an unchanged G/A report does to a task sitting nowhere (``HEALS``) are the tables
+of core/transitions.py. Policies (see docs/decisions.md):
 - a report for an unknown task id is ignored (Jobmon filters them client-side);
 - an unknown status code is not applied; it is recorded with ``NoteAnomaly``;
-- ERROR_RECOVERABLE (E) is a transient, non-active status, not a crash (quirk Q1);
-- a DONE or FATAL task only leaves that status for REGISTERING (a reset); any other change
-  out of D/F is a stale, out-of-order report and is ignored;
-- a task reported REGISTERING or ADJUSTING that is ready to go but sits nowhere (for
-  example, a batch answer that left it unqueued) is put back into the ready queue.
+- ERROR_RECOVERABLE (E) is a transient, non-active status, not a crash (quirk Q1).
 """
 
 from __future__ import annotations
@@ -20,23 +18,12 @@ from itertools import compress, repeat
 from operator import and_, eq, itemgetter, ne
 from typing import Any
 
-from swarmfold.core.readiness import (
-    enqueue,
-    leave_ready_queue,
-    make_adjusted_ready,
-    make_ready,
-    propagate_done,
-    ready_eligible,
-    retract_done,
-)
+from swarmfold.core.readiness import leave_ready_queue
 from swarmfold.core.state import NOWHERE, Tx, in_ready_queue
-from swarmfold.core.statuses import ACTIVE, TASK_STATUSES
+from swarmfold.core.statuses import ACTIVE
 from swarmfold.core.topology import DenseIndex
+from swarmfold.core.transitions import ENTERED_FROM, HEALS, REACTIONS
 
-_QUEUEABLE = ("G", "A")
-#: Above this many ids per status, filter out unchanged tasks with C-level maps first:
-#: a full sync reports every task, and almost all of them are unchanged.
-_BULK = 64
 #: Largest first task id for which a full sync pads a list indexed by task id.
 _MAX_PAD = 1 << 22
 
@@ -99,8 +86,10 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     topo = tx.topo
     index_of = topo.index_of
     get_index = index_of.get
-    dense = isinstance(index_of, DenseIndex)
-    first, n_tasks = (index_of.first, index_of.n) if dense else (0, 0)  # type: ignore[attr-defined]
+    if isinstance(index_of, DenseIndex):
+        dense, first, n_tasks = True, index_of.first, index_of.n
+    else:
+        dense, first, n_tasks = False, 0, 0
     array_of = topo.array_of
     status = tx.status
     place = tx.place
@@ -112,8 +101,12 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     stale = 0
     n_changed = 0
     by_id: _ById | None = None
+    # Above this many ids per status, unchanged tasks are filtered out with C-level maps
+    # first: a full sync reports every task, and almost all of them are unchanged.
+    bulk = tx.config.bulk_status_threshold
     for code, task_ids in tasks_by_status.items():
-        if code not in TASK_STATUSES:
+        entered_from = ENTERED_FROM.get(code)
+        if entered_from is None:
             tx.note(
                 "unknown_task_status",
                 f"{source}: status code {code!r} for {len(task_ids)} task(s), "
@@ -121,15 +114,14 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
             )
             continue
         code_active = code in ACTIVE
-        code_queueable = code in _QUEUEABLE
-        leaves_final = code == "G"
+        code_queueable = code in HEALS
         indexes: list[int] = []
         olds: list[str] = []
         moved: dict[str, int] = {}
         if (
             dense
             and len(task_ids) * 8 >= n_tasks
-            and len(task_ids) > _BULK
+            and len(task_ids) > bulk
             and first <= _MAX_PAD
             and min(task_ids) >= first
             and max(task_ids) < first + n_tasks
@@ -144,15 +136,16 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
                 if i < 0 or i >= n_tasks:
                     continue
             else:
-                i = get_index(task_id)
-                if i is None:
+                found = get_index(task_id)
+                if found is None:
                     continue
+                i = found
             old = status[i]
             if old == code:
                 if code_queueable and place[i] == NOWHERE:
                     unchanged_queueable.append(i)
                 continue
-            if (old == "D" or old == "F") and not leaves_final:
+            if old not in entered_from:
                 stale += 1
                 continue
             status[i] = code
@@ -202,31 +195,16 @@ def _final_only(
 
 
 def _process_changes(tx: Tx, code: str, indexes: list[int], olds: list[str]) -> None:
-    """React to tasks' new status (``_process_changed_tasks``); only D, G and A react."""
-    if code == "D":
-        tx.n_executions += len(indexes)
-        for i in indexes:
-            propagate_done(tx, i)
-    elif code == "G":
-        place = tx.place
-        for i, old in zip(indexes, olds, strict=True):
-            if old == "D":
-                retract_done(tx, i)
-            if place[i] == NOWHERE and ready_eligible(tx, i):
-                make_ready(tx, i)
-    elif code == "A":
-        place = tx.place
-        for i in indexes:
-            if place[i] == NOWHERE:
-                make_adjusted_ready(tx, i)
+    """React to tasks' new status (``_process_changed_tasks``), by the reaction table."""
+    react = REACTIONS.get(code)
+    if react is not None:
+        react(tx, indexes, olds)
 
 
 def _heal(tx: Tx, index: int) -> None:
     """Re-enqueue a G/A task reported again while sitting nowhere (nothing is lost)."""
     if tx.place[index] != NOWHERE:
         return
-    code = tx.status[index]
-    if code == "G" and ready_eligible(tx, index):
-        make_ready(tx, index)
-    elif code == "A" and ready_eligible(tx, index):
-        enqueue(tx, index, front=True)
+    heal = HEALS.get(tx.status[index])  # listed twice, it may have moved on since
+    if heal is not None:
+        heal(tx, index)

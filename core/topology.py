@@ -2,8 +2,9 @@
 
 Specs (``TopologySpec`` and friends) are plain data that round-trip through JSON.
 ``build_topology`` turns a spec into a ``Topology`` of dense, index-addressed tuples, so the
-dynamic state can hold per-task values in persistent vectors. A ``Topology`` is never
-mutated after it is built.
+dynamic state can hold per-task values in persistent vectors. A ``Topology`` is read-only
+once built: its int columns are read-only memoryviews, its maps ``FrozenDict``s, its helper
+sequences refuse attribute writes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from attrs import field, frozen
 
 from swarmfold.core.config import UNLIMITED
 from swarmfold.core.errors import InvalidTopology
+from swarmfold.core.frozen import FrozenDict, frozen_ints
 from swarmfold.core.resources import (
     Bounds,
     Requested,
@@ -60,6 +62,10 @@ def _optional_str_tuple(value: Any) -> tuple[str, ...] | None:
 def _int_tuple(value: Any) -> tuple[int, ...]:
     return value if type(value) is tuple else tuple(value)
 
+
+
+def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
 
 
 def _requested(value: Any) -> Requested:
@@ -145,10 +151,10 @@ class TaskTable:
 class TopologySpec:
     """Everything static about a workflow run."""
 
-    tasks: tuple[TaskSpec, ...] = field(converter=tuple)
-    arrays: tuple[ArraySpec, ...] = field(converter=tuple)
-    resource_sets: tuple[ResourceSetSpec, ...] = field(converter=tuple)
-    queues: tuple[QueueSpec, ...] = field(default=(), converter=tuple)
+    tasks: tuple[TaskSpec, ...] = field(converter=_tuple)
+    arrays: tuple[ArraySpec, ...] = field(converter=_tuple)
+    resource_sets: tuple[ResourceSetSpec, ...] = field(converter=_tuple)
+    queues: tuple[QueueSpec, ...] = field(default=(), converter=_tuple)
     workflow_limit: int = UNLIMITED
     default_resource_scales: tuple[tuple[str, Scale], ...] = field(
         default=DEFAULT_RESOURCE_SCALES, converter=_scales
@@ -161,20 +167,55 @@ class TopologySpec:
         return len(self.tasks) + (len(self.task_table) if self.task_table is not None else 0)
 
 
-class SparseColumn(Sequence[Any]):
+class _ReadOnly:
+    """Slots set once in ``__init__`` (through ``_init``); any later write raises."""
+
+    __slots__ = ()
+
+    def _init(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        slots: tuple[str, ...] = type(self).__slots__
+        return (type(self), tuple(getattr(self, name) for name in slots))
+
+    def __copy__(self) -> Any:
+        return self  # immutable: its own copy
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        return self
+
+
+class SparseColumn(_ReadOnly, Sequence[Any]):
     """A per-task column where almost every task has the same value."""
 
     __slots__ = ("default", "values", "n")
+    default: Any
+    values: Mapping[int, Any]
+    n: int
 
     def __init__(self, default: Any, values: Mapping[int, Any], n: int) -> None:
-        self.default = default
-        self.values = values
-        self.n = n
+        self._init(default=default, values=FrozenDict(values), n=n)
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(self.n))]
+        if not 0 <= index < self.n:
+            if not -self.n <= index < 0:
+                raise IndexError(f"task index {index} out of range for {self.n} tasks")
+            index += self.n
         return self.values.get(index, self.default)
+
+    def __iter__(self) -> Iterator[Any]:
+        get, default = self.values.get, self.default
+        return (get(i, default) for i in range(self.n))
 
     def __len__(self) -> int:
         return self.n
@@ -187,14 +228,15 @@ class SparseColumn(Sequence[Any]):
     __hash__ = None  # type: ignore[assignment]
 
 
-class Rows(Sequence[tuple[int, ...]]):
+class Rows(_ReadOnly, Sequence[tuple[int, ...]]):
     """Rows of a compressed sparse row table: ``rows[i]`` is a tuple of ints."""
 
     __slots__ = ("offsets", "flat")
+    offsets: Sequence[int]
+    flat: Sequence[int]
 
-    def __init__(self, offsets: array[int], flat: array[int]) -> None:
-        self.offsets = offsets
-        self.flat = flat
+    def __init__(self, offsets: Sequence[int], flat: Sequence[int]) -> None:
+        self._init(offsets=offsets, flat=flat)
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
@@ -212,6 +254,7 @@ class Topology:
     Compared by identity: every state of one run shares the same object. Edges are stored
     as compressed sparse rows: the downstream indexes of task ``i`` are
     ``down_flat[down_offsets[i]:down_offsets[i + 1]]`` (``downstream[i]`` as a tuple).
+    Read-only: int columns are read-only memoryviews (or tuples), maps are ``FrozenDict``s.
     """
 
     task_ids: Sequence[int]
@@ -219,8 +262,8 @@ class Topology:
     array_of: tuple[int, ...]
     resources_of: tuple[Resources, ...]
     num_upstreams: Sequence[int]
-    down_offsets: array[int]
-    down_flat: array[int]
+    down_offsets: Sequence[int]
+    down_flat: Sequence[int]
     initial_status: str
     max_attempts: Sequence[int]
     scales_of: Sequence[tuple[tuple[str, Scale], ...]]
@@ -233,6 +276,20 @@ class Topology:
     queue_ids: Mapping[str, int]
     cluster_ids: Mapping[str, int]
     workflow_limit: int
+
+    def __copy__(self) -> Topology:
+        return self  # read-only and compared by identity: its own copy
+
+    def __deepcopy__(self, memo: Any) -> Topology:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its read-only views as arrays; rebuilt read-only."""
+        values = [
+            array("q", v) if isinstance(v, memoryview) else v
+            for v in (getattr(self, f) for f in _TOPOLOGY_FIELDS)
+        ]
+        return (_rebuild_topology, tuple(values))
 
     @property
     def size(self) -> int:
@@ -300,26 +357,39 @@ def build_topology(spec: TopologySpec) -> Topology:
         _reject_cycles(num_upstreams, down_offsets, down_flat, task_ids)
     rs_of = {rs_id: res for rs_id, res in resource_sets.items()}
     return Topology(
-        task_ids=task_ids,
-        index_of=index_of,
+        task_ids=_read_only(task_ids),
+        index_of=index_of if isinstance(index_of, DenseIndex) else FrozenDict(index_of),
         array_of=tuple(cols.array_ids),
         resources_of=tuple(map(rs_of.__getitem__, cols.resource_set_ids)),
-        num_upstreams=num_upstreams,
-        down_offsets=down_offsets,
-        down_flat=down_flat,
+        num_upstreams=frozen_ints(num_upstreams),
+        down_offsets=frozen_ints(down_offsets),
+        down_flat=frozen_ints(down_flat),
         initial_status=cols.statuses,
-        max_attempts=cols.max_attempts,
+        max_attempts=_read_only(cols.max_attempts),
         scales_of=SparseColumn(spec.default_resource_scales, cols.scales, n),
         fallbacks_of=SparseColumn((), cols.fallbacks, n),
-        compute_resources_of=cols.compute_resources,
+        compute_resources_of=FrozenDict(cols.compute_resources),
         array_ids=tuple(sorted(arrays)),
-        array_names={a.array_id: (a.name or f"array_{a.array_id}") for a in spec.arrays},
-        array_limits={a.array_id: a.limit for a in spec.arrays},
-        bounds_of=bounds_of,
-        queue_ids={q.name: q.queue_id for q in spec.queues},
-        cluster_ids={q.name: q.cluster_id for q in spec.queues},
+        array_names=FrozenDict({a.array_id: (a.name or f"array_{a.array_id}") for a in spec.arrays}),
+        array_limits=FrozenDict({a.array_id: a.limit for a in spec.arrays}),
+        bounds_of=FrozenDict({name: FrozenDict(b) for name, b in bounds_of.items()}),
+        queue_ids=FrozenDict({q.name: q.queue_id for q in spec.queues}),
+        cluster_ids=FrozenDict({q.name: q.cluster_id for q in spec.queues}),
         workflow_limit=spec.workflow_limit,
     )
+
+
+_TOPOLOGY_FIELDS = tuple(a.name for a in Topology.__attrs_attrs__)
+
+
+def _rebuild_topology(*values: Any) -> Topology:
+    fields: list[Any] = [frozen_ints(v) if isinstance(v, array) else v for v in values]
+    return Topology(*fields)
+
+
+def _read_only(column: Sequence[int]) -> Sequence[int]:
+    """A tuple stays; an int array becomes a read-only view of itself (no copy)."""
+    return column if type(column) is tuple else frozen_ints(column)
 
 
 @frozen
@@ -450,14 +520,15 @@ def _reverse_edges(
     return offsets, flat, forward
 
 
-class DenseIndex(Mapping[int, int]):
+class DenseIndex(_ReadOnly, Mapping[int, int]):
     """``task_id -> index`` for ids that are consecutive in spec order: no dict needed."""
 
     __slots__ = ("first", "n")
+    first: int
+    n: int
 
     def __init__(self, first: int, n: int) -> None:
-        self.first = first
-        self.n = n
+        self._init(first=first, n=n)
 
     def get(self, key: Any, default: Any = None) -> Any:
         i = key - self.first if type(key) is int else -1

@@ -367,6 +367,59 @@ def test_q5_pass_splits_by_batch_size_and_capacities() -> None:
     assert run.state.ready_count == 2
 
 
+def test_q5_parked_batches_are_released_by_resources_in_pass_order_within_each() -> None:
+    # One pass, three batches in Jobmon's §6.1 order: [1] (r2), [2] (r1), [3] (r2).
+    spec = topology(
+        task(1, array=1, rs=2), task(2, array=1, rs=1), task(3, array=2, rs=2),
+        resource_sets=[ResourceSetSpec(1, "all.q", RS), ResourceSetSpec(2, "all.q", {"memory": 9})],
+    )
+    run = start(spec)
+    r2, r1 = run.awaiting(BindResources)  # one bind per content, in order of first use
+    assert (r2.requested, r1.requested) == ((("memory", 9),), (("memory", 2), ("runtime", 60)))
+    # The r1 bind answers first: its batch goes first, ahead of the earlier r2 batch.
+    out = run.feed(ResourcesBound(r1.command_id, 0.1, 501))
+    assert [c.task_ids for c in of(out, QueueBatch)] == [(2,)]
+    # The r2 bind answers: both batches parked on r2 go, in the pass's order.
+    out = run.feed(ResourcesBound(r2.command_id, 0.2, 502))
+    assert [(c.array_id, c.task_ids) for c in of(out, QueueBatch)] == [(1, (1,)), (2, (3,))]
+
+
+def test_q5_batches_on_bound_resources_go_at_once_ahead_of_parked_ones() -> None:
+    spec = topology(
+        task(1), task(2, rs=2), task(3, up=[1]), task(4, up=[1], rs=2), task(5, up=[1]),
+        resource_sets=[ResourceSetSpec(1, "all.q", RS), ResourceSetSpec(2, "all.q", {"memory": 9})],
+    )
+    run = start(spec)
+    run.settle(0.0)  # r1 and r2 bound; tasks 1 and 2 queued
+    # Task 1 is DONE: 3 (r1), 4 (r2), 5 (r1) are ready; both contents are bound already,
+    # so the next pass emits its batches in §6.1 order with no parking at all.
+    out = run.iterate(10.0, statuses={"D": [1]})
+    assert [c.task_ids for c in of(out, QueueBatch)] == [(3, 5), (4,)]
+    assert of(out, BindResources) == []
+
+
+# --- Ready order: newly ready tasks join the queue in topology order ----------------------
+
+
+def test_newly_ready_downstreams_join_the_queue_in_topology_order_not_set_order() -> None:
+    # Downstreams of task 1, listed in the spec as 9, 7, 8. Jobmon iterates a set of
+    # SwarmTasks hashed by id: CPython's order for {7, 8, 9} is 8, 9, 7 (id mod table size).
+    assert list({7, 8, 9}) == [8, 9, 7]
+    spec = topology(task(1), task(9, up=[1]), task(7, up=[1]), task(8, up=[1]))
+    run = start(spec)
+    run.settle(0.0)
+    out = run.iterate(10.0, statuses={"D": [1]})
+    assert [c.task_ids for c in of(out, QueueBatch)] == [(9, 7, 8)]
+
+
+def test_done_tasks_of_one_report_release_their_downstreams_in_report_order() -> None:
+    spec = topology(task(1), task(2), task(3, up=[1]), task(4, up=[2]))
+    run = start(spec)
+    run.settle(0.0)
+    out = run.iterate(10.0, statuses={"D": [2, 1]})  # the server listed 2 before 1
+    assert [c.task_ids for c in of(out, QueueBatch)] == [(4, 3)]
+
+
 # --- Q6: failed heartbeats do not make the loop spin ---------------------------------------
 
 

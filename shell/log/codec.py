@@ -159,7 +159,7 @@ def _is_tuple(t: Any) -> bool:
 
 
 def _is_dict(t: Any) -> bool:
-    return t is dict or get_origin(t) is dict
+    return t is dict or get_origin(t) in (dict, Mapping)  # read-only payloads are Mappings
 
 
 def _make_tuple_structure(t: Any, conv: JsonConverter) -> _Hook:

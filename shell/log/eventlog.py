@@ -96,7 +96,7 @@ _OPT_FLOAT = 2
 _CODEC = 3  # anything else: the codec's hook for the field's type
 
 _IDS = tuple[int, ...]
-_BY_STATUS = dict[str, tuple[int, ...]]
+_BY_STATUS = Mapping[str, tuple[int, ...]]  # TasksByStatus: read-only, a FrozenDict
 _PLAIN_TYPES: tuple[Any, ...] = (int, str, bool, int | None, str | None, _IDS, _BY_STATUS)
 
 _Plan = tuple[tuple[str, int, Any], ...]

@@ -1,0 +1,59 @@
+"""Read-only containers: ``FrozenDict`` and the topology's views survive copy and pickle."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from typing import Any
+
+import attrs
+import pytest
+
+from swarmfold.core import decide, initial_state
+from swarmfold.core.events import RunStarted
+from swarmfold.core.frozen import FrozenDict, frozen_ints
+from swarmfold.core.topology import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec
+
+
+def test_frozen_dict_reads_like_a_dict_keeps_order_and_refuses_writes() -> None:
+    d = FrozenDict({"b": 1, "a": 2})
+    assert list(d) == ["b", "a"] and d == {"a": 2, "b": 1} and isinstance(d, dict)
+    assert d.get("a") == 2 and d | {"c": 3} == {"b": 1, "a": 2, "c": 3}
+    with pytest.raises(TypeError):
+        d |= {"c": 3}
+    assert d == {"b": 1, "a": 2}
+    assert hash(d) == hash(FrozenDict({"a": 2, "b": 1}))
+    assert pickle.loads(pickle.dumps(d)) == d and type(pickle.loads(pickle.dumps(d))) is FrozenDict
+    assert copy.copy(d) is d and copy.deepcopy(d) == d
+    assert repr(d) == "FrozenDict({'b': 1, 'a': 2})"
+
+
+def test_frozen_ints_is_a_read_only_view() -> None:
+    view = frozen_ints([3, 1, 2])
+    assert view.readonly and view.tolist() == [3, 1, 2] and view[1] == 1
+    with pytest.raises(TypeError):
+        view[0] = 9
+    assert frozen_ints(view) is view
+
+
+def _topology() -> Any:
+    spec = TopologySpec(
+        tasks=[
+            TaskSpec(1, 1, 1), TaskSpec(2, 1, 1, upstream_ids=(1,)), TaskSpec(5, 1, 1, upstream_ids=(1, 2))
+        ],
+        arrays=[ArraySpec(1)],
+        resource_sets=[ResourceSetSpec(1, "q", {"memory": 1})],
+    )
+    state = decide(initial_state(), RunStarted(0.0, 1, 1, spec, run_status="R")).state
+    return state.topology
+
+
+def test_the_topology_is_its_own_copy_and_pickles_read_only() -> None:
+    topo = _topology()
+    assert copy.copy(topo) is topo and copy.deepcopy(topo) is topo
+    again = pickle.loads(pickle.dumps(topo))
+    for f in attrs.fields(type(topo)):
+        assert getattr(again, f.name) == getattr(topo, f.name), f.name
+    assert again.down_flat.readonly and again.downstream[0] == (1, 2)
+    with pytest.raises(TypeError):
+        again.num_upstreams[0] = 5
