@@ -22,13 +22,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from property_tests.model_server import ModelServer, server_time
-from property_tests.test_swarm_machine import configs, evaluate, topologies
 from swarmfold.core import SwarmConfig, decide, initial_state, is_terminal
 from swarmfold.core.commands import Command, EvaluateResources, WakeAt
 from swarmfold.core.events import Event, ResourcesEvaluated, RunStarted, TaskStatusesFetched, TimerFired
 from swarmfold.core.state import SwarmState
 from swarmfold.core.topology import TopologySpec
+from swarmfold.testing.model_server import ModelServer, server_time
+from swarmfold.testing.strategies import configs, evaluate, topologies
 
 _SCALARS = (str, bytes, int, float, bool, type(None))
 

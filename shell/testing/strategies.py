@@ -94,6 +94,8 @@ configs = st.builds(
     max_batch_size=st.sampled_from([1, 2, 3, 500]),
     adaptive_batching=st.booleans(),
     target_batch_seconds=st.sampled_from([0.005, 1.0]),
+    # 0: every report takes the core's bulk status path; 10**9: none does; 4: small ones don't.
+    bulk_status_threshold=st.sampled_from([0, 4, 64, 10**9]),
 )
 
 
