@@ -9,7 +9,7 @@ Events are immutable all the way down: mappings in them are ``FrozenDict``s.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Union
+from typing import Any, Union
 
 from attrs import field, frozen
 
@@ -17,6 +17,11 @@ from swarmfold.core.config import SwarmConfig
 from swarmfold.core.frozen import FrozenDict
 from swarmfold.core.resources import ResourceValue, Scale
 from swarmfold.core.topology import QueueSpec, TopologySpec
+
+
+def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    """The field converter: a tuple as it is, any other iterable copied into one."""
+    return value if type(value) is tuple else tuple(value)
 
 #: ``{"<status>": [task_id, ...]}``, the server's ``tasks_by_status`` shape; read-only, in
 #: the order the server listed the statuses.
@@ -64,7 +69,7 @@ class AttachStarted:
     config: SwarmConfig = SwarmConfig()
     run_status: str = "B"
     server_time: str | None = None
-    queues: tuple[QueueSpec, ...] = field(default=(), converter=tuple)
+    queues: tuple[QueueSpec, ...] = field(default=(), converter=_as_tuple)
 
 
 @frozen
@@ -89,21 +94,21 @@ class EdgeRow:
 
     task_id: int
     node_id: int
-    downstream_node_ids: tuple[int, ...] = field(default=(), converter=tuple)
+    downstream_node_ids: tuple[int, ...] = field(default=(), converter=_as_tuple)
 
 
 @frozen
 class TaskChunkLoaded:
     command_id: int
     at: float
-    tasks: tuple[TaskRow, ...] = field(converter=tuple)
+    tasks: tuple[TaskRow, ...] = field(converter=_as_tuple)
 
 
 @frozen
 class EdgeChunkLoaded:
     command_id: int
     at: float
-    edges: tuple[EdgeRow, ...] = field(converter=tuple)
+    edges: tuple[EdgeRow, ...] = field(converter=_as_tuple)
 
 
 @frozen
@@ -115,7 +120,7 @@ class QueuesLoaded:
 
     command_id: int
     at: float
-    queues: tuple[QueueSpec, ...] = field(converter=tuple)
+    queues: tuple[QueueSpec, ...] = field(converter=_as_tuple)
 
 
 @frozen

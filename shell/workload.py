@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from array import array
+from collections.abc import Callable
 from typing import Any
 
 from swarmfold.core.topology import (
@@ -101,7 +102,7 @@ def reference_workload(n: int, seed: int = 0, columnar: bool = False) -> Topolog
     sizes = layer_sizes(n)
     tasks: list[TaskSpec] = []
     table = _TableBuilder() if columnar else None
-    append = table.append if table is not None else tasks.append
+    append: Callable[[Any], None] = table.append if table is not None else tasks.append
     next_id = 1
     prev_start = 0  # task id of the first task of the previous layer
     prev_size = 0

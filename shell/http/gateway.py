@@ -168,7 +168,7 @@ class RetryPolicy:
     backoff_max: float = 30.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
-        cap = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        cap: float = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
         return cap * rng.random()
 
 

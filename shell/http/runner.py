@@ -475,7 +475,7 @@ class Runner:
 
     def _feed(self, event: Event) -> None:
         if event.at < self._last_at:
-            event = attrs.evolve(event, at=self._last_at)  # type: ignore[misc]
+            event = attrs.evolve(event, at=self._last_at)
         self._last_at = event.at
         try:
             decision = decide(self.state, event)

@@ -132,14 +132,16 @@ _SCALAR = (int, float, str)
 def _structure_resource_value(value: Any, _: Any) -> ResourceValue:
     """``int | float | str``, kept exactly as given."""
     if type(value) in _SCALAR:
-        return value
+        scalar: ResourceValue = value
+        return scalar
     raise _mismatch("a number or a string", value)
 
 
 def _structure_scale(value: Any, _: Any) -> Scale:
     """A number, a string (callable name), or a list of numbers (as a tuple)."""
     if type(value) in _SCALAR:
-        return value
+        scale: Scale = value
+        return scale
     if type(value) in (list, tuple):
         errors: list[Exception] = []
         for i, item in enumerate(value):

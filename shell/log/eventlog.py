@@ -144,6 +144,7 @@ def _encode(obj: Any) -> Any:
         elif kind == _OPT_FLOAT:
             out[field] = None if value is None else float(value)
         else:
+            assert hook is not None  # _CODEC fields always carry their hook
             out[field] = hook(value)
     return out
 

@@ -495,24 +495,23 @@ class _Simulation:
             self.writer.record(event, commands)
         now = self.now
         for c in commands:
-            typ = type(c)
-            route = ROUTE_OF.get(typ)
+            route = ROUTE_OF.get(type(c))
             if route is not None:
                 self._send(c, route, now)
-            elif typ is WakeAt:
+            elif isinstance(c, WakeAt):
                 self.wake_token += 1
                 self.live_wake = self.wake_token
                 self.push(max(now, c.at), PRIO_WAKE, WAKE, (self.wake_token, c.command_id))
-            elif typ is NoteAnomaly:
+            elif isinstance(c, NoteAnomaly):
                 self.anomalies.append(c)
-            elif typ is Finish or typ is Fail:
+            elif isinstance(c, Finish | Fail):
                 self.outcome = c
                 return
-            elif typ is EvaluateResources:
+            elif isinstance(c, EvaluateResources):
                 raise SimulationError(
                     f"task {c.task_id} needs a user callable ({c.purpose}); the simulator has none"
                 )
-            elif typ is LoadTaskChunk or typ is LoadEdgeChunk:
+            elif isinstance(c, LoadTaskChunk | LoadEdgeChunk):
                 raise SimulationError(f"the simulator starts runs with RunStarted; got {type(c).__name__}")
             else:
                 raise SimulationError(f"unknown command {c!r}")

@@ -109,15 +109,16 @@ def _on_dask(
             "--dask needs dask.distributed, which is not installed: pip install 'swarmfold[dask]'"
         ) from exc
     try:
-        client = Client(address, timeout=connect_timeout)
+        client = Client(address, timeout=connect_timeout)  # type: ignore[no-untyped-call]
     except (OSError, ValueError) as exc:  # refused, timed out, or not an address
         raise DaskUnavailable(f"no dask scheduler answered at {address}: {exc}") from exc
     with client:
-        shared_future = client.scatter(shared, broadcast=True, hash=False)
+        shared_future = client.scatter(shared, broadcast=True, hash=False)  # type: ignore[no-untyped-call]
         futures = client.map(_call_on_worker, list(items), fn=fn, shared=shared_future, pure=False)
         index = {future.key: i for i, future in enumerate(futures)}
         results: list[Any] = [None] * len(futures)
-        for done, future in enumerate(as_completed(futures), start=1):
+        finished = as_completed(futures)  # type: ignore[no-untyped-call]
+        for done, future in enumerate(finished, start=1):
             results[index[future.key]] = future.result()
             if progress is not None:
                 progress(done, len(futures))

@@ -219,23 +219,20 @@ def infer_from_log(path: str | Path) -> LogScenario:
         for record in reader:
             event = record.event
             last = max(last, event.at)
-            typ = type(event)
-            if typ is RunStarted and spec is None and attach is None:
-                assert isinstance(event, RunStarted)
+            if isinstance(event, RunStarted) and spec is None and attach is None:
                 spec, config, t0 = event.topology, event.config, event.at
                 ids = (event.workflow_id, event.workflow_run_id)
-            elif typ is AttachStarted and spec is None and attach is None:
-                assert isinstance(event, AttachStarted)
+            elif isinstance(event, AttachStarted) and spec is None and attach is None:
                 attach, config = event, event.config
                 ids, t0 = (event.workflow_id, event.workflow_run_id), event.at
-            elif typ is TaskChunkLoaded:
-                task_chunks.append(event.tasks)  # type: ignore[attr-defined]
-            elif typ is EdgeChunkLoaded:
-                edge_chunks.append(event.edges)  # type: ignore[attr-defined]
-            elif typ is QueuesLoaded:
-                loaded_queues.extend(event.queues)  # type: ignore[attr-defined]
-            if spec is None and attach is not None and typ not in (
-                AttachStarted, TaskChunkLoaded, EdgeChunkLoaded, QueuesLoaded
+            elif isinstance(event, TaskChunkLoaded):
+                task_chunks.append(event.tasks)
+            elif isinstance(event, EdgeChunkLoaded):
+                edge_chunks.append(event.edges)
+            elif isinstance(event, QueuesLoaded):
+                loaded_queues.extend(event.queues)
+            if spec is None and attach is not None and not isinstance(
+                event, AttachStarted | TaskChunkLoaded | EdgeChunkLoaded | QueuesLoaded
             ) and task_chunks:
                 queues = tuple(attach.queues) + tuple(
                     q for q in loaded_queues if q.name not in {a.name for a in attach.queues}
@@ -252,23 +249,23 @@ def infer_from_log(path: str | Path) -> LogScenario:
                 tracker.report(_active_at_start(rows), t0, queued=False)
             if tracker is None:
                 continue
-            if typ is BatchQueued:
-                tracker.report(event.tasks_by_status, event.at, queued=True)  # type: ignore[attr-defined]
-            elif typ is TaskStatusesFetched:
-                tracker.report(event.tasks_by_status, event.at, queued=False)  # type: ignore[attr-defined]
-            elif typ is HeartbeatAcknowledged:
-                status = event.status  # type: ignore[attr-defined]
+            if isinstance(event, BatchQueued):
+                tracker.report(event.tasks_by_status, event.at, queued=True)
+            elif isinstance(event, TaskStatusesFetched):
+                tracker.report(event.tasks_by_status, event.at, queued=False)
+            elif isinstance(event, HeartbeatAcknowledged):
+                status = event.status
                 if status in ("C", "H") and not resumes:
                     tracker.resumed = True
                     mode = "cold" if status == "C" else "hot"
                     resumes.append(ResumeSignal(at=round(event.at - t0, 6), mode=mode))
-            elif typ is WorkflowLimitFetched:
-                limit = event.limit  # type: ignore[attr-defined]
+            elif isinstance(event, WorkflowLimitFetched):
+                limit = event.limit
                 if limit != known_workflow_limit:
                     known_workflow_limit = limit
                     changes.append(LimitChange(at=round(event.at - t0, 6), limit=limit))
-            elif typ is ArrayLimitFetched:
-                a, limit = event.array_id, event.limit  # type: ignore[attr-defined]
+            elif isinstance(event, ArrayLimitFetched):
+                a, limit = event.array_id, event.limit
                 if a in known_array_limits and limit != known_array_limits[a]:
                     known_array_limits[a] = limit
                     changes.append(LimitChange(at=round(event.at - t0, 6), limit=limit, array_id=a))

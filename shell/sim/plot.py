@@ -129,20 +129,21 @@ def plot_run(result: SimResult, path: str | Path, title: str | None = None) -> N
     end = report.makespan
     by_array: dict[int, list[tuple[float, float | None, float]]] = {a.array_id: [] for a in arrays}
     ends: dict[int, list[str]] = {a.array_id: [] for a in arrays}
-    for _task, a, queued, started, ended, status in spans:
+    for _task, span_array, queued, started, ended, status in spans:
         finish = ended if ended is not None else (end if started is not None else queued)
-        by_array.setdefault(a, []).append((queued, started, finish))
-        ends.setdefault(a, []).append(status)
+        by_array.setdefault(span_array, []).append((queued, started, finish))
+        ends.setdefault(span_array, []).append(status)
     yticks, ylabels = [], []
     base = 0.0
     gap = 1.0
-    for a in reversed([x.array_id for x in arrays]):
-        items = by_array.get(a, [])
+    for lane_array in reversed([x.array_id for x in arrays]):
+        items = by_array.get(lane_array, [])
         lane_rows = _lanes([(q, f) for q, _, f in items]) if items else []
         height = max(lane_rows, default=-1) + 1
         scale = 1.0 if height <= 40 else 40.0 / height
         waits, runs, colours = [], [], []
-        for (queued, started, finish), row, status in zip(items, lane_rows, ends.get(a, []), strict=True):
+        lane_ends = ends.get(lane_array, [])
+        for (queued, started, finish), row, status in zip(items, lane_rows, lane_ends, strict=True):
             y = base + row * scale
             if started is None:
                 waits.append([(queued, y), (finish, y)])
@@ -158,7 +159,7 @@ def plot_run(result: SimResult, path: str | Path, title: str | None = None) -> N
             bottom.add_collection(LineCollection(runs, colors=colours, linewidths=lw))
         lane = max(height * scale, 1.0)
         yticks.append(base + (lane - scale) / 2)
-        ylabels.append(names.get(a, str(a)))
+        ylabels.append(names.get(lane_array, str(lane_array)))
         base += lane + gap
     bottom.set_ylim(-gap, max(base, 1.0))
     bottom.set_xlim(0, max(end, 1e-9))

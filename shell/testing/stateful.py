@@ -374,7 +374,7 @@ class SwarmMachine(RuleBasedStateMachine):
         note(f"t={self.now}: duplicate {type(event).__name__} for {event.command_id}")  # type: ignore[union-attr]
         was_done = self.done
         before = self.anomalies["unexpected_answer"]
-        self.feed(attrs.evolve(event, at=self.now))  # type: ignore[misc]
+        self.feed(attrs.evolve(event, at=self.now))
         if not was_done:
             assert self.anomalies["unexpected_answer"] == before + 1
 
