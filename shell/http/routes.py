@@ -56,7 +56,7 @@ from swarmfold.core.events import (
     WorkflowLimitFetched,
 )
 from swarmfold.core.protocol import SERVER_COMMANDS
-from swarmfold.shell.http.gateway import (
+from swarmfold.shell.http.parsing import (
     parse_batch_answer,
     parse_bound_id,
     parse_edges,

@@ -45,8 +45,8 @@ from swarmfold.core.events import (
     TriageRequested,
     WorkflowLimitFetched,
 )
-from swarmfold.shell.http.gateway import (
-    JobmonGateway,
+from swarmfold.shell.http.gateway import JobmonGateway
+from swarmfold.shell.http.parsing import (
     parse_bound_id,
     parse_edges,
     parse_limit,

@@ -14,7 +14,7 @@ from swarmfold.core.commands import (
 from swarmfold.core.events import ArrayLimitFetched, TaskStatusesFetched
 from swarmfold.core.protocol import SERVER_COMMANDS
 from swarmfold.shell.http import routes
-from swarmfold.shell.http.gateway import ResponseError
+from swarmfold.shell.http.parsing import ResponseError
 
 
 def test_every_server_command_has_a_route_on_the_swarm_table() -> None:
