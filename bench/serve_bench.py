@@ -119,8 +119,8 @@ def _attach_watch() -> Any:
 def run_one(n: int, seed: int, heartbeat: float, with_log: bool) -> dict[str, Any]:
     """Client: start the server process, run the workflow over HTTP, measure."""
     from swarmfold.core.config import SwarmConfig
+    from swarmfold.shell.http.attach_run import run_workflow_run
     from swarmfold.shell.http.gateway import JobmonGateway
-    from swarmfold.shell.http.runner import run_workflow_run
 
     child = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), "--serve", str(n), "--seed", str(seed)],

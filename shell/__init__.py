@@ -8,7 +8,7 @@ __all__ = ["run_workflow_run"]
 def __getattr__(name: str) -> Any:
     # Lazy, so ``import swarmfold.shell`` stays cheap (the runner pulls in the gateway).
     if name == "run_workflow_run":
-        from swarmfold.shell.http.runner import run_workflow_run
+        from swarmfold.shell.http.attach_run import run_workflow_run
 
         return run_workflow_run
     raise AttributeError(f"module 'swarmfold.shell' has no attribute {name!r}")

@@ -132,7 +132,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     """``swarmfold run --server URL --workflow-id W --workflow-run-id R [--log FILE] [--json]``."""
-    from swarmfold.shell.http.runner import main as run_main
+    from swarmfold.shell.http.run_command import main as run_main
 
     return run_main(args, out)
 
@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_parser(sub)
     add_from_log_parser(sub)
 
-    from swarmfold.shell.http.runner import add_run_arguments
+    from swarmfold.shell.http.run_command import add_run_arguments
 
     run = sub.add_parser(
         "run",

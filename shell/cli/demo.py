@@ -126,7 +126,8 @@ def run_demo(
     install_signal_handlers: bool = True,
 ) -> int:
     """Serve, run, summarize, replay (see the module doc); returns the exit code."""
-    from swarmfold.shell.http.runner import format_outcome, run_workflow_run
+    from swarmfold.shell.http.attach_run import run_workflow_run
+    from swarmfold.shell.http.runner import format_outcome
     from swarmfold.shell.http.serve import JobmonServer, client_config
     from swarmfold.shell.log.replay import format_result, replay
     from swarmfold.shell.sim.scenario import ScenarioError, load_scenario

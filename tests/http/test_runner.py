@@ -20,8 +20,9 @@ from swarmfold.core.config import SwarmConfig
 from swarmfold.core.events import SyncPartFailed
 from swarmfold.shell.cli import main as cli_main
 from swarmfold.shell.cli.progress import Progress
+from swarmfold.shell.http.attach_run import run_workflow_run
 from swarmfold.shell.http.gateway import RetryPolicy
-from swarmfold.shell.http.runner import RunOutcome, format_outcome, run_workflow_run
+from swarmfold.shell.http.runner import RunOutcome, format_outcome
 from swarmfold.shell.log.eventlog import read_log
 from swarmfold.shell.log.replay import replay
 

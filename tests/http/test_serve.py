@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from swarmfold.shell.cli.demo import BUNDLED_EXAMPLE, run_demo
-from swarmfold.shell.http.runner import RunOutcome, run_workflow_run
+from swarmfold.shell.http.attach_run import run_workflow_run
+from swarmfold.shell.http.runner import RunOutcome
 from swarmfold.shell.http.serve import JobmonServer, client_config
 from swarmfold.shell.log.replay import replay
 from swarmfold.shell.sim.scenario import Scenario, load_scenario, parse_scenario
