@@ -134,12 +134,19 @@ GET_QUEUE = Route("GET", "/cluster/{cluster_id}/queue/{queue_name}")
 TIME = Route("GET", "/time")
 HEALTH = Route("GET", "/health")
 
+# A user's routes (Jobmon's CLI and client), which ``swarmfold serve`` also answers.
+SET_RESUME = Route("POST", "/workflow/{workflow_id}/set_resume")
+UPDATE_WORKFLOW_LIMIT = Route("PUT", "/workflow/{workflow_id}/update_max_concurrently_running")
+UPDATE_ARRAY_LIMIT = Route("PUT", "/workflow/{workflow_id}/update_array_max_concurrently_running")
+
 #: The routes the swarm itself calls, in the order of the table above.
 SWARM_ROUTES: tuple[Route, ...] = (
     QUEUE_TASK_BATCH, BIND_RESOURCES, LOG_HEARTBEAT, UPDATE_RUN_STATUS, SET_STATUS_FOR_TRIAGING,
     TASK_STATUS_UPDATES, WORKFLOW_LIMIT, ARRAY_LIMIT, TERMINATE_TASK_INSTANCES,
     FETCH_WORKFLOW_METADATA, GET_TASKS, GET_DOWNSTREAM_TASKS, GET_CLUSTER, GET_QUEUE, TIME, HEALTH,
 )
+#: The user routes above.
+USER_ROUTES: tuple[Route, ...] = (SET_RESUME, UPDATE_WORKFLOW_LIMIT, UPDATE_ARRAY_LIMIT)
 
 
 # --- requests and answers --------------------------------------------------------------------

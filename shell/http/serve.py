@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
-import re
 import signal
 import sys
 import threading
@@ -48,13 +47,14 @@ from collections.abc import Callable, Mapping
 from heapq import heappop, heappush
 from http.server import ThreadingHTTPServer
 from typing import Any, TextIO
-from urllib.parse import unquote
 
 import attrs
 
 from swarmfold.core.config import UNLIMITED, SwarmConfig
 from swarmfold.core.topology import Topology, build_topology
+from swarmfold.shell.http import routes
 from swarmfold.shell.http.loopback import Connections, GzipJsonHandler
+from swarmfold.shell.http.routes import Route
 from swarmfold.shell.server.model import ServerModel
 from swarmfold.shell.sim.cluster import END, LOST, START, Distributor, WorkModel
 from swarmfold.shell.sim.scenario import LimitChange, ResumeSignal, Scenario
@@ -452,13 +452,11 @@ class JobmonServer:
     def handle(self, method: str, path: str, query: Mapping[str, str], body: Any) -> tuple[int, Any]:
         """Serve one request (``path`` without the prefix): ``(HTTP status, JSON value)``."""
         version = query.get("client_jobmon_version")
-        for m, pattern, template, name in _ROUTES:
-            if m != method:
-                continue
-            match = pattern.fullmatch(path)
-            if match is None:
-                continue
-            handler: Callable[..., Any] = getattr(self, name)
+        found = routes.match(method, path, _SERVED)
+        if found is not None and all(v.isdigit() for k, v in found[1].items() if k.endswith("_id")):
+            route, params = found
+            template = route.label
+            handler: Callable[..., Any] = getattr(self, _HANDLERS[route])
             fate = self._fate(template)
             with self.lock:
                 self.request_counts[template] = self.request_counts.get(template, 0) + 1
@@ -468,7 +466,7 @@ class JobmonServer:
                     return 503, {"error": "injected fault: request failed"}
                 now = self._tick()
                 try:
-                    result: tuple[int, Any] = handler(*match.groups(), query=query, body=body, now=now)
+                    result: tuple[int, Any] = handler(*params.values(), query=query, body=body, now=now)
                 except _Abort as exc:
                     return exc.status, {"error": exc.message}
             if fate == "lost":
@@ -639,14 +637,12 @@ class JobmonServer:
         return 200, {"time": self.model.time_string(now)}
 
     def cluster(self, name: str, *, query: Any, body: Any, now: float) -> tuple[int, Any]:
-        name = unquote(name)
         cid = self.cluster_by_name.get(name)
         if cid is None:
             return 200, {"cluster": []}
         return 200, {"cluster": [cid, name, "sim", None]}
 
     def queue(self, cid: str, name: str, *, query: Any, body: Any, now: float) -> tuple[int, Any]:
-        name = unquote(name)
         qid = self.queue_ids.get(name)
         if qid is None or self.cluster_of_queue.get(name) != int(cid):
             return 200, {"queue": []}
@@ -683,40 +679,30 @@ class JobmonServer:
         return 200, {"status": "OK"}
 
 
-#: ``(method, path pattern, template, handler name)``; the first match wins.
-_ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
-    (m, re.compile(p), template, name) for m, p, template, name in [
-        ("POST", r"/workflow_run/(\d+)/log_heartbeat", "POST /workflow_run/{id}/log_heartbeat",
-         "log_heartbeat"),
-        ("PUT", r"/workflow_run/(\d+)/update_status", "PUT /workflow_run/{id}/update_status",
-         "update_status"),
-        ("PUT", r"/workflow_run/(\d+)/terminate_task_instances",
-         "PUT /workflow_run/{id}/terminate_task_instances", "terminate"),
-        ("POST", r"/workflow_run/(\d+)/set_status_for_triaging",
-         "POST /workflow_run/{id}/set_status_for_triaging", "triage"),
-        ("POST", r"/workflow/(\d+)/task_status_updates", "POST /workflow/{id}/task_status_updates",
-         "status_updates"),
-        ("GET", r"/workflow/(\d+)/get_max_concurrently_running",
-         "GET /workflow/{id}/get_max_concurrently_running", "workflow_limit"),
-        ("GET", r"/array/(\d+)/get_array_max_concurrently_running",
-         "GET /array/{id}/get_array_max_concurrently_running", "array_limit"),
-        ("POST", r"/array/(\d+)/queue_task_batch", "POST /array/{id}/queue_task_batch", "queue_task_batch"),
-        ("POST", r"/task/bind_resources", "POST /task/bind_resources", "bind_resources"),
-        ("GET", r"/workflow/(\d+)/fetch_workflow_metadata", "GET /workflow/{id}/fetch_workflow_metadata",
-         "metadata"),
-        ("GET", r"/workflow/get_tasks/(\d+)", "GET /workflow/get_tasks/{id}", "get_tasks"),
-        ("POST", r"/task/get_downstream_tasks", "POST /task/get_downstream_tasks", "downstream"),
-        ("GET", r"/time", "GET /time", "time_route"),
-        ("GET", r"/cluster/(\d+)/queue/([^/]+)", "GET /cluster/{id}/queue/{name}", "queue"),
-        ("GET", r"/cluster/([^/]+)", "GET /cluster/{name}", "cluster"),
-        ("POST", r"/workflow/(\d+)/set_resume", "POST /workflow/{id}/set_resume", "set_resume"),
-        ("PUT", r"/workflow/(\d+)/update_max_concurrently_running",
-         "PUT /workflow/{id}/update_max_concurrently_running", "update_workflow_limit"),
-        ("PUT", r"/workflow/(\d+)/update_array_max_concurrently_running",
-         "PUT /workflow/{id}/update_array_max_concurrently_running", "update_array_limit"),
-        ("GET", r"/health", "GET /health", "health"),
-    ]
-]
+#: The route table's routes (``shell/http/routes.py``) this server answers -> the handler.
+_HANDLERS: dict[Route, str] = {
+    routes.LOG_HEARTBEAT: "log_heartbeat",
+    routes.UPDATE_RUN_STATUS: "update_status",
+    routes.TERMINATE_TASK_INSTANCES: "terminate",
+    routes.SET_STATUS_FOR_TRIAGING: "triage",
+    routes.TASK_STATUS_UPDATES: "status_updates",
+    routes.WORKFLOW_LIMIT: "workflow_limit",
+    routes.ARRAY_LIMIT: "array_limit",
+    routes.QUEUE_TASK_BATCH: "queue_task_batch",
+    routes.BIND_RESOURCES: "bind_resources",
+    routes.FETCH_WORKFLOW_METADATA: "metadata",
+    routes.GET_TASKS: "get_tasks",
+    routes.GET_DOWNSTREAM_TASKS: "downstream",
+    routes.TIME: "time_route",
+    routes.GET_QUEUE: "queue",
+    routes.GET_CLUSTER: "cluster",
+    routes.HEALTH: "health",
+    routes.SET_RESUME: "set_resume",
+    routes.UPDATE_WORKFLOW_LIMIT: "update_workflow_limit",
+    routes.UPDATE_ARRAY_LIMIT: "update_array_limit",
+}
+_SERVED: tuple[Route, ...] = tuple(_HANDLERS)
+assert set(routes.SWARM_ROUTES) | set(routes.USER_ROUTES) == set(_SERVED), "serve answers every route"
 
 
 class _HTTPServer(ThreadingHTTPServer):

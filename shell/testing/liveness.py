@@ -103,7 +103,7 @@ def verdict(machine: SwarmMachine) -> None:
         assert summary.final_status == expected, (summary.final_status, reason)
     if not faults & {"cli_reset_hidden", "lost_batch_answer"} and not (
         "cli_reset" in faults and "stale" in faults
-    ):
+    ) and not machine.resets_unseen:
         truth = machine.srv.status
         wrong = {t: (s, truth[t]) for t, s in final.items() if truth[t] != s}
         assert not wrong, f"summary differs from the server (swarm, server): {wrong}"

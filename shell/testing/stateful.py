@@ -154,6 +154,9 @@ class SwarmMachine(RuleBasedStateMachine):
         self.events = 0
         self.broken = False
         self.check_purity = True
+        #: A CLI reset happened and no status answer reached the swarm since: it may end
+        #: without ever learning of it (as Jobmon's swarm does when every task was already final).
+        self.resets_unseen = False
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -300,6 +303,7 @@ class SwarmMachine(RuleBasedStateMachine):
                                  f"(task, upstreams): {self.srv.early_starts[early:]}")
         if isinstance(event, TaskStatusesFetched) and not self.done:
             self.last_sync = event.server_time
+            self.resets_unseen = False
         self.answered = [*self.answered[-KEEP_ANSWERED + 1:], event]
         self.feed(event)
 
@@ -453,6 +457,7 @@ class SwarmMachine(RuleBasedStateMachine):
         task_id = data.draw(st.sampled_from(sorted(set(done) & waiting) or done), label="task")
         self.srv.cli_set_status(task_id, "G", self.now, bump)
         self.faults.add("cli_reset" if bump else "cli_reset_hidden")
+        self.resets_unseen = True  # until a status answer has told the swarm
         note(f"server: CLI resets task {task_id} D -> G (status_date bumped: {bump})")
 
     @precondition(lambda self: "resume" in self.enabled and not self.done)
