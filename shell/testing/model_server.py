@@ -68,6 +68,7 @@ from swarmfold.core.events import (
     TriageRequested,
     WorkflowLimitFetched,
 )
+from swarmfold.core.protocol import PROTOCOL
 from swarmfold.core.topology import TopologySpec
 from swarmfold.shell.server.fsm import ACCEPTED, REAP, UNTIMELY, run_transition
 
@@ -80,19 +81,9 @@ ACTIVE = frozenset("QIOR")
 NEXT_STEP: Mapping[str, str] = {"Q": "I", "I": "O", "O": "R", "R": "D"}
 #: Outcomes of one progress step of an active task.
 OUTCOMES = ("step", "error", "resource_error", "fatal")
-#: Commands the server answers (every other command gets no answer).
-SERVER_COMMANDS = (
-    QueueBatch,
-    BindResources,
-    EvaluateResources,
-    LogHeartbeat,
-    UpdateWorkflowRunStatus,
-    RequestTriage,
-    FetchTaskStatuses,
-    FetchWorkflowLimit,
-    FetchArrayLimit,
-    TerminateTaskInstances,
-)
+#: Commands the model answers: every command the protocol says an event answers (the machine
+#: starts runs with ``RunStarted``, so the attach loads never come).
+SERVER_COMMANDS: tuple[type, ...] = tuple(c for c, row in PROTOCOL.items() if row.answered)
 
 TasksByStatus = dict[str, tuple[int, ...]]
 
