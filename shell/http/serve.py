@@ -56,17 +56,11 @@ from swarmfold.shell.http import routes
 from swarmfold.shell.http.loopback import Connections, GzipJsonHandler
 from swarmfold.shell.http.routes import Route
 from swarmfold.shell.server.model import ServerModel
-from swarmfold.shell.sim.cluster import END, LOST, START, Distributor, WorkModel
+from swarmfold.shell.sim.cluster import Distributor, WorkModel
 from swarmfold.shell.sim.scenario import LimitChange, ResumeSignal, Scenario
 from swarmfold.shell.sim.world import (
-    DISTRIBUTOR_DIES,
-    LIMIT,
-    POLL,
-    PRIO_POLL,
-    PRIO_REAP,
     PRIO_WORKER,
-    REAP,
-    RESUME,
+    WorldLoop,
     schedule_scripted_world,
 )
 
@@ -166,7 +160,7 @@ def _int_param(query: Mapping[str, str], name: str) -> int:
         raise _Abort(400, f"query parameter {name!r}: expected an int, got {query[name]!r}") from None
 
 
-class JobmonServer:
+class JobmonServer(WorldLoop):
     """One workflow of ``scenario`` behind a loopback HTTP server. ``start()``/``stop()``, or
     use it as a context manager; ``url`` is the base URL (without the route prefix).
 
@@ -221,7 +215,7 @@ class JobmonServer:
             scenario,
             self.model,
             WorkModel(scenario, topo, streams["work"]),
-            self._push,
+            self.push,
             PRIO_WORKER,
             lost_worker_rate=scenario.faults.lost_worker_rate,
             fault_rng=streams["faults"],
@@ -312,39 +306,31 @@ class JobmonServer:
 
     # --- the world ----------------------------------------------------------------------------
 
-    def _push(self, t: float, prio: int, kind: str, payload: Any) -> None:
+    def push(self, t: float, prio: int, kind: str, payload: Any) -> None:
         self._seq += 1
         heappush(self._heap, (t, prio, self._seq, kind, payload))
 
     def _schedule_world(self) -> None:
-        schedule_scripted_world(self.scenario, self._push)
+        schedule_scripted_world(self.scenario, self.push)
 
     def _advance_to(self, now: float) -> None:
         """Carry out everything scheduled up to ``now``, in time order (call under the lock)."""
         heap = self._heap
-        distributor = self.distributor
-        model = self.model
-        s = self.scenario
         while heap and heap[0][0] <= now:
             t, _, _, kind, payload = heappop(heap)
-            if kind is END:
-                distributor.worker_ended(payload[0], payload[1], t)
-            elif kind is START:
-                distributor.worker_started(payload, t)
-            elif kind is POLL:
-                distributor.poll(t)
-                self._push(t + s.distributor.poll_interval, PRIO_POLL, POLL, None)
-            elif kind is REAP:
-                model.reap(t)
-                self._push(t + s.server.reaper_poll_interval, PRIO_REAP, REAP, None)
-            elif kind is LOST:
-                distributor.worker_lost(payload, t)
-            elif kind is LIMIT:
-                self._limit_change(payload)
-            elif kind is RESUME:
-                self._resume(payload)
-            elif kind is DISTRIBUTOR_DIES:
-                distributor.die()
+            if not self.world_step(kind, payload, t):
+                raise RuntimeError(f"serve: unknown world event {kind!r}")
+
+    # what the world's events mean here (``WorldLoop``): the model changes, nothing is reported
+
+    def reap(self, t: float) -> None:
+        self.model.reap(t)
+
+    def change_limit(self, change: LimitChange) -> None:
+        self._limit_change(change)
+
+    def signal_resume(self, signal: ResumeSignal) -> None:
+        self._resume(signal)
 
     def _limit_change(self, change: LimitChange) -> None:
         if change.array_id is None:

@@ -83,7 +83,7 @@ from swarmfold.core.events import (
 from swarmfold.core.state import SwarmState, initial_state
 from swarmfold.core.summary import RunSummary
 from swarmfold.shell.server.model import ServerModel, server_time
-from swarmfold.shell.sim.cluster import END, LOST, START, Distributor, WorkModel
+from swarmfold.shell.sim.cluster import Distributor, WorkModel
 from swarmfold.shell.sim.faults import explain_end, profile_summary
 from swarmfold.shell.sim.invariants import InvariantChecker, Violation
 from swarmfold.shell.sim.report import (
@@ -102,15 +102,9 @@ from swarmfold.shell.sim.scenario import (
     with_limits,
 )
 from swarmfold.shell.sim.world import (
-    DISTRIBUTOR_DIES,
-    LIMIT,
-    POLL,
-    PRIO_POLL,
-    PRIO_REAP,
     PRIO_SIGNAL,
     PRIO_WORKER,
-    REAP,
-    RESUME,
+    WorldLoop,
     schedule_scripted_world,
 )
 
@@ -264,7 +258,7 @@ def simulate(
     return result
 
 
-class _Simulation:
+class _Simulation(WorldLoop):
     def __init__(
         self,
         scenario: Scenario,
@@ -397,27 +391,20 @@ class _Simulation:
 
     def _loop(self) -> None:
         heap = self.heap
-        distributor = self.distributor
         horizon = self.config.timeout + _HORIZON_SLACK + max(
             [c.at for c in self.scenario.limit_changes] + [r.at for r in self.scenario.resumes] + [0.0]
         )
+        world_step = self.world_step
         while self.outcome is None:
             t, _, _, kind, payload = heappop(heap)
             self.now = t
-            if kind is END:
-                distributor.worker_ended(payload[0], payload[1], t)
-            elif kind is ANSWER:
+            if kind is ANSWER:
                 self.answers_pending -= 1
                 self._answer(payload, t)
             elif kind is WAKE:
                 if payload[0] == self.live_wake:
                     self.live_wake = None
                     self._feed(TimerFired(t, payload[1]))
-            elif kind is START:
-                distributor.worker_started(payload, t)
-            elif kind is POLL:
-                distributor.poll(t)
-                self.push(t + self.scenario.distributor.poll_interval, PRIO_POLL, POLL, None)
             elif kind is SAMPLE:
                 self._sample(t)
                 if t > horizon:
@@ -426,12 +413,6 @@ class _Simulation:
                         f"the swarm is in phase {self.state.phase!r}"
                     )
                 self.push(t + self.timeline_interval, PRIO_SAMPLE, SAMPLE, None)
-            elif kind is REAP:
-                before = self.server.run_status
-                if self.server.reap(t):
-                    what = f"the reaper moved the run {before} -> {self.server.run_status}"
-                    self.world_events.append((t, "reaped", what))
-                self.push(t + self.scenario.server.reaper_poll_interval, PRIO_REAP, REAP, None)
             elif kind is SERVE:
                 self._serve_split(payload, t)
             elif kind is FAIL:
@@ -444,17 +425,8 @@ class _Simulation:
                 self._random_limit(t)
             elif kind is RANDOM_RESUME:
                 self._random_resume(t)
-            elif kind is LOST:
-                distributor.worker_lost(payload, t)
-            elif kind is LIMIT:
-                self._limit_change(payload)
-            elif kind is RESUME:
-                self._resume(payload)
-            elif kind is DISTRIBUTOR_DIES:
-                distributor.die()
-                self._count("distributor_death")
-                self.world_events.append((t, "distributor_died", "the distributor process died"))
-                self._feed(DistributorDied(t, "the distributor process died (injected fault)"))
+            elif not world_step(kind, payload, t):
+                raise SimulationError(f"unknown event kind {kind!r} at t={t:g}")
             if self.outcome is None and self.answers_pending == 0 and self.live_wake is None:
                 raise SimulationError(f"stalled at t={t:g}: no request in flight and no WakeAt")
 
@@ -718,6 +690,26 @@ class _Simulation:
         return merged
 
     # --- the world -------------------------------------------------------------------------------
+
+    # what the world's events mean to a simulation (``WorldLoop``): recorded, and told the swarm
+
+    def reap(self, t: float) -> None:
+        before = self.server.run_status
+        if self.server.reap(t):
+            what = f"the reaper moved the run {before} -> {self.server.run_status}"
+            self.world_events.append((t, "reaped", what))
+
+    def change_limit(self, change: LimitChange) -> None:
+        self._limit_change(change)
+
+    def signal_resume(self, signal: ResumeSignal) -> None:
+        self._resume(signal)
+
+    def distributor_died(self, t: float) -> None:
+        self.distributor.die()
+        self._count("distributor_death")
+        self.world_events.append((t, "distributor_died", "the distributor process died"))
+        self._feed(DistributorDied(t, "the distributor process died (injected fault)"))
 
     def _limit_change(self, change: LimitChange) -> None:
         if change.array_id is None:
