@@ -221,3 +221,29 @@ def test_no_second_status_table_outside_the_server_fsm_and_the_core() -> None:
         if table.search(path.read_text(encoding="utf-8")) and path != root / "shell" / "server" / "fsm.py"
     ]
     assert offenders == []
+
+
+@pytest.fixture(scope="module")
+def served_model() -> Any:
+    from swarmfold.shell.http.serve import JobmonServer
+    from swarmfold.shell.sim.scenario import load_scenario
+
+    return JobmonServer(load_scenario(Path(__file__).resolve().parents[2] / "examples" / "diamond.json"))
+
+
+@pytest.mark.parametrize(("seq", "route", "before", "asked", "answered"), RUN_REQUESTS,
+                         ids=[f"seq{r[0]}" for r in RUN_REQUESTS])
+def test_the_server_models_answer_to_the_captured_requests_is_jobmons(
+    served_model: Any, seq: int, route: str, before: str, asked: str, answered: str
+) -> None:
+    """``answer(request, now)`` of the model behind ``serve`` and the simulator."""
+    from swarmfold.shell.http.routes import Request
+
+    served_model.model.run_status = before
+    body: dict[str, Any] = {"status": asked}
+    method = "PUT"
+    if route == "log_heartbeat":
+        body["next_report_increment"] = 3.1
+        method = "POST"
+    response = served_model.answer(Request(method, f"/workflow_run/1/{route}", (), body), 10.0)
+    assert (response.status, response.body) == (200, {"status": answered})
