@@ -53,6 +53,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--seeds", metavar="A-B", help="simulate many seeds (1-500, 1,5,9-12) and summarize")
     p.add_argument("--per-seed", action="store_true", help="with --seeds: one table row per seed")
     p.add_argument("--jobs", type=int, metavar="N", help="with --seeds: processes (default: one per CPU)")
+    p.add_argument("--dask", metavar="ADDRESS", help="with --seeds: run the seeds on this dask.distributed"
+                   " scheduler (needs pip install 'swarmfold[dask]')")
     p.add_argument("--log", metavar="FILE", help="record the event log (JSONL, as the shell records)")
     p.add_argument("--timeline", metavar="FILE.csv", help="write the timeline as CSV")
     p.add_argument(
@@ -102,8 +104,8 @@ def _check_options(args: argparse.Namespace) -> None:
         clash = [name for name, value in given if value is not None]
         if clash:
             raise ValueError(f"--seeds runs many seeds: it cannot be combined with {', '.join(clash)}")
-    elif args.per_seed or args.jobs is not None:
-        raise ValueError("--per-seed and --jobs go with --seeds")
+    elif args.per_seed or args.jobs is not None or args.dask is not None:
+        raise ValueError("--per-seed, --jobs and --dask go with --seeds")
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs: must be >= 1, got {args.jobs}")
 
@@ -177,7 +179,16 @@ def _run_one(args: argparse.Namespace, scenario: Any, out: TextIO) -> int:
     return EXIT_VIOLATIONS if report.violations else EXIT_OK
 
 
+def _progress_to(stream: TextIO) -> Any:
+    def show(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 20) == 0:
+            print(f"{PROG}: {done}/{total} seeds done", file=stream, flush=True)
+
+    return show
+
+
 def _run_seeds(args: argparse.Namespace, scenario: Any, out: TextIO) -> int:
+    from swarmfold.shell.sim.executor import DaskUnavailable
     from swarmfold.shell.sim.faults import (
         aggregate,
         fault_horizon,
@@ -192,7 +203,12 @@ def _run_seeds(args: argparse.Namespace, scenario: Any, out: TextIO) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     horizon = fault_horizon(scenario) if args.faults else None
-    results = run_seeds(scenario, seeds, faults=args.faults, jobs=args.jobs, horizon=horizon)
+    try:
+        results = run_seeds(scenario, seeds, faults=args.faults, jobs=args.jobs, horizon=horizon,
+                            dask=args.dask, progress=_progress_to(sys.stderr) if args.dask else None)
+    except DaskUnavailable as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
     def reproduce(seed: int) -> str:
         return reproduce_command(args, seed, f"seed-{seed}.jsonl")

@@ -82,8 +82,9 @@ def _in_local_processes(
     fn: Callable[[S, T], R], shared: S, items: Sequence[T], jobs: int, progress: Progress | None
 ) -> list[R]:
     results: list[R] = []
+    chunk = max(1, len(items) // (jobs * 8))  # few round trips for many small items
     with ProcessPoolExecutor(max_workers=jobs, initializer=_init_process, initargs=(fn, shared)) as pool:
-        for result in pool.map(_call_in_process, items):
+        for result in pool.map(_call_in_process, items, chunksize=chunk):
             results.append(result)
             if progress is not None:
                 progress(len(results), len(items))

@@ -37,16 +37,15 @@ and ``render_seed_summary`` prints the table of ``swarmfold simulate --seeds``.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from attrs import frozen
 
+from swarmfold.shell.sim.executor import map_shared
 from swarmfold.shell.sim.report import _RUN_STATUS_NAMES
 from swarmfold.shell.sim.scenario import ROUTES, FaultProfile, Scenario
 
@@ -357,17 +356,8 @@ def run_seed(scenario: Scenario, seed: int, faults: bool, horizon: float | None 
     )
 
 
-_WORKER: tuple[Scenario, bool, float | None] | None = None
-
-
-def _init_worker(scenario: Scenario, faults: bool, horizon: float | None) -> None:
-    global _WORKER
-    _WORKER = (scenario, faults, horizon)
-
-
-def _run_in_worker(seed: int) -> SeedResult:
-    assert _WORKER is not None
-    scenario, faults, horizon = _WORKER
+def _seed_item(shared: tuple[Scenario, bool, float | None], seed: int) -> SeedResult:
+    scenario, faults, horizon = shared
     return run_seed(scenario, seed, faults, horizon)
 
 
@@ -378,33 +368,19 @@ def run_seeds(
     faults: bool = False,
     jobs: int | None = None,
     horizon: float | None = None,
-    progress: Callable[[SeedResult], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    dask: str | None = None,
 ) -> list[SeedResult]:
-    """Simulate every seed, in ``jobs`` processes (default: one per CPU), in seed order.
+    """Simulate every seed, in ``jobs`` local processes (default: one per CPU) or on the dask
+    scheduler at ``dask`` (``shell/sim/executor.py``), in seed order either way.
 
     With ``faults`` each seed draws its own fault profile, with times scaled by ``horizon``
     (default: ``fault_horizon(scenario)``, computed once).
     """
     if faults and horizon is None:
         horizon = fault_horizon(scenario)
-    jobs = jobs or os.cpu_count() or 1
-    jobs = max(1, min(jobs, len(seeds)))
-    results: list[SeedResult] = []
-    if jobs == 1:
-        for seed in seeds:
-            results.append(run_seed(scenario, seed, faults, horizon))
-            if progress is not None:
-                progress(results[-1])
-        return results
-    chunk = max(1, len(seeds) // (jobs * 8))
-    with ProcessPoolExecutor(
-        max_workers=jobs, initializer=_init_worker, initargs=(scenario, faults, horizon)
-    ) as pool:
-        for result in pool.map(_run_in_worker, seeds, chunksize=chunk):
-            results.append(result)
-            if progress is not None:
-                progress(result)
-    return results
+    return map_shared(_seed_item, (scenario, faults, horizon), list(seeds), jobs=jobs, dask=dask,
+                      progress=progress)
 
 
 # --- the summary table -------------------------------------------------------------------------

@@ -406,7 +406,7 @@ def test_cli_single_run_with_faults() -> None:
     [
         (["--seeds", "1-3", "--seed", "2"], "--seeds runs many seeds: it cannot be combined with --seed"),
         (["--seeds", "1-3", "--plot", "x.png"], "cannot be combined with --plot"),
-        (["--per-seed"], "--per-seed and --jobs go with --seeds"),
+        (["--per-seed"], "--per-seed, --jobs and --dask go with --seeds"),
         (["--seeds", "3-1"], "--seeds: range '3-1' goes backwards"),
         (["--seeds", "1-2", "--jobs", "0"], "--jobs: must be >= 1, got 0"),
     ],

@@ -221,3 +221,14 @@ def test_dask_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(builtins, "__import__", no_distributed)
     with pytest.raises(DaskUnavailable, match=r"pip install 'swarmfold\[dask\]'"):
         map_shared(lambda shared, item: item, None, [1], dask="tcp://127.0.0.1:1")
+
+
+def test_simulate_seeds_on_dask_match_the_local_run() -> None:
+    distributed = pytest.importorskip("distributed")
+    argv = ["simulate", PIPELINE, "--faults", "--seeds", "1-12", "--json"]
+    code, local = cli([*argv, "--jobs", "2"])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        dask_code, remote = cli([*argv, "--dask", cluster.scheduler_address])
+    assert code == dask_code == 0
+    assert json.loads(remote) == json.loads(local)
