@@ -408,6 +408,8 @@ def from_json(text: str | bytes, cls: Any) -> Any:
         data = json.loads(text)
     except ValueError as exc:
         raise CodecError([f"$: invalid JSON: {exc}"]) from exc
+    except RecursionError:
+        raise CodecError(["$: invalid JSON: nested too deeply to decode"]) from None
     return structure(data, cls)
 
 

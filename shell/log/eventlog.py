@@ -408,7 +408,7 @@ def _holder(path: str) -> str | None:
         with open(path, "rb") as f:
             first = f.readline(1 << 20)
         value = json.loads(first).get("runner_id")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
     return value if isinstance(value, str) else None
 
@@ -463,6 +463,8 @@ def _show(value: Any) -> str:
 def _parse_json(path: str, line_no: int, raw: bytes, torn: bool) -> Any:
     try:
         return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise LogError(path, line_no, "$", "invalid JSON: nested too deeply to decode") from None
     except ValueError as exc:
         if isinstance(exc, json.JSONDecodeError):
             detail = f"{exc.msg} at column {exc.colno}"

@@ -36,10 +36,15 @@ def load_scenario(path: str | Path) -> Scenario:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError([f"cannot read: {exc.strerror or exc}"], source) from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([f"$: not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"],
+                            source) from None
     try:
         data = json.loads(text)
     except ValueError as exc:
         raise ScenarioError([f"$: invalid JSON: {exc}"], source) from exc
+    except RecursionError:
+        raise ScenarioError(["$: invalid JSON: nested too deeply to decode"], source) from None
     return parse_scenario(data, source)
 
 
