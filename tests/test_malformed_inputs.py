@@ -37,7 +37,7 @@ def test_scenario_readers(command: list[str], content: bytes, message: str, tmp_
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    (b'{"seq": 1, "x": ' + b"[" * 100_000 + b"}\n", "bad.log:1: $: invalid JSON: nested too deeply to decode"),
+    (b'{"seq": 1, "x": ' + DEEP.strip() + b"}\n", "bad.log:1: $: invalid JSON: nested too deeply to decode"),
     (BINARY + b"\n", "bad.log:1: $: invalid JSON: not UTF-8: byte 0x80 at column 1"),
 ], ids=["deep", "binary"])
 @pytest.mark.parametrize("command", [["replay"], ["explain", "--task", "1"], ["scenario-from-log"],
