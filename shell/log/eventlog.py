@@ -30,7 +30,6 @@ import os
 import re
 import secrets as _secrets
 import socket
-import typing
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
@@ -40,13 +39,12 @@ from swarmfold.core.commands import COMMAND_TYPES, Command
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.events import EVENT_TYPES, Event
 from swarmfold.shell.log.codec import (
-    TAG,
     CodecError,
     command_from_dict,
-    converter,
     event_from_dict,
     unstructure,
 )
+from swarmfold.shell.log.record_codec import decode_value, encode_value
 
 __all__ = [
     "LOG_FORMAT",
@@ -80,130 +78,6 @@ _COMMANDS_BY_NAME: dict[str, type] = {cls.__name__: cls for cls in COMMAND_TYPES
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-
-# --- fast paths over the codec ------------------------------------------------------------
-#
-# A big run's records are mostly task-id lists (QueueBatch.task_ids, tasks_by_status). The
-# codec (un)structures them item by item through cattrs hooks; here fields whose JSON form
-# is the value itself are passed straight to ``json`` (which writes tuples as arrays), and
-# such lists are checked in bulk when read. The bytes are exactly the codec's (tested);
-# anything else, and every decoding error, goes through the codec itself.
-
-_PLAIN = 0  # the value is its own JSON form
-_FLOAT = 1  # float field: the codec always writes a float
-_OPT_FLOAT = 2
-_CODEC = 3  # anything else: the codec's hook for the field's type
-
-_IDS = tuple[int, ...]
-_BY_STATUS = Mapping[str, tuple[int, ...]]  # TasksByStatus: read-only, a FrozenDict
-_PLAIN_TYPES: tuple[Any, ...] = (int, str, bool, int | None, str | None, _IDS, _BY_STATUS)
-
-_Plan = tuple[tuple[str, int, Any], ...]
-_ENCODE_PLANS: dict[type, tuple[str, _Plan]] = {}
-_DECODE_PLANS: dict[type, tuple[_Plan, frozenset[str]] | None] = {}
-
-
-def _field_kinds(cls: type) -> _Plan:
-    hints = typing.get_type_hints(cls)
-    plan = []
-    for f in attrs.fields(cls):
-        t = hints[f.name]
-        plain = next((p for p in _PLAIN_TYPES if t == p), None)
-        if plain is not None:
-            plan.append((f.name, _PLAIN, plain))  # the canonical object: compared by identity
-        elif t is float:
-            plan.append((f.name, _FLOAT, t))
-        elif t == float | None:
-            plan.append((f.name, _OPT_FLOAT, t))
-        else:
-            plan.append((f.name, _CODEC, t))
-    return tuple(plan)
-
-
-def _encode(obj: Any) -> Any:
-    """The codec's ``unstructure(obj)`` for an event or command, without per-item hooks."""
-    cls = type(obj)
-    entry = _ENCODE_PLANS.get(cls)
-    if entry is None:
-        if cls not in _MEMBERS:
-            return unstructure(obj)  # the codec names the problem
-        plan = tuple(
-            (name, kind, converter.get_unstructure_hook(t) if kind == _CODEC else None)
-            for name, kind, t in _field_kinds(cls)
-        )
-        entry = _ENCODE_PLANS[cls] = (cls.__name__, plan)
-    name, plan = entry
-    out: dict[str, Any] = {TAG: name}
-    for field, kind, hook in plan:
-        value = getattr(obj, field)
-        if kind == _PLAIN:
-            out[field] = value
-        elif kind == _FLOAT:
-            out[field] = float(value)
-        elif kind == _OPT_FLOAT:
-            out[field] = None if value is None else float(value)
-        else:
-            assert hook is not None  # _CODEC fields always carry their hook
-            out[field] = hook(value)
-    return out
-
-
-def _int_list(value: Any) -> bool:
-    return type(value) is list and (not value or set(map(type, value)) == {int})
-
-
-class _Slow(Exception):
-    """The fast decoder declines; the codec decodes (or names the error)."""
-
-
-def _decode_plan(cls: type) -> tuple[_Plan, frozenset[str]] | None:
-    if cls not in _DECODE_PLANS:
-        plan = _field_kinds(cls)
-        fast = all(kind != _CODEC for _, kind, _ in plan)
-        _DECODE_PLANS[cls] = (plan, frozenset([TAG, *(n for n, _, _ in plan)])) if fast else None
-    return _DECODE_PLANS[cls]
-
-
-def _fast_value(kind: int, t: Any, value: Any) -> Any:
-    if kind == _FLOAT or (kind == _OPT_FLOAT and value is not None):
-        if type(value) is float:
-            return value
-        if type(value) is int:
-            return float(value)
-        raise _Slow
-    if kind == _OPT_FLOAT:
-        return None
-    if t is _IDS:
-        if _int_list(value):
-            return tuple(value)
-        raise _Slow
-    if t is _BY_STATUS:
-        if type(value) is dict and all(type(k) is str and _int_list(v) for k, v in value.items()):
-            return {k: tuple(v) for k, v in value.items()}
-        raise _Slow
-    if value is None:
-        if t in (int | None, str | None):
-            return None
-        raise _Slow
-    if type(value) is (t if isinstance(t, type) else typing.get_args(t)[0]):
-        return value
-    raise _Slow
-
-
-def _decode(data: Any, union: dict[str, type], slow: Any) -> Any:
-    """``slow(data)`` (the codec), faster for records made only of plain fields."""
-    if type(data) is dict:
-        cls = union.get(data.get(TAG))  # type: ignore[arg-type]
-        entry = None if cls is None else _decode_plan(cls)
-        if entry is not None and cls is not None:
-            plan, keys = entry
-            if data.keys() == keys:
-                try:
-                    return cls(**{name: _fast_value(kind, t, data[name]) for name, kind, t in plan})
-                except _Slow:
-                    pass
-    return slow(data)
 
 
 # --- header ------------------------------------------------------------------------------
@@ -369,8 +243,8 @@ class EventLogWriter:
         # One encoding pass: the codec's plain data, dumped once with sorted keys.
         line = _dumps(
             {
-                "commands": [_encode(c) for c in commands],
-                "event": _encode(event),
+                "commands": [encode_value(c) for c in commands],
+                "event": encode_value(event),
                 "runner_id": self.header.runner_id,
                 "seq": seq,
             }
@@ -550,7 +424,7 @@ def _decode_record(
             f"expected {runner_id!r} (the header's), got {_show(data['runner_id'])}",
         )
     try:
-        event = _decode(data["event"], _EVENTS_BY_NAME, event_from_dict)
+        event = decode_value(data["event"], _EVENTS_BY_NAME, event_from_dict)
     except CodecError as exc:
         raise _codec_log_error(path, line_no, "$.event", exc) from None
     raw_commands = data["commands"]
@@ -559,7 +433,7 @@ def _decode_record(
     commands: list[Command] = []
     for k, item in enumerate(raw_commands):
         try:
-            commands.append(_decode(item, _COMMANDS_BY_NAME, command_from_dict))
+            commands.append(decode_value(item, _COMMANDS_BY_NAME, command_from_dict))
         except CodecError as exc:
             raise _codec_log_error(path, line_no, f"$.commands[{k}]", exc) from None
     return LogRecord(seq, line_no, event, tuple(commands))

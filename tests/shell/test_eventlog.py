@@ -28,6 +28,7 @@ from swarmfold.shell.log.eventlog import (
     read_header,
     read_log,
 )
+from swarmfold.shell.log.record_codec import decode_value, encode_value
 from swarmfold.shell.server.instant import drive
 from swarmfold.shell.sim.scenario import load_scenario
 
@@ -341,14 +342,14 @@ def test_fast_encoding_and_decoding_equal_the_codec(tmp_path: Path) -> None:
         union = Event if type(value) in EVENT_TYPES else Command
         by_name = eventlog._EVENTS_BY_NAME if union is Event else eventlog._COMMANDS_BY_NAME
         slow = event_from_dict if union is Event else command_from_dict
-        assert eventlog._dumps(eventlog._encode(value)) == to_json(value), value
+        assert eventlog._dumps(encode_value(value)) == to_json(value), value
         data = json.loads(to_json(value))
-        assert eventlog._decode(data, by_name, slow) == slow(data) == value
+        assert decode_value(data, by_name, slow) == slow(data) == value
     # The hot records really take the fast path (no codec call).
     for value in extra + [QueueBatch(1, 2, (5, 6), 3, 4)]:
         data = json.loads(to_json(value))
         by_name = eventlog._EVENTS_BY_NAME if type(value) in EVENT_TYPES else eventlog._COMMANDS_BY_NAME
-        assert eventlog._decode(data, by_name, lambda d: pytest.fail(f"slow path for {d}")) == value
+        assert decode_value(data, by_name, lambda d: pytest.fail(f"slow path for {d}")) == value
 
 
 @pytest.mark.parametrize(
