@@ -54,6 +54,7 @@ def run_workflow_run(
     client_version: str = DEFAULT_CLIENT_VERSION,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
     retry: RetryPolicy | None = None,
+    unreachable_after: float | None = None,
     max_concurrent_batches: int = 4,
     callables: Mapping[str, Callable[..., Any]] | None = None,
     runner_id: str | None = None,
@@ -121,7 +122,7 @@ def run_workflow_run(
 
         gw = gateway if gateway is not None else JobmonGateway(
             server_url, route_prefix=route_prefix, client_version=client_version, timeout=timeout,
-            retry=retry, clock=clock, on_attempt=on_attempt,
+            retry=retry, clock=clock, on_attempt=on_attempt, unreachable_after=unreachable_after,
             pool_size=1 + 2 + 8 + max_concurrent_batches + 2,
         )
         try:

@@ -205,6 +205,7 @@ class JobmonGateway:
         pool_size: int = 32,
         resolve_queue_ids: bool = True,
         seed: int | None = None,
+        unreachable_after: float | None = None,
     ) -> None:
         policy = retry if retry is not None else RetryPolicy()
         if max_attempts is not None:
@@ -222,6 +223,12 @@ class JobmonGateway:
         self.clock = clock
         self.on_attempt = on_attempt
         self.resolve_queue_ids = resolve_queue_ids
+        #: The run-level bound: a route that has not been answered with success for this many
+        #: seconds (default: the retry policy's seconds, Jobmon's 300) means the server is gone
+        #: or no longer knows the run. ``gone`` then says why, and every request stops.
+        self.unreachable_after = policy.max_seconds if unreachable_after is None else unreachable_after
+        self.gone: str | None = None
+        self._last_success: dict[str, float] = {}
         import requests
         from requests.adapters import HTTPAdapter
 
@@ -332,6 +339,7 @@ class JobmonGateway:
             else:
                 duration = time.monotonic() - t0
                 if 200 <= status < 300:
+                    self._last_success[template] = time.monotonic()
                     self._report(route, attempt, status, t0, "", False)
                     try:
                         decoded = json.loads(content.decode("utf-8")) if content.strip() else None
@@ -344,8 +352,10 @@ class JobmonGateway:
                 detail = _excerpt(content.decode("utf-8", "replace"))
                 if not _retryable_status(status):
                     self._report(route, attempt, status, t0, detail, False)
+                    self._judge(template, route, f"HTTP {status}: {detail or '(empty body)'}", started)
                     raise _Failed(f"{route}: HTTP {status} (not retried): {detail or '(empty body)'}")
                 last = f"HTTP {status}: {detail or '(empty body)'}"
+            self._judge(template, route, last, started)
             elapsed = time.monotonic() - started
             delay = self._jitter(attempt)
             give_up = (
@@ -366,6 +376,21 @@ class JobmonGateway:
                     f"{route}: gave up after {attempt} attempt(s), cancelled (the runner is stopping); "
                     f"last: {last}"
                 )
+
+    def _judge(self, template: str, route: str, failure: str, started: float) -> None:
+        """The run-level bound: raise ``_Failed`` (and stop every request) once ``template`` has
+        had no successful answer for ``unreachable_after`` seconds (counted from its first
+        request when it never had one)."""
+        now = time.monotonic()
+        since = self._last_success.setdefault(template, started)
+        if self.gone is None and now - since > self.unreachable_after:
+            self.gone = (
+                f"the server at {self.base_url} answered no {template} request with success for "
+                f"{now - since:.0f} s (limit {self.unreachable_after:g} s); last request {route}: {failure}"
+            )
+            self._cancel.set()
+        if self.gone is not None:
+            raise _Failed(f"{route}: {self.gone}")
 
     def _report(
         self, route: str, attempt: int, status: int | None, t0: float, error: str, retry: bool

@@ -51,6 +51,9 @@ def add_run_arguments(parser: Any) -> None:
                         help=f"seconds per HTTP attempt (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--retry-attempts", type=int, default=RetryPolicy().max_attempts, metavar="N")
     parser.add_argument("--retry-seconds", type=float, default=RetryPolicy().max_seconds, metavar="S")
+    parser.add_argument("--server-timeout", type=float, metavar="S",
+                        help="end the run (exit 1) when a route has had no successful answer for S "
+                        "seconds: the server is gone or has forgotten the run (default: --retry-seconds)")
     parser.add_argument("--max-concurrent-batches", type=int, default=4, metavar="N")
     parser.add_argument("--distributor-pid", type=int, metavar="PID",
                         help="fail the run (distributor_died) when this process is gone")
@@ -104,6 +107,7 @@ def main(args: Any, out: TextIO) -> int:
         client_version=args.client_version,
         timeout=args.http_timeout,
         retry=retry,
+        unreachable_after=args.server_timeout,
         max_concurrent_batches=args.max_concurrent_batches,
     )
     if args.json:

@@ -201,6 +201,9 @@ class Runner:
                 return "ticks"
             if self.max_seconds is not None and time.monotonic() - started >= self.max_seconds:
                 return "max_seconds"
+            if self.gateway.gone is not None:
+                log.error("[%s] %s", self.runner_id, self.gateway.gone)
+                return "server_unreachable"
             wake = self._wake
             now = clock()
             if wake is not None and now >= wake.at:
@@ -400,6 +403,9 @@ class Runner:
         if self._core_error is not None:
             return RunOutcome(None, "core_error", EXIT_NOT_DONE, message=self._core_error, **common)
         reason = detached or "detached"
+        if reason == "server_unreachable":
+            message = f"{self.gateway.gone}; the run ends here, its event log is closed and replays"
+            return RunOutcome(None, reason, EXIT_NOT_DONE, message=message, **common)
         message = (
             f"the runner stopped after {self.events} events (ticks={self.ticks})" if reason == "ticks"
             else f"the runner stopped after max_seconds={self.max_seconds:g}" if reason == "max_seconds"
