@@ -51,6 +51,9 @@ def add_run_arguments(parser: Any) -> None:
                         help=f"seconds per HTTP attempt (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--retry-attempts", type=int, default=RetryPolicy().max_attempts, metavar="N")
     parser.add_argument("--retry-seconds", type=float, default=RetryPolicy().max_seconds, metavar="S")
+    parser.add_argument("--stop-after-executions", type=int, metavar="N",
+                        help="end the run in ERROR once N tasks have been seen DONE (Jobmon's test hook "
+                        "fail_after_n_executions), e.g. to reproduce Jobmon's stop/resume tests")
     parser.add_argument("--server-timeout", type=float, metavar="S",
                         help="end the run (exit 1) when a route has had no successful answer for S "
                         "seconds: the server is gone or has forgotten the run (default: --retry-seconds)")
@@ -86,6 +89,7 @@ def main(args: Any, out: TextIO) -> int:
             max_batch_size=args.max_batch_size,
             adaptive_batching=args.adaptive_batching,
             chunk_size=args.chunk_size,
+            fail_after_n_executions=args.stop_after_executions,
         )
         retry = RetryPolicy(max_attempts=args.retry_attempts, max_seconds=args.retry_seconds)
         if args.retry_attempts < 1 or args.max_concurrent_batches < 1 or args.http_timeout <= 0:

@@ -67,3 +67,21 @@ def test_a_server_that_forgot_the_run_ends_it(tmp_path: Path) -> None:
     assert "queue_task_batch" in outcome.message and "unknown task_resources_id 1" in outcome.message
     assert time.monotonic() - started < BOUND + 8
     assert replay(tmp_path / "run.log").ok
+
+
+def test_stop_after_executions_ends_the_run_as_jobmons_hook_does(tmp_path: Path) -> None:
+    import io
+    import json
+
+    from swarmfold.shell.cli import main
+
+    with JobmonStub(layered_tasks(12), hold=range(8, 13)) as stub:  # tasks 1-7 can finish
+        out = io.StringIO()
+        code = main(["run", "--server", stub.url, "--workflow-id", "1", "--workflow-run-id", "1",
+                     "--heartbeat-interval", "0.1", "--stop-after-executions", "3", "--json",
+                     "--progress", "off", "--log", str(tmp_path / "run.log"), "--max-seconds", "60"],
+                    out=out)
+        assert stub.runs[1] == "E"
+    data = json.loads(out.getvalue())
+    assert code == 1 and data["failed_reason"] == "fail_after_n_executions"
+    assert replay(tmp_path / "run.log").ok
