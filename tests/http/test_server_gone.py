@@ -85,3 +85,22 @@ def test_stop_after_executions_ends_the_run_as_jobmons_hook_does(tmp_path: Path)
     data = json.loads(out.getvalue())
     assert code == 1 and data["failed_reason"] == "fail_after_n_executions"
     assert replay(tmp_path / "run.log").ok
+
+
+def test_a_server_that_stops_answering_ends_the_run_within_the_bound(tmp_path: Path) -> None:
+    """Port open, no answers: every request times out (0.5 s here) until the bound."""
+    with JobmonStub(layered_tasks(12), hold=range(1, 13)) as stub:
+        thread, box = start_run(stub, tmp_path)
+        deadline = time.monotonic() + 20
+        while not stub.requests_to("log_heartbeat") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stub.inject("/", Fault.slow(60.0), times=1_000_000)  # every route hangs
+        stopped = time.monotonic()
+        thread.join(timeout=30)
+        took = time.monotonic() - stopped
+    assert box, "the runner did not end"
+    outcome = box[0]
+    assert outcome.exit_code == 1 and outcome.failed_reason == "server_unreachable"
+    assert "timeout" in outcome.message
+    assert took < BOUND + 5, took
+    assert replay(tmp_path / "run.log").ok
