@@ -104,6 +104,11 @@ DEFAULT_CLIENT_VERSION = "3.6.0"
 #: Seconds to wait for the server (connect and read, each), per attempt.
 DEFAULT_TIMEOUT = 20.0
 
+#: A 5xx whose body says this is a database lock (Jobmon's server on SQLite): retried promptly.
+LOCKED = "database is locked"
+#: The delay before retry k of a locked answer is at most k times this (seconds).
+LOCK_RETRY_SECONDS = 0.05
+
 #: Core commands the gateway answers.
 SERVER_COMMANDS: tuple[type, ...] = tuple(COMMAND_ROUTES)
 
@@ -358,6 +363,8 @@ class JobmonGateway:
             self._judge(template, route, last, started)
             elapsed = time.monotonic() - started
             delay = self._jitter(attempt)
+            if LOCKED in last:  # a SQLite lock clears in milliseconds: retry promptly
+                delay = min(delay, LOCK_RETRY_SECONDS * attempt)
             give_up = (
                 attempt >= policy.max_attempts
                 or elapsed + delay >= max_seconds

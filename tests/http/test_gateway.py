@@ -483,3 +483,25 @@ def test_parse_queue_reads_python_literal_bounds() -> None:
         3, (("memory", 0.128, 1010.0), ("runtime", 10.0, 604800.0)))
     with pytest.raises(ResponseError, match=r"\$\.queue\[2\]"):
         parse_queue({"queue": [3, "all.q", "[1, 2]"]})
+
+
+def test_a_database_lock_is_retried_promptly() -> None:
+    """Jobmon's server on SQLite answers 500 "database is locked" under parallel writes: the
+    gateway retries it at once (50 ms steps), not after its exponential back-off."""
+    from swarmfold.core.commands import BindResources
+    from swarmfold.core.events import ResourcesBound
+
+    from .jobmon_stub import Fault, JobmonStub, StubTask
+
+    slow_backoff = RetryPolicy(max_attempts=10, max_seconds=60.0, backoff_base=5.0, backoff_max=30.0)
+    with JobmonStub([StubTask(1)]) as stub:
+        locked = '{"error": "(sqlite3.OperationalError) database is locked"}'
+        stub.inject("bind_resources", Fault.http(500, locked), times=3)
+        gw = JobmonGateway(stub.url, retry=slow_backoff, seed=1)
+        t0 = time.monotonic()
+        event = gw.execute(BindResources(1, "null.q", 3, {"cores": 1}))
+        took = time.monotonic() - t0
+        gw.close()
+    assert isinstance(event, ResourcesBound)
+    assert len(stub.requests_to("bind_resources")) == 4
+    assert took < 1.0, took  # three back-offs of up to 5, 10, 20 s otherwise
