@@ -534,7 +534,9 @@ class _Simulation(WorldLoop):
                 self._count("timeout")
             give_up = now + (timeout if timeout is not None else latency)
             self.push(give_up, PRIO_ANSWER, FAIL, (c, "injected fault: request timed out", True))
-            self.push(now + latency, PRIO_ANSWER, SERVE, (c, latency, delay if delay else None, True))
+            # A hung request's answer never comes back; a slow one's comes after the give-up.
+            late = None if fate == "hang" or not delay else delay
+            self.push(now + latency, PRIO_ANSWER, SERVE, (c, latency, late, True))
             return
         if delay:
             self.push(now + latency, PRIO_ANSWER, SERVE, (c, latency, delay, False))

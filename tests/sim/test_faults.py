@@ -415,3 +415,18 @@ def test_cli_bad_seed_options(argv: list[str], message: str, capsys: pytest.Capt
     code, _ = cli(["simulate", str(EXAMPLES / "diamond.json"), *argv])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_hung_request_never_answers_before_the_client_gives_up() -> None:
+    """Found by the 10,000-seed soak: a hung status request (``timeout_rate``) that also drew a
+    late report used to deliver its answer before the client gave up on it, while the checker
+    took it for a stale answer the swarm ignores. A hung request's answer never comes back."""
+    from swarmfold.shell.sim.driver import simulate
+    from swarmfold.shell.sim.faults import with_drawn_faults
+    from swarmfold.shell.sim.scenario import load_scenario
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    scenario = load_scenario(examples / "failures_and_resource_errors.json")
+    for seed in (5486, 7762, 8541):
+        report = simulate(with_drawn_faults(scenario, seed), seed).report
+        assert report.violations == {}, (seed, report.violations)
