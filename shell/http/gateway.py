@@ -357,10 +357,11 @@ class JobmonGateway:
                 detail = _excerpt(content.decode("utf-8", "replace"))
                 if not _retryable_status(status):
                     self._report(route, attempt, status, t0, detail, False)
-                    self._judge(template, route, f"HTTP {status}: {detail or '(empty body)'}", started)
+                    answered = f"HTTP {status}: {detail or '(empty body)'}"
+                    self._judge(template, route, answered, started, max_seconds)
                     raise _Failed(f"{route}: HTTP {status} (not retried): {detail or '(empty body)'}")
                 last = f"HTTP {status}: {detail or '(empty body)'}"
-            self._judge(template, route, last, started)
+            self._judge(template, route, last, started, max_seconds)
             elapsed = time.monotonic() - started
             delay = self._jitter(attempt)
             if LOCKED in last:  # a SQLite lock clears in milliseconds: retry promptly
@@ -384,13 +385,15 @@ class JobmonGateway:
                     f"last: {last}"
                 )
 
-    def _judge(self, template: str, route: str, failure: str, started: float) -> None:
+    def _judge(self, template: str, route: str, failure: str, started: float, budget: float) -> None:
         """The run-level bound: raise ``_Failed`` (and stop every request) once ``template`` has
         had no successful answer for ``unreachable_after`` seconds (counted from its first
-        request when it never had one)."""
+        request when it never had one). Within one request whose own retry budget is not
+        longer, that budget decides alone (its failure is the core's to handle)."""
         now = time.monotonic()
         since = self._last_success.setdefault(template, started)
-        if self.gone is None and now - since > self.unreachable_after:
+        judged = since < started or self.unreachable_after < budget
+        if self.gone is None and judged and now - since > self.unreachable_after:
             self.gone = (
                 f"the server at {self.base_url} answered no {template} request with success for "
                 f"{now - since:.0f} s (limit {self.unreachable_after:g} s); last request {route}: {failure}"
