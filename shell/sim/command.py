@@ -179,16 +179,8 @@ def _run_one(args: argparse.Namespace, scenario: Any, out: TextIO) -> int:
     return EXIT_VIOLATIONS if report.violations else EXIT_OK
 
 
-def _progress_to(stream: TextIO) -> Any:
-    def show(done: int, total: int) -> None:
-        if done == total or done % max(1, total // 20) == 0:
-            print(f"{PROG}: {done}/{total} seeds done", file=stream, flush=True)
-
-    return show
-
-
 def _run_seeds(args: argparse.Namespace, scenario: Any, out: TextIO) -> int:
-    from swarmfold.shell.sim.executor import DaskUnavailable
+    from swarmfold.shell.sim.executor import DaskUnavailable, progress_lines
     from swarmfold.shell.sim.faults import (
         aggregate,
         fault_horizon,
@@ -203,9 +195,10 @@ def _run_seeds(args: argparse.Namespace, scenario: Any, out: TextIO) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     horizon = fault_horizon(scenario) if args.faults else None
+    progress = progress_lines(PROG, "seeds", sys.stderr) if args.dask is not None else None
     try:
         results = run_seeds(scenario, seeds, faults=args.faults, jobs=args.jobs, horizon=horizon,
-                            dask=args.dask, progress=_progress_to(sys.stderr) if args.dask else None)
+                            dask=args.dask, progress=progress)
     except DaskUnavailable as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -20,15 +20,25 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
-__all__ = ["DaskUnavailable", "map_shared"]
+__all__ = ["DaskUnavailable", "map_shared", "progress_lines"]
 
 S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
 
 Progress = Callable[[int, int], None]
+
+
+def progress_lines(prog: str, unit: str, stream: TextIO) -> Progress:
+    """A ``progress`` that prints ``"PROG: done/total UNIT done"`` about twenty times a run."""
+
+    def show(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 20) == 0:
+            print(f"{prog}: {done}/{total} {unit} done", file=stream, flush=True)
+
+    return show
 
 
 class DaskUnavailable(RuntimeError):

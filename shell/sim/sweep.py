@@ -31,7 +31,7 @@ import attrs
 from attrs import asdict, field, frozen
 
 from swarmfold.core.config import UNLIMITED
-from swarmfold.shell.sim.executor import DaskUnavailable, map_shared
+from swarmfold.shell.sim.executor import DaskUnavailable, map_shared, progress_lines
 from swarmfold.shell.sim.report import r6, rounded, seconds
 from swarmfold.shell.sim.scenario import Scenario
 from swarmfold.shell.sim.spread import Spread, indistinguishable, spread_of
@@ -398,14 +398,6 @@ def _band(spread: Spread | None) -> dict[str, float | None]:
     return {"p5": spread.p5, "p95": spread.p95}
 
 
-def _progress_to(stream: TextIO) -> Callable[[int, int], None]:
-    def show(done: int, total: int) -> None:
-        if done == total or done % max(1, total // 20) == 0:
-            print(f"{PROG}: {done}/{total} runs done", file=stream, flush=True)
-
-    return show
-
-
 def run(args: argparse.Namespace, out: TextIO) -> int:
     from swarmfold.shell.log.eventlog import LogError
     from swarmfold.shell.sim.faults import parse_seeds
@@ -438,9 +430,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     seed = scenario.seed if args.seed is None else args.seed
+    progress = progress_lines(PROG, "runs", sys.stderr) if args.dask is not None else None
     try:
         points = run_sweep(scenario, axes, seed, args.jobs, seeds=seeds, dask=args.dask,
-                           progress=_progress_to(sys.stderr) if args.dask is not None else None)
+                           progress=progress)
     except DaskUnavailable as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
