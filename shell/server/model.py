@@ -43,7 +43,7 @@ from typing import Any
 from swarmfold.core.config import UNLIMITED
 from swarmfold.core.resources import Requested
 from swarmfold.core.topology import Topology
-from swarmfold.shell.server.fsm import ACCEPTED, REAP, REFUSED, run_transition
+from swarmfold.shell.server.fsm import ACCEPTED, REAP, REFUSED, run_transition, task_after_instance
 
 #: Virtual ``t = 0`` on the server's clock (the same epoch as the instant fake server).
 EPOCH = _dt.datetime(2026, 1, 1)
@@ -527,12 +527,8 @@ class ServerModel:
             return
         self._ti_set(ti, ti_error)
         self.to_kill.pop(ti, None)
-        if ti_error == "F" or self.num_attempts[i] >= self.max_attempts[i]:
-            self._set(i, "F", now)
-        elif ti_error == "Z":
-            self._set(i, "A", now)
-        else:
-            self._set(i, "G", now)
+        _, final = task_after_instance(ti_error, self.num_attempts[i], self.max_attempts[i])
+        self._set(i, final, now)
 
     def worker_lost(self, ti: int, now: float) -> None:
         """The worker of a running instance vanished: it will miss its report-by date."""

@@ -70,7 +70,7 @@ from swarmfold.core.events import (
 )
 from swarmfold.core.protocol import PROTOCOL
 from swarmfold.core.topology import TopologySpec
-from swarmfold.shell.server.fsm import ACCEPTED, REAP, UNTIMELY, run_transition
+from swarmfold.shell.server.fsm import ACCEPTED, REAP, REFUSED, run_transition, task_after_instance
 
 EPOCH = _dt.datetime(2026, 1, 1)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -79,6 +79,8 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 ACTIVE = frozenset("QIOR")
 #: The next status of a task that progresses normally.
 NEXT_STEP: Mapping[str, str] = {"Q": "I", "I": "O", "O": "R", "R": "D"}
+#: The task-instance status an error outcome reports (spec §1.2).
+INSTANCE_STATUS_OF: Mapping[str, str] = {"error": "E", "resource_error": "Z", "fatal": "F"}
 #: Outcomes of one progress step of an active task.
 OUTCOMES = ("step", "error", "resource_error", "fatal")
 #: Commands the model answers: every command the protocol says an event answers (the machine
@@ -194,14 +196,11 @@ class ModelServer:
             return "F"
         if outcome == "step" or status == "Q":
             self._set(task_id, NEXT_STEP[status], now)
-        elif outcome == "fatal":
-            self._set(task_id, "F", now)  # E then F in one transaction
-        else:
-            if self.attempts[task_id] >= self.max_attempts[task_id]:
-                final = "F"
-            else:
-                final = "A" if outcome == "resource_error" else "G"
-            self._set(task_id, final, now)  # E then final in one transaction
+        else:  # the instance's error, then the task's final status, in one transaction
+            _, final = task_after_instance(
+                INSTANCE_STATUS_OF[outcome], self.attempts[task_id], self.max_attempts[task_id]
+            )
+            self._set(task_id, final, now)
         return self.status[task_id]
 
     def random_progress(self, now: float, p_step: float = 0.85, max_steps: int = 4) -> int:
@@ -239,7 +238,10 @@ class ModelServer:
     def log_heartbeat(self, status: str, increment: float, now: float) -> str:
         """Attempt ``transition(status)``; extend ``heartbeat_date`` if it succeeded or was
         the untimely R->R."""
-        if self._transition_run(status) or run_transition(self.run_status, status) == UNTIMELY:
+        verdict = run_transition(self.run_status, status)
+        if verdict == ACCEPTED:
+            self.run_status = status
+        if verdict != REFUSED:
             self.heartbeat_date = now + increment
         return self.run_status
 
