@@ -19,6 +19,7 @@ from swarmfold.core.topology import (
 )
 from swarmfold.shell.sim.scenario.checks import ScenarioChecker
 from swarmfold.shell.sim.scenario.schema import (
+    CONFIG_FIELDS,
     ArrayModel,
     Scenario,
     ScenarioError,
@@ -69,17 +70,7 @@ def compile_scenario(file: ScenarioFile, source: str = "") -> Scenario:
     if errors:
         raise ScenarioError(errors, source)
     w = file.workflow
-    config = SwarmConfig(
-        heartbeat_interval=w.heartbeat_interval,
-        report_by_buffer=w.report_by_buffer,
-        wedged_sync_interval=w.wedged_sync_interval,
-        fail_fast=w.fail_fast,
-        timeout=w.timeout,
-        fail_after_n_executions=w.fail_after_n_executions,
-        max_batch_size=w.max_batch_size,
-        adaptive_batching=w.adaptive_batching,
-        target_batch_seconds=w.target_batch_seconds,
-    )
+    config = SwarmConfig(**{name: getattr(w, name) for name in CONFIG_FIELDS})
     topology = TopologySpec(
         tasks=tuple(
             TaskSpec(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import attrs
 from attrs import field, frozen
 
 from swarmfold.core.config import JOBMON_MAX_BATCH_SIZE, UNLIMITED, SwarmConfig
@@ -60,6 +61,12 @@ class WorkflowSettings:
     fail_after_n_executions: int | None = None
     adaptive_batching: bool = False
     target_batch_seconds: float = 1.0
+
+
+#: The swarm's knobs a scenario's ``workflow`` holds: the fields it shares with ``SwarmConfig``.
+CONFIG_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in attrs.fields(WorkflowSettings) if f.name in attrs.fields_dict(SwarmConfig)
+)
 
 
 @frozen

@@ -14,6 +14,7 @@ from swarmfold.core.topology import (
     TopologySpec,
 )
 from swarmfold.shell.sim.scenario.schema import (
+    CONFIG_FIELDS,
     ArrayDef,
     ArrayModel,
     FailureModel,
@@ -127,15 +128,7 @@ def scenario_to_file(scenario: Scenario) -> ScenarioFile:
             workflow_id=scenario.workflow_id,
             workflow_run_id=scenario.workflow_run_id,
             limit=spec.workflow_limit,
-            heartbeat_interval=c.heartbeat_interval,
-            report_by_buffer=c.report_by_buffer,
-            timeout=c.timeout,
-            fail_fast=c.fail_fast,
-            wedged_sync_interval=c.wedged_sync_interval,
-            max_batch_size=c.max_batch_size,
-            fail_after_n_executions=c.fail_after_n_executions,
-            adaptive_batching=c.adaptive_batching,
-            target_batch_seconds=c.target_batch_seconds,
+            **{name: getattr(c, name) for name in CONFIG_FIELDS},
         ),
         queues=tuple(
             QueueDef(q.name, q.queue_id, q.cluster_id, {r: (lo, hi) for r, lo, hi in q.bounds})
