@@ -69,7 +69,7 @@ from swarmfold.shell.http.parsing import (
     parse_terminated,
     shown,
 )
-from swarmfold.shell.http.routes import COMMAND_ROUTES, GET_CLUSTER, GET_QUEUE
+from swarmfold.shell.http.routes import COMMAND_ROUTES, FETCH_WORKFLOW_METADATA, GET_CLUSTER, GET_QUEUE, TIME
 
 __all__ = [
     "DEFAULT_CLIENT_VERSION",
@@ -415,9 +415,9 @@ class JobmonGateway:
     def fetch_workflow_metadata(self, workflow_id: int) -> WorkflowMetadata | None:
         """``GET /workflow/{id}/fetch_workflow_metadata``; None when the server knows no such
         workflow (``{"workflow": []}``). Raises ``GatewayError`` when the call fails."""
-        path = f"/workflow/{workflow_id}/fetch_workflow_metadata"
+        route = FETCH_WORKFLOW_METADATA
         try:
-            r = self._request("GET", path, "GET /workflow/{id}/fetch_workflow_metadata")
+            r = self._request(route.method, route.path(workflow_id=workflow_id), route.label)
             result: WorkflowMetadata | None = r.parse(parse_metadata)
             return result
         except _Failed as exc:
@@ -426,7 +426,7 @@ class JobmonGateway:
     def server_time(self) -> str:
         """``GET /time`` -> the server's time string. Raises ``GatewayError``."""
         try:
-            result: str = self._request("GET", "/time", "GET /time").parse(parse_server_time)
+            result: str = self._request(TIME.method, TIME.path(), TIME.label).parse(parse_server_time)
             return result
         except _Failed as exc:
             raise GatewayError(str(exc)) from None
@@ -487,7 +487,7 @@ class JobmonGateway:
             return known
         cluster_id = self._cluster_id(cluster)
         path = GET_QUEUE.path(cluster_id=cluster_id, queue_name=queue)
-        queue_id: int = self._request("GET", path, GET_QUEUE.label).parse(parse_queue_id)
+        queue_id: int = self._request(GET_QUEUE.method, path, GET_QUEUE.label).parse(parse_queue_id)
         with self._lock:
             self._queue_ids[(cluster, queue)] = queue_id
         return queue_id
@@ -498,7 +498,7 @@ class JobmonGateway:
         if known is not None:
             return known
         path = GET_CLUSTER.path(cluster_name=cluster)
-        cluster_id: int = self._request("GET", path, GET_CLUSTER.label).parse(parse_cluster_id)
+        cluster_id: int = self._request(GET_CLUSTER.method, path, GET_CLUSTER.label).parse(parse_cluster_id)
         with self._lock:
             self._cluster_ids[cluster] = cluster_id
         return cluster_id
@@ -509,7 +509,7 @@ class JobmonGateway:
         for cluster, queue in c.queues:
             cluster_id = self._cluster_id(cluster)
             path = GET_QUEUE.path(cluster_id=cluster_id, queue_name=queue)
-            parsed = self._request("GET", path, GET_QUEUE.label).parse(parse_queue)
+            parsed = self._request(GET_QUEUE.method, path, GET_QUEUE.label).parse(parse_queue)
             if parsed is None:
                 continue
             queue_id, bounds = parsed
