@@ -229,12 +229,6 @@ class JobmonServer(RouteAnswers, WorldLoop):
         self.model.reap(t)
 
     def change_limit(self, change: LimitChange) -> None:
-        self._limit_change(change)
-
-    def signal_resume(self, signal: ResumeSignal) -> None:
-        self._resume(signal)
-
-    def _limit_change(self, change: LimitChange) -> None:
         if change.array_id is None:
             self._set_workflow_limit(change.limit)
         else:
@@ -248,7 +242,7 @@ class JobmonServer(RouteAnswers, WorldLoop):
         self.model.set_array_limit(array_id, limit)
         self._max_array_limit[array_id] = max(self._max_array_limit.get(array_id, 0), limit)
 
-    def _resume(self, signal_: ResumeSignal) -> None:
+    def signal_resume(self, signal_: ResumeSignal) -> None:
         self.model.set_resume(reset_running_jobs=signal_.mode == "cold")
 
     def virtual_now(self) -> float:

@@ -701,19 +701,13 @@ class _Simulation(WorldLoop):
             what = f"the reaper moved the run {before} -> {self.server.run_status}"
             self.world_events.append((t, "reaped", what))
 
-    def change_limit(self, change: LimitChange) -> None:
-        self._limit_change(change)
-
-    def signal_resume(self, signal: ResumeSignal) -> None:
-        self._resume(signal)
-
     def distributor_died(self, t: float) -> None:
         self.distributor.die()
         self._count("distributor_death")
         self.world_events.append((t, "distributor_died", "the distributor process died"))
         self._feed(DistributorDied(t, "the distributor process died (injected fault)"))
 
-    def _limit_change(self, change: LimitChange) -> None:
+    def change_limit(self, change: LimitChange) -> None:
         if change.array_id is None:
             self.server.set_workflow_limit(change.limit)
             what = f"workflow limit -> {_show_limit(change.limit)}"
@@ -722,7 +716,7 @@ class _Simulation(WorldLoop):
             what = f"array {change.array_id} limit -> {_show_limit(change.limit)}"
         self.world_events.append((self.now, "limit_change", what))
 
-    def _resume(self, signal: ResumeSignal) -> None:
+    def signal_resume(self, signal: ResumeSignal) -> None:
         accepted = self.server.set_resume(reset_running_jobs=signal.mode == "cold")
         effect = f"the run went {self.server.run_status}" if accepted else "ignored"
         kind = "resume" if accepted else "resume_ignored"
@@ -745,7 +739,7 @@ class _Simulation(WorldLoop):
         # One change in five puts the original limit back; the others scale it by 0.2..1.5.
         limit = original if world.random() < 0.2 else max(1, round(base * world.uniform(0.2, 1.5)))
         self._count("limit_change")
-        self._limit_change(LimitChange(at=t, limit=limit, array_id=array_id))
+        self.change_limit(LimitChange(at=t, limit=limit, array_id=array_id))
         self._next_random(t, self.faults.limit_changes_per_hour, RANDOM_LIMIT)
 
     def _random_resume(self, t: float) -> None:
@@ -753,7 +747,7 @@ class _Simulation(WorldLoop):
         world = self.streams["world"]
         mode = "cold" if world.random() < 0.5 else "hot"
         self._count("resume_signal")
-        self._resume(ResumeSignal(at=t, mode=mode))
+        self.signal_resume(ResumeSignal(at=t, mode=mode))
         self._next_random(t, self.faults.resumes_per_hour, RANDOM_RESUME)
 
     def _on_violation(self, v: Violation) -> None:
