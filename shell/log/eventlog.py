@@ -70,6 +70,10 @@ LOG_VERSION = 1
 #: What wrote a log.
 SOURCES = frozenset({"fold", "simulate", "run", "serve"})
 
+#: The longest line a reader accepts (a full sync of ~30M task ids fits): a longer one is a
+#: ``LogError`` naming its line, not a read that exhausts memory.
+MAX_LINE_BYTES = 256 << 20
+
 _RECORD_KEYS = frozenset({"seq", "runner_id", "event", "commands"})
 _MEMBERS = frozenset(EVENT_TYPES) | frozenset(COMMAND_TYPES)
 _EVENTS_BY_NAME: dict[str, type] = {cls.__name__: cls for cls in EVENT_TYPES}
@@ -355,6 +359,14 @@ def _parse_json(path: str, line_no: int, raw: bytes, torn: bool) -> Any:
         raise LogError(path, line_no, "$", f"invalid JSON: {detail}") from None
 
 
+def _read_line(path: str, f: IO[bytes], line_no: int) -> bytes:
+    """The next line (with its newline), or ``b""`` at the end; ``LogError`` past ``MAX_LINE_BYTES``."""
+    raw = f.readline(MAX_LINE_BYTES + 1)
+    if len(raw) > MAX_LINE_BYTES:
+        raise LogError(path, line_no, "$", f"line longer than {MAX_LINE_BYTES:,} bytes: not a record")
+    return raw
+
+
 def _parse_header(path: str, raw: bytes | None) -> LogHeader:
     if not raw:
         raise LogError(path, 1, "$", "empty file: no log header")
@@ -450,7 +462,7 @@ class LogReader:
         except OSError as exc:
             raise LogError(self.path, 0, "$", f"cannot read: {exc.strerror or exc}") from None
         try:
-            self.header = _parse_header(self.path, self._file.readline())
+            self.header = _parse_header(self.path, _read_line(self.path, self._file, 1))
         except BaseException:
             self.close()
             raise
@@ -463,7 +475,7 @@ class LogReader:
             raise ValueError(f"{self.path}: reader is closed")
         path, runner_id = self.path, self.header.runner_id
         line_no = 1 + self.count
-        for raw in f:
+        while raw := _read_line(path, f, line_no + 1):
             line_no += 1
             torn = not raw.endswith(b"\n")
             record = _decode_record(path, line_no, raw, torn, self.count + 1, runner_id)

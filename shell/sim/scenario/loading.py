@@ -27,6 +27,10 @@ from swarmfold.shell.sim.scenario.schema import (
     TaskPlan,
 )
 
+#: The largest scenario file read (about ten million tasks): a larger one is a ``ScenarioError``,
+#: not a read that exhausts memory.
+MAX_SCENARIO_BYTES = 1 << 30
+
 # --- loading ----------------------------------------------------------------------------------
 
 
@@ -34,7 +38,11 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read, decode and validate a scenario file. Raises ``ScenarioError``."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SCENARIO_BYTES + 1)
+        if len(raw) > MAX_SCENARIO_BYTES:
+            raise ScenarioError([f"$: file larger than {MAX_SCENARIO_BYTES:,} bytes: not a scenario"], source)
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise ScenarioError([f"cannot read: {exc.strerror or exc}"], source) from exc
     except UnicodeDecodeError as exc:
