@@ -30,6 +30,7 @@ def start_attach(tx: Tx, event: AttachStarted) -> None:
     tx.workflow_run_id = event.workflow_run_id
     tx.run_status = event.run_status
     tx.heartbeat_status = event.run_status
+    tx.done_not_loaded = event.previously_complete
     tx.set_timing(started_at=event.at, last_sync=event.server_time)
     tx.attach = AttachProgress(
         dag_id=event.dag_id, workflow_limit=event.workflow_limit, queues=event.queues

@@ -58,7 +58,9 @@ class AttachStarted:
     """The shell attached to an existing run; tasks and edges will be loaded in chunks.
 
     ``workflow_limit`` and ``dag_id`` come from ``fetch_workflow_metadata``, ``server_time``
-    from ``/time`` (spec §3.2).
+    from ``/time`` (spec §3.2). ``previously_complete`` counts the workflow's DONE tasks, which
+    ``get_tasks`` leaves out (the shell asks a full status sync): they count in the summary's
+    totals as Jobmon's do.
     """
 
     at: float
@@ -70,6 +72,7 @@ class AttachStarted:
     run_status: str = "B"
     server_time: str | None = None
     queues: tuple[QueueSpec, ...] = field(default=(), converter=_as_tuple)
+    previously_complete: int = 0
 
 
 @frozen

@@ -64,7 +64,7 @@ def set_up(tx: Tx, at: float, spec: TopologySpec, workflow_limit: int | None = N
     tx.array_limits.base = pmap(topo.array_limits)
     tx.workflow_limit = topo.workflow_limit if workflow_limit is None else workflow_limit
     tx.batch_size = tx.config.max_batch_size
-    tx.num_previously_complete = tx.status_counts.get("D", 0)
+    tx.num_previously_complete = tx.status_counts.get("D", 0) + tx.done_not_loaded
     count_initial_upstreams_done(tx)
     initial_fringe(tx)
     start_run(tx, at)
@@ -272,8 +272,8 @@ def build_summary(tx: Tx, at: float, reason: str) -> RunSummary:
     return RunSummary(
         final_status=tx.run_status,
         reason=reason,
-        total_tasks=len(tx.status),
-        done_count=counts.get("D", 0),
+        total_tasks=len(tx.status) + tx.done_not_loaded,
+        done_count=counts.get("D", 0) + tx.done_not_loaded,
         failed_count=counts.get("F", 0),
         num_previously_complete=tx.num_previously_complete,
         elapsed=at - tx.timing.started_at,

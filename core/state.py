@@ -323,6 +323,7 @@ class SwarmState(CountQueries):
     distributor_dead: bool = False
     distributor_detail: str = ""
     num_previously_complete: int = 0
+    done_not_loaded: int = 0
     attach: AttachProgress | None = None
     summary: RunSummary | None = None
     anomalies: int = 0
@@ -387,6 +388,7 @@ class Tx(CountQueries):
     distributor_dead: bool
     distributor_detail: str
     num_previously_complete: int
+    done_not_loaded: int
     attach: AttachProgress | None
     summary: RunSummary | None
     anomalies: int

@@ -309,13 +309,31 @@ def test_q3_num_previously_complete_counts_tasks_done_at_start() -> None:
     assert summary.num_previously_complete == 2
 
 
-def test_q3_attached_run_reports_zero_previously_complete() -> None:
+def test_q3_attached_run_counts_the_done_tasks_the_server_reported() -> None:
+    run = Run()
+    out = run.feed(AttachStarted(0.0, WF, WFR, dag_id=5, workflow_limit=100,
+                                 config=SwarmConfig(chunk_size=10), server_time=T0,
+                                 queues=[QueueSpec("all.q")], previously_complete=11))
+    chunk = only(out, LoadTaskChunk)
+    out = run.feed(TaskChunkLoaded(chunk.command_id, 0.1, [row(1), row(2), row(3)]))
+    edges = only(out, LoadEdgeChunk)
+    run.feed(EdgeChunkLoaded(edges.command_id, 0.2, [EdgeRow(t, t + 10, ()) for t in (1, 2, 3)]))
+    # get_tasks sends no DONE task; the shell's full sync counted 11: Jobmon's "14 total, 11
+    # previously complete".
+    assert run.state.num_previously_complete == 11
+    from swarmfold.core.lifecycle import build_summary
+    from swarmfold.core.state import Tx
+
+    summary = build_summary(Tx(run.state), 1.0, "test")
+    assert (summary.total_tasks, summary.done_count, summary.num_previously_complete) == (14, 11, 11)
+
+
+def test_q3_attached_run_without_a_count_reports_zero_previously_complete() -> None:
     run, out = attach(SwarmConfig(chunk_size=10))
     chunk = only(out, LoadTaskChunk)
     out = run.feed(TaskChunkLoaded(chunk.command_id, 0.1, [row(1)]))
     edges = only(out, LoadEdgeChunk)
     run.feed(EdgeChunkLoaded(edges.command_id, 0.2, [EdgeRow(1, 11, ())]))
-    # The server never sends DONE tasks while attaching, so none was complete "before".
     assert run.state.num_previously_complete == 0
 
 

@@ -138,6 +138,7 @@ def run_workflow_run(
             )
         try:
             server_time = gw.server_time()
+            previously_complete = gw.done_task_count(workflow_id)
         except GatewayError as exc:
             return not_run("bootstrap_failed", EXIT_NOT_DONE, str(exc), dict(gw.request_counts))
 
@@ -172,6 +173,7 @@ def run_workflow_run(
             config=config,
             run_status="B",
             server_time=server_time,
+            previously_complete=previously_complete,
         )
         if on_runner is not None:
             on_runner(runner)

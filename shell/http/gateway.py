@@ -69,7 +69,15 @@ from swarmfold.shell.http.parsing import (
     parse_terminated,
     shown,
 )
-from swarmfold.shell.http.routes import COMMAND_ROUTES, FETCH_WORKFLOW_METADATA, GET_CLUSTER, GET_QUEUE, TIME
+from swarmfold.shell.http.routes import (
+    COMMAND_ROUTES,
+    FETCH_WORKFLOW_METADATA,
+    GET_CLUSTER,
+    GET_QUEUE,
+    TASK_STATUS_UPDATES,
+    TIME,
+    Route,
+)
 
 __all__ = [
     "DEFAULT_CLIENT_VERSION",
@@ -428,6 +436,27 @@ class JobmonGateway:
         try:
             result: str = self._request(TIME.method, TIME.path(), TIME.label).parse(parse_server_time)
             return result
+        except _Failed as exc:
+            raise GatewayError(str(exc)) from None
+
+    def done_task_count(self, workflow_id: int) -> int:
+        """How many of the workflow's tasks are DONE: one full status sync
+        (``task_status_updates`` with ``{}`` lists every task). Raises ``GatewayError``."""
+        route = TASK_STATUS_UPDATES
+        try:
+            r = self._request(route.method, route.path(workflow_id=workflow_id), route.label, body={})
+            tasks, _ = r.parse(parse_status_updates)
+            return len(tasks.get("D", ()))
+        except _Failed as exc:
+            raise GatewayError(str(exc)) from None
+
+    def call(self, route: Route, body: Any = None, query: dict[str, Any] | None = None, **params: Any) -> Any:
+        """One request on ``route`` (path parameters as keywords) with the usual retries and
+        run-level bound; the decoded JSON answer. Raises ``GatewayError``. For the requests
+        outside the swarm's loop (a resume's preparation)."""
+        try:
+            r = self._request(route.method, route.path(**params), route.label, body=body, params=query)
+            return r.body
         except _Failed as exc:
             raise GatewayError(str(exc)) from None
 

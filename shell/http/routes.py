@@ -139,6 +139,12 @@ SET_RESUME = Route("POST", "/workflow/{workflow_id}/set_resume")
 UPDATE_WORKFLOW_LIMIT = Route("PUT", "/workflow/{workflow_id}/update_max_concurrently_running")
 UPDATE_ARRAY_LIMIT = Route("PUT", "/workflow/{workflow_id}/update_array_max_concurrently_running")
 
+# Resuming a workflow (``resume_workflow_from_id``, protocol doc §3), in the order they are sent.
+INCREASE_RESOURCES = Route("POST", "/workflow/{workflow_id}/increase_resources")
+IS_RESUMABLE = Route("GET", "/workflow/{workflow_id}/is_resumable")
+SET_RESUME_STATE = Route("POST", "/task/{workflow_id}/set_resume_state")
+CREATE_WORKFLOW_RUN = Route("POST", "/workflow_run")
+
 #: The routes the swarm itself calls, in the order of the table above.
 SWARM_ROUTES: tuple[Route, ...] = (
     QUEUE_TASK_BATCH, BIND_RESOURCES, LOG_HEARTBEAT, UPDATE_RUN_STATUS, SET_STATUS_FOR_TRIAGING,
@@ -147,6 +153,8 @@ SWARM_ROUTES: tuple[Route, ...] = (
 )
 #: The user routes above.
 USER_ROUTES: tuple[Route, ...] = (SET_RESUME, UPDATE_WORKFLOW_LIMIT, UPDATE_ARRAY_LIMIT)
+#: The routes a resume sends before the swarm starts (``SET_RESUME`` too, and ``UPDATE_RUN_STATUS``).
+RESUME_ROUTES: tuple[Route, ...] = (INCREASE_RESOURCES, IS_RESUMABLE, SET_RESUME_STATE, CREATE_WORKFLOW_RUN)
 
 
 # --- requests and answers --------------------------------------------------------------------

@@ -15,9 +15,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from swarmfold.core.config import UNLIMITED
+from swarmfold.core.resources import Requested
 from swarmfold.core.topology import Topology
 from swarmfold.shell.http import routes
 from swarmfold.shell.http.routes import Request, Response, Route
+from swarmfold.shell.server import resume
 from swarmfold.shell.server.model import ServerModel
 from swarmfold.shell.sim.scenario import Scenario
 
@@ -79,9 +81,15 @@ HANDLERS: dict[Route, str] = {
     routes.SET_RESUME: "set_resume",
     routes.UPDATE_WORKFLOW_LIMIT: "update_workflow_limit",
     routes.UPDATE_ARRAY_LIMIT: "update_array_limit",
+    routes.INCREASE_RESOURCES: "increase_resources",
+    routes.IS_RESUMABLE: "is_resumable",
+    routes.SET_RESUME_STATE: "set_resume_state",
+    routes.CREATE_WORKFLOW_RUN: "create_workflow_run",
 }
 SERVED: tuple[Route, ...] = tuple(HANDLERS)
-assert set(routes.SWARM_ROUTES) | set(routes.USER_ROUTES) == set(SERVED), "serve answers every route"
+assert set(routes.SWARM_ROUTES) | set(routes.USER_ROUTES) | set(routes.RESUME_ROUTES) == set(SERVED), (
+    "serve answers every route"
+)
 
 
 
@@ -165,20 +173,21 @@ class RouteAnswers:
             + "}"
             for name in names
         }
-        # One string triple per distinct resource set (Resources objects are shared).
-        self._resource_strings: dict[int, tuple[str, str, str]] = {}
+        # One string triple per distinct (queue, requested) a task holds.
+        self._resource_strings: dict[tuple[str, Requested], tuple[str, str, str]] = {}
 
     def _row(self, i: int) -> list[Any]:
         topo = self.topology
-        res = topo.resources_of[i]
-        strings = self._resource_strings.get(id(res))
+        held = self.model.current_resources(i)
+        strings = self._resource_strings.get(held)
         if strings is None:
+            queue, requested = held
             strings = (
-                json.dumps(dict(res.requested)),
-                self.cluster_names[self.cluster_of_queue[res.queue]],
-                res.queue,
+                json.dumps(dict(requested)),
+                self.cluster_names[self.cluster_of_queue[queue]],
+                queue,
             )
-            self._resource_strings[id(res)] = strings
+            self._resource_strings[held] = strings
         scales = {name: list(v) if isinstance(v, tuple) else v for name, v in topo.scales_of[i]}
         a = topo.array_of[i]
         return [
@@ -198,26 +207,40 @@ class RouteAnswers:
             raise _Abort(404, f"no workflow {wf}")
 
     def _run(self, wfr: str) -> None:
-        if int(wfr) != self.workflow_run_id:
+        if int(wfr) != self.model.workflow_run_id:
             raise _Abort(404, f"no workflow run {wfr}")
+
+    def _past_run(self, wfr: str) -> str | None:
+        """An earlier run's last status (its requests change nothing: every run it could
+        still make is refused), None for the current run; 404 for an unknown run."""
+        if int(wfr) == self.model.workflow_run_id:
+            return None
+        status = self.model.past_runs.get(int(wfr))
+        if status is None:
+            raise _Abort(404, f"no workflow run {wfr}")
+        return status
 
     # the swarm's routes
 
     def log_heartbeat(self, wfr: str, *, query: Any, body: Any, now: float) -> tuple[int, Any]:
-        self._run(wfr)
         b = _require(body, {"status": str, "next_report_increment": (int, float)})
+        past = self._past_run(wfr)
+        if past is not None:
+            return 200, {"status": past}
         increment = float(b["next_report_increment"]) * self.time_scale
         return 200, {"status": self.model.log_heartbeat(b["status"], increment, now)}
 
     def update_status(self, wfr: str, *, query: Any, body: Any, now: float) -> tuple[int, Any]:
-        self._run(wfr)
         b = _require(body, {"status": str})
+        past = self._past_run(wfr)
+        if past is not None:
+            return 200, {"status": past}
         return 200, {"status": self.model.update_status(b["status"], now)}
 
     def terminate(self, wfr: str, *, query: Any, body: Any, now: float) -> tuple[int, Any]:
         self._run(wfr)
         n = self.model.terminate_task_instances(now)
-        return 200, {"workflow_run_id": self.workflow_run_id, "num_terminated": n}
+        return 200, {"workflow_run_id": self.model.workflow_run_id, "num_terminated": n}
 
     def triage(self, wfr: str, *, query: Any, body: Any, now: float) -> tuple[int, Any]:
         self._run(wfr)
@@ -254,7 +277,7 @@ class RouteAnswers:
         b = _require(body, {"task_ids": list, "task_resources_id": int, "workflow_run_id": int})
         array_id = int(array)
         model = self.model
-        if b["workflow_run_id"] != self.workflow_run_id:
+        if b["workflow_run_id"] != self.model.workflow_run_id:
             raise _Abort(400, f"unknown workflow_run_id {b['workflow_run_id']}")
         tr = b["task_resources_id"]
         if not 0 < tr < len(model.task_resources):
@@ -378,6 +401,30 @@ class RouteAnswers:
             raise _Abort(400, "field 'max_tasks': must be >= 0")
         self._set_array_limit(array_id, b["max_tasks"])
         return 200, {"message": f"Array {array_id} max_concurrently_running updated to {b['max_tasks']}"}
+
+    # resuming (shell/server/resume.py)
+
+    def increase_resources(self, wf: str, *, query: Any, body: Any, now: float) -> tuple[int, Any]:
+        self._workflow(wf)
+        return 200, resume.increase_resources(self.model, now)
+
+    def is_resumable(self, wf: str, *, query: Any, body: Any, now: float) -> tuple[int, Any]:
+        self._workflow(wf)
+        return 200, {"workflow_is_resumable": resume.is_resumable(self.model),
+                     "pending_kill_self": resume.pending_kill_self(self.model)}
+
+    def set_resume_state(self, wf: str, *, query: Any, body: Any, now: float) -> tuple[int, Any]:
+        self._workflow(wf)
+        b = _require(body, {"reset_if_running": bool})
+        return 200, resume.set_resume_state(self.model, b["reset_if_running"], now)
+
+    def create_workflow_run(self, *, query: Any, body: Any, now: float) -> tuple[int, Any]:
+        b = _require(body, {"workflow_id": int, "user": str, "jobmon_version": str,
+                            "next_report_increment": (int, float)})
+        if b["workflow_id"] != self.workflow_id:
+            return 200, {"workflow_run_id": None, "err_msg": f"No workflow exists for ID {b['workflow_id']}"}
+        increment = float(b["next_report_increment"]) * self.time_scale
+        return 200, resume.create_workflow_run(self.model, increment, now)
 
     def health(self, *, query: Any, body: Any, now: float) -> tuple[int, Any]:
         return 200, {"status": "OK"}

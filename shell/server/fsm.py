@@ -24,6 +24,8 @@ __all__ = [
     "ACCEPTED",
     "REAP",
     "REFUSED",
+    "RUN_ACTIVE",
+    "RUN_ALIVE",
     "RUN_TO_WORKFLOW",
     "TASK",
     "TASK_INSTANCE",
@@ -33,6 +35,7 @@ __all__ = [
     "WORKFLOW",
     "WORKFLOW_RUN",
     "WORKFLOW_RUN_UNTIMELY",
+    "WORKFLOW_NOT_LINKABLE",
     "WORKFLOW_UNTIMELY",
     "RAW_TASK",
     "run_transition",
@@ -76,6 +79,13 @@ WORKFLOW_RUN = _pairs(
 )
 #: Untimely run requests: accepted as no-ops (a heartbeat still extends the run).
 WORKFLOW_RUN_UNTIMELY = _pairs("R->R L->L")
+#: Runs that hold their workflow (``WorkflowRun.is_alive``): while one exists the workflow is not
+#: resumable and no new run links.
+RUN_ALIVE = frozenset("LBRCH")
+#: Runs ``set_resume`` moves to C (cold) or H (hot) (``WorkflowRun.is_active``).
+RUN_ACTIVE = frozenset("BR")
+#: Workflow statuses that refuse a new run (``Workflow.ready_to_link``).
+WORKFLOW_NOT_LINKABLE = frozenset("QRD")
 #: The reaper, on a run whose heartbeat lapsed: ``old -> new``.
 REAP: Mapping[str, str] = {"L": "A", "C": "T", "H": "T", "R": "E"}
 

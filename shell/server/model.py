@@ -145,8 +145,9 @@ class ServerModel:
         # Limits (stored on the server; changed by the user at run time).
         self.workflow_limit: int = topo.workflow_limit
         self.array_limits: dict[int, int] = dict(topo.array_limits)
-        # The workflow run.
+        # The workflow run, and the last status of every earlier run (shell/server/resume.py).
         self.run_status = run_status
+        self.past_runs: dict[int, str] = {}
         self.heartbeat_date = now + heartbeat_increment
         self.ti_report_increment = ti_report_increment
         # Task resources (bind_resources) and task instances.
@@ -167,6 +168,8 @@ class ServerModel:
         #: Instances triaged (T), to be resolved by the distributor.
         self.triaged: list[int] = []
         self.ti_counts: dict[str, int] = {}
+        #: Resources set by ``increase_resources``: task index -> (queue, requested).
+        self.resource_override: dict[int, tuple[str, Requested]] = {}
 
     # --- status bookkeeping -------------------------------------------------------------------
 
@@ -184,7 +187,7 @@ class ServerModel:
             self._mark[i] = sec
             self._bucket_of(sec).append(i)
 
-    def _set(self, i: int, new: str, now: float) -> None:
+    def set_task_status(self, i: int, new: str, now: float) -> None:
         """Set task ``i``'s status (bumping its status_date) and keep every count right."""
         old = self.status[i]
         if old == new:
@@ -528,7 +531,7 @@ class ServerModel:
         self._ti_set(ti, ti_error)
         self.to_kill.pop(ti, None)
         _, final = task_after_instance(ti_error, self.num_attempts[i], self.max_attempts[i])
-        self._set(i, final, now)
+        self.set_task_status(i, final, now)
 
     def worker_lost(self, ti: int, now: float) -> None:
         """The worker of a running instance vanished: it will miss its report-by date."""
@@ -546,7 +549,7 @@ class ServerModel:
             self.report_by.pop(ti, None)
             i = self.ti_task[ti]
             if self.status[i] in ("O", "R"):
-                self._set(i, "F", now)
+                self.set_task_status(i, "F", now)
         return killed
 
     def resolve_triaged(self, now: float) -> list[int]:
@@ -597,6 +600,19 @@ class ServerModel:
 
     def resources_of_instance(self, ti: int) -> tuple[str, Requested]:
         return self.task_resources[self.ti_resources[ti]]
+
+    def current_resources(self, i: int) -> tuple[str, Requested]:
+        """Task ``i``'s resources as the server holds them: set by ``increase_resources``, else
+        bound by its latest queueing (``queue_task_batch`` sets the task's resources), else
+        as the workflow was bound."""
+        override = self.resource_override.get(i)
+        if override is not None:
+            return override
+        ti = self.latest_ti[i]
+        if ti >= 0:
+            return self.task_resources[self.ti_resources[ti]]
+        res = self.topo.resources_of[i]
+        return res.queue, res.requested
 
     def task_status(self, task_id: int) -> str:
         return self.status[int(self.index_of[task_id])]

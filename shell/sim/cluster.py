@@ -211,6 +211,9 @@ class Distributor:
         if not self.alive:
             return
         server = self.server
+        if server.run_status == "B":  # a new run (a resume): its distributor starts, B -> I -> O
+            server.update_status("I", now)
+            server.update_status("O", now)
         for ti in server.transition_to_killed(now):
             self._count("killed")
             self._release(ti, now)

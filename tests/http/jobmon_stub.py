@@ -257,11 +257,11 @@ class JobmonStub:
 
     # --- test knobs --------------------------------------------------------------------------
 
-    def inject(self, pattern: str, fault: Fault, times: int = 1) -> None:
+    def inject(self, pattern: str, fault: Fault, times: int = 1, skip: int = 0) -> None:
         """Apply ``fault`` to the next ``times`` requests whose ``"METHOD /path"`` contains
-        ``pattern``."""
+        ``pattern``, after letting ``skip`` of them through (say, the attach's full sync)."""
         with self.lock:
-            self.faults.append([pattern, fault, times])
+            self.faults.append([pattern, fault, times, skip])
 
     def new_run(self, status: str = "B") -> int:
         """A new workflow run of the workflow (what a resume creates); returns its id."""
@@ -575,6 +575,9 @@ class _Handler(GzipJsonHandler):
         with stub.lock:
             for rule in stub.faults:
                 if rule[2] > 0 and rule[0] in record.route:
+                    if rule[3] > 0:
+                        rule[3] -= 1
+                        continue
                     rule[2] -= 1
                     fault = rule[1]
                     break
