@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from swarmfold.shell.cli.demo import add_parser as add_demo_parser
     from swarmfold.shell.http.serve import add_parser as add_serve_parser
+    from swarmfold.shell.jobmon.resume_command import add_parser as add_resume_parser
+
+    add_resume_parser(sub)
 
     add_serve_parser(sub)
     add_demo_parser(sub)

@@ -48,6 +48,8 @@ def run_workflow_run(
     distributor_pid: int | None = None,
     distributor_command: str | None = None,
     distributor_check_interval: float | None = None,
+    distributor_probe: Callable[[], str | None] | None = None,
+    header_extra: Mapping[str, Any] | None = None,
     progress: str | Progress = "auto",
     progress_stream: TextIO | None = None,
     route_prefix: str = DEFAULT_ROUTE_PREFIX,
@@ -70,6 +72,8 @@ def run_workflow_run(
     loads tasks and edges in chunks), then runs the main loop. Never raises for anything the
     server or the run does: the outcome says how it ended (``exit_code`` 0 only for DONE).
     ``on_runner`` sees the ``Runner`` before it starts (keep it to call ``request_stop``).
+    ``distributor_probe`` (None while alive, else why not) watches a distributor this process
+    started; ``header_extra`` adds facts to the event log's header (a resume's).
     """
     from swarmfold.shell.log.eventlog import EventLogWriter, LogLocked, default_runner_id, new_header
 
@@ -84,7 +88,7 @@ def run_workflow_run(
     def not_run(reason: str, code: int, message: str, requests: dict[str, int] | None = None) -> RunOutcome:
         log.error("[%s] %s", runner_id, message)
         return RunOutcome(None, reason, code, path, runner_id, message=message,
-                          requests=requests or {}, elapsed=clock())
+                          requests=requests or {}, elapsed=clock(), workflow_run_id=workflow_run_id)
 
     if not server_url.startswith(("http://", "https://")):
         return not_run("bad_input", EXIT_BAD_INPUT,
@@ -106,6 +110,7 @@ def run_workflow_run(
                     "server": server_url,
                     "route_prefix": route_prefix,
                     "client_jobmon_version": client_version,
+                    **(header_extra or {}),
                 },
             )
             try:
@@ -159,6 +164,7 @@ def run_workflow_run(
             distributor_pid=distributor_pid,
             distributor_command=distributor_command,
             distributor_check_interval=distributor_check_interval,
+            distributor_probe=distributor_probe,
             progress=reporter,
             callables=callables,
             max_concurrent_batches=max_concurrent_batches,
@@ -178,7 +184,7 @@ def run_workflow_run(
         if on_runner is not None:
             on_runner(runner)
         outcome = runner.run(start)
-        return attrs.evolve(outcome, elapsed=clock())
+        return attrs.evolve(outcome, elapsed=clock(), workflow_run_id=workflow_run_id)
     finally:
         if writer is not None:
             writer.close()

@@ -38,6 +38,7 @@ class RunOutcome:
     requests: dict[str, int] = attrs.field(factory=dict)
     anomalies: int = 0
     elapsed: float = 0.0
+    workflow_run_id: int | None = None
 
     @property
     def final_status(self) -> str | None:
@@ -57,6 +58,7 @@ class RunOutcome:
             "exit_code": self.exit_code,
             "log_path": self.log_path,
             "runner_id": self.runner_id,
+            "workflow_run_id": self.workflow_run_id,
             "events": self.events,
             "requests": dict(sorted(self.requests.items())),
             "total_requests": self.total_requests,

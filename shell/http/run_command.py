@@ -16,15 +16,26 @@ from swarmfold.shell.http.gateway import (
 )
 from swarmfold.shell.http.runner import EXIT_BAD_INPUT, format_outcome
 
-__all__ = ["add_run_arguments", "main"]
+__all__ = ["add_run_arguments", "add_swarm_arguments", "main", "print_outcome", "swarm_settings"]
 
 def add_run_arguments(parser: Any) -> None:
     """The options of ``swarmfold run`` (Jobmon's defaults where Jobmon has one)."""
-    d = SwarmConfig()
     parser.add_argument("--server", required=True, metavar="URL",
                         help="Jobmon server URL (without the route prefix)")
     parser.add_argument("--workflow-id", type=int, required=True, metavar="W")
     parser.add_argument("--workflow-run-id", type=int, required=True, metavar="R")
+    add_swarm_arguments(parser, timeout_flag="--timeout")
+    parser.add_argument("--distributor-pid", type=int, metavar="PID",
+                        help="fail the run (distributor_died) when this process is gone")
+    parser.add_argument("--distributor-command", metavar="CMD",
+                        help="shell command run periodically; a non-zero exit means the distributor died")
+
+
+def add_swarm_arguments(parser: Any, timeout_flag: str) -> None:
+    """The options ``run`` and ``resume`` share: the log, the swarm's settings, HTTP and
+    retries. ``timeout_flag`` names the workflow timeout (``resume`` calls it
+    ``--execution-timeout``, as Jobmon's CLI does)."""
+    d = SwarmConfig()
     parser.add_argument("--log", metavar="FILE", help="record every decision in an event log (JSONL)")
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     parser.add_argument("--heartbeat-interval", type=float, default=d.heartbeat_interval, metavar="S",
@@ -34,7 +45,7 @@ def add_run_arguments(parser: Any) -> None:
     parser.add_argument("--wedged-sync-interval", type=float, default=d.wedged_sync_interval, metavar="S",
                         help=f"seconds between full syncs; < 0: always (default {d.wedged_sync_interval:g})")
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed task")
-    parser.add_argument("--timeout", type=float, default=d.timeout, metavar="S",
+    parser.add_argument(timeout_flag, dest="timeout", type=float, default=d.timeout, metavar="S",
                         help=f"workflow timeout in seconds (default {d.timeout:g})")
     parser.add_argument("--max-batch-size", type=int, default=d.max_batch_size, metavar="N",
                         help=f"tasks per queue_task_batch, the cap (default {d.max_batch_size})")
@@ -58,19 +69,14 @@ def add_run_arguments(parser: Any) -> None:
                         help="end the run (exit 1) when a route has had no successful answer for S "
                         "seconds: the server is gone or has forgotten the run (default: --retry-seconds)")
     parser.add_argument("--max-concurrent-batches", type=int, default=4, metavar="N")
-    parser.add_argument("--distributor-pid", type=int, metavar="PID",
-                        help="fail the run (distributor_died) when this process is gone")
-    parser.add_argument("--distributor-command", metavar="CMD",
-                        help="shell command run periodically; a non-zero exit means the distributor died")
     parser.add_argument("--progress", choices=("auto", "tty", "lines", "off"), default="auto",
                         help="progress on stderr: a live line on a TTY, log lines otherwise")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every retried request")
 
 
-def main(args: Any, out: TextIO) -> int:
-    """``swarmfold run``: attach to a workflow run and run it; returns the exit code."""
-    import json
-
+def swarm_settings(args: Any, command: str) -> dict[str, Any] | None:
+    """The keyword arguments of ``run_workflow_run`` that ``add_swarm_arguments`` gives; None
+    (after printing the error) for a bad value."""
     from swarmfold.core.errors import InvalidConfig
 
     if not logging.getLogger().handlers:
@@ -95,28 +101,44 @@ def main(args: Any, out: TextIO) -> int:
         if args.retry_attempts < 1 or args.max_concurrent_batches < 1 or args.http_timeout <= 0:
             raise InvalidConfig("--retry-attempts, --max-concurrent-batches and --http-timeout must be > 0")
     except InvalidConfig as exc:
-        print(f"swarmfold run: error: {exc}", file=sys.stderr)
+        print(f"swarmfold {command}: error: {exc}", file=sys.stderr)
+        return None
+    return {
+        "config": config,
+        "log_path": args.log,
+        "max_seconds": args.max_seconds,
+        "progress": args.progress,
+        "route_prefix": args.route_prefix,
+        "client_version": args.client_version,
+        "timeout": args.http_timeout,
+        "retry": retry,
+        "unreachable_after": args.server_timeout,
+        "max_concurrent_batches": args.max_concurrent_batches,
+    }
+
+
+def print_outcome(outcome: Any, title: str, as_json: bool, out: TextIO) -> None:
+    """The outcome as JSON (``--json``) or as text under ``title``."""
+    import json
+
+    if as_json:
+        print(json.dumps(outcome.to_dict(), sort_keys=True), file=out)
+    else:
+        print(format_outcome(outcome, title), file=out)
+
+
+def main(args: Any, out: TextIO) -> int:
+    """``swarmfold run``: attach to a workflow run and run it; returns the exit code."""
+    settings = swarm_settings(args, "run")
+    if settings is None:
         return EXIT_BAD_INPUT
     outcome = run_workflow_run(
         args.server,
         args.workflow_id,
         args.workflow_run_id,
-        config=config,
-        log_path=args.log,
-        max_seconds=args.max_seconds,
         distributor_pid=args.distributor_pid,
         distributor_command=args.distributor_command,
-        progress=args.progress,
-        route_prefix=args.route_prefix,
-        client_version=args.client_version,
-        timeout=args.http_timeout,
-        retry=retry,
-        unreachable_after=args.server_timeout,
-        max_concurrent_batches=args.max_concurrent_batches,
+        **settings,
     )
-    if args.json:
-        print(json.dumps(outcome.to_dict(), sort_keys=True), file=out)
-    else:
-        title = f"workflow {args.workflow_id} run {args.workflow_run_id}: "
-        print(format_outcome(outcome, title), file=out)
+    print_outcome(outcome, f"workflow {args.workflow_id} run {args.workflow_run_id}: ", args.json, out)
     return outcome.exit_code

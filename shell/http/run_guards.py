@@ -70,8 +70,8 @@ class RunLock:
 
 class DistributorWatch:
     """Checks that the distributor is alive every ``interval`` seconds, in its own thread:
-    a PID (alive and not a zombie) and/or a shell command (exit 0 = alive). Calls
-    ``on_dead(detail)`` once when a check fails."""
+    a PID (alive and not a zombie), a shell command (exit 0 = alive) and/or a ``probe``
+    (returns None while alive, else why not). Calls ``on_dead(detail)`` once when a check fails."""
 
     def __init__(
         self,
@@ -79,12 +79,14 @@ class DistributorWatch:
         *,
         pid: int | None = None,
         command: str | None = None,
+        probe: Callable[[], str | None] | None = None,
         interval: float = 5.0,
         command_timeout: float = 30.0,
     ) -> None:
         self.on_dead = on_dead
         self.pid = pid
         self.command = command
+        self.probe = probe
         self.interval = interval
         self.command_timeout = command_timeout
         self._stop = threading.Event()
@@ -98,6 +100,10 @@ class DistributorWatch:
 
     def check(self) -> str | None:
         """``None`` when alive, else why not."""
+        if self.probe is not None:
+            dead = self.probe()
+            if dead:
+                return dead
         if self.pid is not None:
             dead = _pid_dead(self.pid)
             if dead:

@@ -108,6 +108,7 @@ class Runner:
         distributor_pid: int | None = None,
         distributor_command: str | None = None,
         distributor_check_interval: float | None = None,
+        distributor_probe: Callable[[], str | None] | None = None,
         progress: Progress | None = None,
         callables: Mapping[str, Callable[..., Any]] | None = None,
         max_concurrent_batches: int = 4,
@@ -127,6 +128,7 @@ class Runner:
         self.distributor_pid = distributor_pid
         self.distributor_command = distributor_command
         self.distributor_check_interval = distributor_check_interval
+        self.distributor_probe = distributor_probe
         self.progress = progress
         self.callables = callables
         self.max_concurrent_batches = max_concurrent_batches
@@ -365,7 +367,7 @@ class Runner:
         return restore
 
     def _start_watch(self, config: SwarmConfig) -> DistributorWatch | None:
-        if self.distributor_pid is None and self.distributor_command is None:
+        if (self.distributor_pid, self.distributor_command, self.distributor_probe) == (None, None, None):
             return None
         interval = self.distributor_check_interval
         if interval is None:
@@ -379,7 +381,7 @@ class Runner:
                 self._queue.put(DistributorDied(self.clock(), detail))
 
         watch = DistributorWatch(on_dead, pid=self.distributor_pid, command=self.distributor_command,
-                                 interval=interval)
+                                 probe=self.distributor_probe, interval=interval)
         watch.start()
         return watch
 

@@ -85,6 +85,15 @@ class DistributorProcess:
     def returncode(self) -> int | None:
         return None if self._process is None else self._process.poll()
 
+    def dead(self) -> str | None:
+        """None while the process runs; else how it ended (a liveness probe for the runner)."""
+        code = self.returncode
+        if self._process is None or code is None:
+            return None
+        tail = self.stderr_tail().strip()[-400:]
+        return (f"the distributor (pid {self._process.pid}) exited with code {code}"
+                + (f"; its stderr ends: {tail!r}" if tail else ""))
+
     def stderr_tail(self) -> str:
         with self._lock:
             return bytes(self._stderr[-TAIL_BYTES:]).decode("utf-8", "replace")

@@ -1,7 +1,7 @@
 """A stand-in for Jobmon's distributor, for tests: it talks on stderr as the real one does.
 
 Usage: ``python stand_in_distributor.py [--noise] [--never-alive] [--exit-before-alive CODE]
-[--die-after SECONDS] [--ignore-sigterm]``. It prints ``ALIVE`` on stderr once started, then
+[--die-after SECONDS] [--ignore-sigterm] [--pid-file FILE]``. It prints ``ALIVE`` on stderr once started, then
 waits; SIGTERM makes it print ``SHUTDOWN`` and exit 0. ``--die-after`` makes it exit 3 on its own.
 """
 
@@ -20,6 +20,7 @@ def main() -> int:
     p.add_argument("--exit-before-alive", type=int)
     p.add_argument("--die-after", type=float)
     p.add_argument("--ignore-sigterm", action="store_true")
+    p.add_argument("--pid-file", help="write the pid here once started")
     args, _ = p.parse_known_args()
 
     def on_term(signum: int, frame: object) -> None:
@@ -30,6 +31,11 @@ def main() -> int:
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, on_term)
+    if args.pid_file:
+        import os
+
+        with open(args.pid_file, "w") as f:
+            f.write(str(os.getpid()))
     if args.noise:
         sys.stderr.write("UserWarning: a package warning that is not the signal\n" * 50)
     if args.exit_before_alive is not None:
