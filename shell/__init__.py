@@ -2,7 +2,7 @@
 
 from typing import Any
 
-__all__ = ["run_workflow_run"]
+__all__ = ["resume_workflow", "run_workflow_run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -11,4 +11,8 @@ def __getattr__(name: str) -> Any:
         from swarmfold.shell.http.attach_run import run_workflow_run
 
         return run_workflow_run
+    if name == "resume_workflow":
+        from swarmfold.shell.jobmon.resume import resume_workflow
+
+        return resume_workflow
     raise AttributeError(f"module 'swarmfold.shell' has no attribute {name!r}")

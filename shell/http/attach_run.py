@@ -58,6 +58,7 @@ def run_workflow_run(
     retry: RetryPolicy | None = None,
     unreachable_after: float | None = None,
     max_concurrent_batches: int = 4,
+    max_parallel_requests: int | None = None,
     callables: Mapping[str, Callable[..., Any]] | None = None,
     runner_id: str | None = None,
     lock_dir: str | None = None,
@@ -128,7 +129,7 @@ def run_workflow_run(
         gw = gateway if gateway is not None else JobmonGateway(
             server_url, route_prefix=route_prefix, client_version=client_version, timeout=timeout,
             retry=retry, clock=clock, on_attempt=on_attempt, unreachable_after=unreachable_after,
-            pool_size=1 + 2 + 8 + max_concurrent_batches + 2,
+            pool_size=1 + 2 + 8 + max_concurrent_batches + 2, max_parallel_requests=max_parallel_requests,
         )
         try:
             meta = gw.fetch_workflow_metadata(workflow_id)

@@ -31,7 +31,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -70,14 +70,20 @@ from swarmfold.shell.http.parsing import (
     shown,
 )
 from swarmfold.shell.http.routes import (
+    BIND_RESOURCES,
     COMMAND_ROUTES,
     FETCH_WORKFLOW_METADATA,
     GET_CLUSTER,
     GET_QUEUE,
     TASK_STATUS_UPDATES,
     TIME,
+    UPDATE_RUN_STATUS,
     Route,
 )
+
+#: Writes Jobmon's server serialises anyway (on SQLite, parallel ones fail with "database is
+#: locked"): the gateway sends one of each route at a time.
+SERIALIZED_WRITES: tuple[Route, ...] = (BIND_RESOURCES, UPDATE_RUN_STATUS)
 
 __all__ = [
     "DEFAULT_CLIENT_VERSION",
@@ -219,6 +225,7 @@ class JobmonGateway:
         resolve_queue_ids: bool = True,
         seed: int | None = None,
         unreachable_after: float | None = None,
+        max_parallel_requests: int | None = None,
     ) -> None:
         policy = retry if retry is not None else RetryPolicy()
         if max_attempts is not None:
@@ -242,6 +249,15 @@ class JobmonGateway:
         self.unreachable_after = policy.max_seconds if unreachable_after is None else unreachable_after
         self.gone: str | None = None
         self._last_success: dict[str, float] = {}
+        if max_parallel_requests is not None and max_parallel_requests < 1:
+            raise ValueError(f"max_parallel_requests must be >= 1, got {max_parallel_requests}")
+        #: At most this many requests on the wire at once, all lanes together (None: no cap).
+        self.max_parallel_requests = max_parallel_requests
+        self._slots = (
+            None if max_parallel_requests is None else threading.BoundedSemaphore(max_parallel_requests)
+        )
+        #: Writes the server serialises anyway go one at a time, one lock per route.
+        self._write_locks = {route: threading.Lock() for route in SERIALIZED_WRITES}
         import requests
         from requests.adapters import HTTPAdapter
 
@@ -329,15 +345,16 @@ class JobmonGateway:
             self._count(template)
             status: int | None = None
             try:
-                response = self.session.request(
-                    method,
-                    self.url(path),
-                    params=query,
-                    json=body if method in ("POST", "PUT") else None,
-                    timeout=self.timeout,
-                )
-                status = response.status_code
-                content = response.content
+                with self._slot(route):
+                    response = self.session.request(
+                        method,
+                        self.url(path),
+                        params=query,
+                        json=body if method in ("POST", "PUT") else None,
+                        timeout=self.timeout,
+                    )
+                    status = response.status_code
+                    content = response.content
             except requests.exceptions.ContentDecodingError as exc:
                 self._report(route, attempt, status, t0, f"undecodable body: {exc}", False)
                 raise _Failed(
@@ -392,6 +409,21 @@ class JobmonGateway:
                     f"{route}: gave up after {attempt} attempt(s), cancelled (the runner is stopping); "
                     f"last: {last}"
                 )
+
+    @contextlib.contextmanager
+    def _slot(self, route: str) -> Iterator[None]:
+        """One of the ``max_parallel_requests`` slots for the time of one attempt."""
+        slots = self._slots
+        if slots is None:
+            yield
+            return
+        while not slots.acquire(timeout=0.05):
+            if self._cancel.is_set():
+                raise _Failed(f"{route}: cancelled (the runner is stopping) while waiting for a request slot")
+        try:
+            yield
+        finally:
+            slots.release()
 
     def _judge(self, template: str, route: str, failure: str, started: float, budget: float) -> None:
         """The run-level bound: raise ``_Failed`` (and stop every request) once ``template`` has
@@ -478,11 +510,13 @@ class JobmonGateway:
             if isinstance(command, BindResources) and command.queue_id == 0 and self.resolve_queue_ids:
                 command = attrs.evolve(command, queue_id=self._resolve_queue_id(command.queue))
             request = spec.request(command)
-            r = self._request(
-                request.method, request.path, spec.route.label, body=request.body,
-                params=dict(request.query) or None,
-                budget=None if spec.budget is None else spec.budget(command),
-            )
+            lock = self._write_locks.get(spec.route)
+            with lock if lock is not None else contextlib.nullcontext():
+                r = self._request(
+                    request.method, request.path, spec.route.label, body=request.body,
+                    params=dict(request.query) or None,
+                    budget=None if spec.budget is None else spec.budget(command),
+                )
             event = spec.answer(command, self.clock(), r.parse(spec.parse), r.duration)
             if isinstance(event, TaskChunkLoaded):
                 self._learn_clusters(event.tasks)

@@ -69,6 +69,10 @@ def add_swarm_arguments(parser: Any, timeout_flag: str) -> None:
                         help="end the run (exit 1) when a route has had no successful answer for S "
                         "seconds: the server is gone or has forgotten the run (default: --retry-seconds)")
     parser.add_argument("--max-concurrent-batches", type=int, default=4, metavar="N")
+    parser.add_argument("--max-parallel-requests", type=int, metavar="N",
+                        help="at most N requests on the wire at once, all lanes together (default: no "
+                        "cap; 1-2 suit Jobmon's test server on SQLite). Binds and run-status updates "
+                        "are always sent one at a time")
     parser.add_argument("--progress", choices=("auto", "tty", "lines", "off"), default="auto",
                         help="progress on stderr: a live line on a TTY, log lines otherwise")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every retried request")
@@ -98,8 +102,14 @@ def swarm_settings(args: Any, command: str) -> dict[str, Any] | None:
             fail_after_n_executions=args.stop_after_executions,
         )
         retry = RetryPolicy(max_attempts=args.retry_attempts, max_seconds=args.retry_seconds)
-        if args.retry_attempts < 1 or args.max_concurrent_batches < 1 or args.http_timeout <= 0:
-            raise InvalidConfig("--retry-attempts, --max-concurrent-batches and --http-timeout must be > 0")
+        parallel = args.max_parallel_requests
+        if args.retry_attempts < 1 or args.max_concurrent_batches < 1 or args.http_timeout <= 0 or (
+            parallel is not None and parallel < 1
+        ):
+            raise InvalidConfig(
+                "--retry-attempts, --max-concurrent-batches, --max-parallel-requests and "
+                "--http-timeout must be > 0"
+            )
     except InvalidConfig as exc:
         print(f"swarmfold {command}: error: {exc}", file=sys.stderr)
         return None
@@ -114,6 +124,7 @@ def swarm_settings(args: Any, command: str) -> dict[str, Any] | None:
         "retry": retry,
         "unreachable_after": args.server_timeout,
         "max_concurrent_batches": args.max_concurrent_batches,
+        "max_parallel_requests": args.max_parallel_requests,
     }
 
 

@@ -280,7 +280,8 @@ def resume_workflow(
                            "starting Jobmon's distributor needs the cluster name (--cluster NAME)")
     process: DistributorProcess | None = None
     gw = JobmonGateway(server_url, route_prefix=route_prefix, client_version=client_version, timeout=timeout,
-                       retry=retry, unreachable_after=unreachable_after)
+                       retry=retry, unreachable_after=unreachable_after,
+                       max_parallel_requests=run_options.get("max_parallel_requests"))
     try:
         with _interrupts_raise():
             try:

@@ -197,6 +197,12 @@ class JobmonStub:
         self.killed: set[int] = set()
         self.max_active = 0
         self.faults: list[list[Any]] = []
+        #: Requests being answered now and the most at once: per route for binds and run-status
+        #: updates (by method otherwise), and in all.
+        self.in_flight: dict[str, int] = {}
+        self.peak_in_flight: dict[str, int] = {}
+        self.in_flight_total = 0
+        self.peak_in_flight_total = 0
         self._next_resources_id = 1
         self.bound_ids: set[int] = set()
         self._server: ThreadingHTTPServer | None = None
@@ -554,6 +560,20 @@ class _Handler(GzipJsonHandler):
     def serve(self, method: str) -> None:
         stub = self.stub
         path, query, raw = self.read_request()
+        key = f"{method} {path}" if "bind_resources" in path or "update_status" in path else method
+        with stub.lock:
+            stub.in_flight[key] = stub.in_flight.get(key, 0) + 1
+            stub.in_flight_total += 1
+            stub.peak_in_flight[key] = max(stub.peak_in_flight.get(key, 0), stub.in_flight[key])
+            stub.peak_in_flight_total = max(stub.peak_in_flight_total, stub.in_flight_total)
+        try:
+            self._serve(stub, method, path, query, raw)
+        finally:
+            with stub.lock:
+                stub.in_flight[key] -= 1
+                stub.in_flight_total -= 1
+
+    def _serve(self, stub: JobmonStub, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
         body: Any = None
         record = Recorded(time.monotonic(), method, "", query, None, headers={
             "Content-Type": self.headers.get("Content-Type", ""),
