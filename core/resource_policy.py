@@ -61,7 +61,8 @@ def _set_adjusted(
     topo = tx.topo
     k = tx.resources.adjustments.get(index, 0)
     new = adjust(
-        current, topo.scales_of[index], topo.fallbacks_of[index], topo.bounds_of, k, evaluated
+        current, topo.scales_of[index], topo.fallbacks_of[index], topo.bounds_of, k, evaluated,
+        topo.clamp_of,
     )
     tx.set_resources(adjustments=tx.resources.adjustments.set(index, k + 1))
     if new != tx.resources_of(index):
@@ -75,7 +76,7 @@ def apply_evaluation(
     index = pending.index
     current = tx.resources_of(index)
     if pending.purpose == COMPUTE_RESOURCES:
-        merged = validated(current.with_values(values), tx.topo.bounds_of)
+        merged = validated(current.with_values(values), tx.topo.clamp_of)
         tx.set_override(index, merged)
         tx.set_resources(callables_done=tx.resources.callables_done.add(index))
         return merged

@@ -121,18 +121,22 @@ def choose_queue(
     current_queue: str,
     fallback_queues: Sequence[str],
     bounds_of: Mapping[str, Bounds],
+    clamp_of: Mapping[str, Bounds] | None = None,
 ) -> Resources:
     """Jobmon's fallback rule (spec §5.2 step 2).
 
     Try the current queue, then each fallback queue: the first on which ``requested`` is
-    valid wins, unchanged. If none is, use the last queue tried and coerce onto it.
+    valid (``bounds_of``: what the cluster's plugin validates) wins, unchanged. If none is,
+    use the last queue tried and coerce onto it (``clamp_of``: what the plugin clamps;
+    default ``bounds_of``).
     """
     candidates = [current_queue, *fallback_queues]
     for queue in candidates:
         if is_valid(requested, bounds_of.get(queue, {})):
             return Resources(queue, requested)
     last = candidates[-1]
-    return Resources(last, coerce(requested, bounds_of.get(last, {})))
+    clamps = bounds_of if clamp_of is None else clamp_of
+    return Resources(last, coerce(requested, clamps.get(last, {})))
 
 
 def adjust(
@@ -142,14 +146,16 @@ def adjust(
     bounds_of: Mapping[str, Bounds],
     adjustment_index: int,
     evaluated: Mapping[str, ResourceValue] | None = None,
+    clamp_of: Mapping[str, Bounds] | None = None,
 ) -> Resources:
     """Resources for a task entering ADJUSTING_RESOURCES (spec §5.2)."""
     new_requested = scaled(current.requested, scales, adjustment_index, evaluated)
-    result = choose_queue(new_requested, current.queue, fallback_queues, bounds_of)
+    result = choose_queue(new_requested, current.queue, fallback_queues, bounds_of, clamp_of)
     return current if result == current else result
 
 
-def validated(current: Resources, bounds_of: Mapping[str, Bounds]) -> Resources:
-    """Resources for a task becoming ready: coerced onto its queue (spec §5.1 step 2)."""
-    coerced = coerce(current.requested, bounds_of.get(current.queue, {}))
+def validated(current: Resources, clamp_of: Mapping[str, Bounds]) -> Resources:
+    """Resources for a task becoming ready: coerced onto its queue (spec §5.1 step 2) by
+    the bounds its cluster's plugin clamps (``Topology.clamp_of``)."""
+    coerced = coerce(current.requested, clamp_of.get(current.queue, {}))
     return current if coerced is current.requested else Resources(current.queue, coerced)

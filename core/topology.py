@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
+import attrs
 from attrs import field, frozen
 
 from swarmfold.core.config import UNLIMITED
@@ -71,17 +72,39 @@ def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
 def _requested(value: Any) -> Requested:
     return freeze_requested(value)
 
+#: How a cluster's plugin treats a queue's bounds (its ``validate_resources`` and
+#: ``coerce_resources``): ``clamp`` validates every bounded resource and clamps it into its
+#: bounds (Slurm, UGE); ``validate_cores`` validates ``cores`` only and changes nothing
+#: (multiprocess); ``none`` validates nothing and changes nothing (sequential, dummy).
+CLAMP, VALIDATE_CORES, NO_COERCION = "clamp", "validate_cores", "none"
+COERCIONS = (CLAMP, VALIDATE_CORES, NO_COERCION)
+
+
 @frozen
 class QueueSpec:
-    """A cluster queue: ``bounds`` are ``(resource, min, max)`` triples."""
+    """A cluster queue: ``bounds`` are ``(resource, min, max)`` triples; ``coercion`` is how
+    its cluster's plugin applies them (``COERCIONS``)."""
 
     name: str
     queue_id: int = 0
     cluster_id: int = 0
     bounds: tuple[tuple[str, float, float], ...] = field(default=(), converter=_bounds)
+    coercion: str = field(default=CLAMP, validator=attrs.validators.in_(COERCIONS))
 
     def bounds_map(self) -> dict[str, tuple[float, float]]:
         return {name: (low, high) for name, low, high in self.bounds}
+
+    def validated_bounds(self) -> dict[str, tuple[float, float]]:
+        """The bounds a request is validated against (fallback queues)."""
+        if self.coercion == CLAMP:
+            return self.bounds_map()
+        if self.coercion == VALIDATE_CORES:
+            return {k: v for k, v in self.bounds_map().items() if k == "cores"}
+        return {}
+
+    def clamped_bounds(self) -> dict[str, tuple[float, float]]:
+        """The bounds a request is clamped into (``coerce_resources``)."""
+        return self.bounds_map() if self.coercion == CLAMP else {}
 
 
 @frozen
@@ -273,6 +296,7 @@ class Topology:
     array_names: Mapping[int, str]
     array_limits: Mapping[int, int]
     bounds_of: Mapping[str, Bounds]
+    clamp_of: Mapping[str, Bounds]
     queue_ids: Mapping[str, int]
     cluster_ids: Mapping[str, int]
     workflow_limit: int
@@ -318,7 +342,8 @@ def build_topology(spec: TopologySpec) -> Topology:
     arrays = {a.array_id: a for a in spec.arrays}
     if len(arrays) != len(spec.arrays):
         raise InvalidTopology(f"duplicate array_id in arrays: {_duplicates(a.array_id for a in spec.arrays)}")
-    bounds_of: dict[str, Bounds] = {name: q.bounds_map() for name, q in queues.items()}
+    bounds_of: dict[str, Bounds] = {name: q.validated_bounds() for name, q in queues.items()}
+    clamp_of: dict[str, Bounds] = {name: q.clamped_bounds() for name, q in queues.items()}
     resource_sets: dict[int, Resources] = {}
     for rs in spec.resource_sets:
         if rs.resource_set_id in resource_sets:
@@ -326,7 +351,7 @@ def build_topology(spec: TopologySpec) -> Topology:
         if queues and rs.queue not in queues:
             raise InvalidTopology(f"resource set {rs.resource_set_id}: unknown queue {rs.queue!r}")
         # Coerce once per resource set: every task of the set shares one object (spec §5.1).
-        resource_sets[rs.resource_set_id] = validated(Resources(rs.queue, rs.requested), bounds_of)
+        resource_sets[rs.resource_set_id] = validated(Resources(rs.queue, rs.requested), clamp_of)
 
     cols = _columns(spec)
     task_ids = cols.task_ids
@@ -373,6 +398,7 @@ def build_topology(spec: TopologySpec) -> Topology:
         array_names=FrozenDict({a.array_id: (a.name or f"array_{a.array_id}") for a in spec.arrays}),
         array_limits=FrozenDict({a.array_id: a.limit for a in spec.arrays}),
         bounds_of=FrozenDict({name: FrozenDict(b) for name, b in bounds_of.items()}),
+        clamp_of=FrozenDict({name: FrozenDict(b) for name, b in clamp_of.items()}),
         queue_ids=FrozenDict({q.name: q.queue_id for q in spec.queues}),
         cluster_ids=FrozenDict({q.name: q.cluster_id for q in spec.queues}),
         workflow_limit=spec.workflow_limit,

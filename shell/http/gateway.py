@@ -54,7 +54,7 @@ from swarmfold.shell.http.parsing import (
     ResponseError,
     WorkflowMetadata,
     parse_bound_id,
-    parse_cluster_id,
+    parse_cluster,
     parse_downstream_ids,
     parse_edges,
     parse_limit,
@@ -80,6 +80,7 @@ from swarmfold.shell.http.routes import (
     UPDATE_RUN_STATUS,
     Route,
 )
+from swarmfold.shell.jobmon.clusters import coercion_for
 
 #: Writes Jobmon's server serialises anyway (on SQLite, parallel ones fail with "database is
 #: locked"): the gateway sends one of each route at a time.
@@ -286,7 +287,7 @@ class JobmonGateway:
         #: ``queue name -> cluster name``, learned from ``get_tasks`` rows.
         self._cluster_of_queue: dict[str, str] = {}
         self._queue_ids: dict[tuple[str, str], int] = {}
-        self._cluster_ids: dict[str, int] = {}
+        self._clusters: dict[str, tuple[int, str]] = {}
         #: Requests sent (attempts), by route template (``POST /array/{id}/queue_task_batch``).
         self.request_counts: dict[str, int] = {}
 
@@ -556,21 +557,26 @@ class JobmonGateway:
         return queue_id
 
     def _cluster_id(self, cluster: str) -> int:
+        return self._cluster(cluster)[0]
+
+    def _cluster(self, cluster: str) -> tuple[int, str]:
+        """``(id, type)`` of a cluster, asked once."""
         with self._lock:
-            known = self._cluster_ids.get(cluster)
+            known = self._clusters.get(cluster)
         if known is not None:
             return known
         path = GET_CLUSTER.path(cluster_name=cluster)
-        cluster_id: int = self._request(GET_CLUSTER.method, path, GET_CLUSTER.label).parse(parse_cluster_id)
+        answer = self._request(GET_CLUSTER.method, path, GET_CLUSTER.label)
+        found: tuple[int, str] = answer.parse(parse_cluster)
         with self._lock:
-            self._cluster_ids[cluster] = cluster_id
-        return cluster_id
+            self._clusters[cluster] = found
+        return found
 
     def _load_queues(self, c: LoadQueues) -> Event:
         """Each ``(cluster, queue)``: its id and bounds (``cluster.get_queue`` in Jobmon)."""
         found: list[QueueSpec] = []
         for cluster, queue in c.queues:
-            cluster_id = self._cluster_id(cluster)
+            cluster_id, cluster_type = self._cluster(cluster)
             path = GET_QUEUE.path(cluster_id=cluster_id, queue_name=queue)
             parsed = self._request(GET_QUEUE.method, path, GET_QUEUE.label).parse(parse_queue)
             if parsed is None:
@@ -579,7 +585,8 @@ class JobmonGateway:
             with self._lock:
                 self._queue_ids[(cluster, queue)] = queue_id
                 self._cluster_of_queue.setdefault(queue, cluster)
-            found.append(QueueSpec(queue, queue_id=queue_id, cluster_id=cluster_id, bounds=bounds))
+            found.append(QueueSpec(queue, queue_id=queue_id, cluster_id=cluster_id, bounds=bounds,
+                                   coercion=coercion_for(cluster_type)))
         return QueuesLoaded(c.command_id, self.clock(), tuple(found))
 
 

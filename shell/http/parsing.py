@@ -24,7 +24,7 @@ __all__ = [
     "WorkflowMetadata",
     "parse_batch_answer",
     "parse_bound_id",
-    "parse_cluster_id",
+    "parse_cluster",
     "parse_downstream_ids",
     "parse_edges",
     "parse_limit",
@@ -425,12 +425,14 @@ def _checked_edges(body: Any, route: str) -> tuple[EdgeRow, ...]:
     return tuple(edges)
 
 
-def parse_cluster_id(body: Any, route: str = "cluster") -> int:
-    """``{"cluster": [id, name, type, connection_parameters]}`` -> id."""
+def parse_cluster(body: Any, route: str = "cluster") -> tuple[int, str]:
+    """``{"cluster": [id, name, type, connection_parameters]}`` -> ``(id, type)`` (type ``""``
+    when the row has none)."""
     row = _list(route, "$.cluster", _member(route, "$", _dict(route, "$", body), "cluster"))
     if not row:
         raise ResponseError(route, "$.cluster", "empty: no such cluster")
-    return _int(route, "$.cluster[0]", row[0])
+    kind = row[2] if len(row) > 2 and row[2] is not None else ""
+    return _int(route, "$.cluster[0]", row[0]), _str(route, "$.cluster[2]", kind)
 
 
 def parse_queue(body: Any, route: str = "queue") -> tuple[int, tuple[tuple[str, float, float], ...]] | None:

@@ -383,3 +383,25 @@ def test_callable_failure_ends_the_run_in_error_after_the_status_update():
     # The run is over: later events change nothing.
     state2, out = feed(state, ResourcesEvaluated(ev.command_id, 2.0, {"memory": 1}))
     assert (state2, out) == (state, [])
+
+
+def test_queue_coercion_rules_split_what_is_validated_from_what_is_clamped():
+    from swarmfold.core.resources import choose_queue
+    from swarmfold.core.topology import QueueSpec
+
+    bounds = (("cores", 1, 20), ("memory", 1, 64))
+    slurm = QueueSpec("q", bounds=bounds)
+    multi = QueueSpec("q", bounds=bounds, coercion="validate_cores")
+    seq = QueueSpec("q", bounds=bounds, coercion="none")
+    assert slurm.validated_bounds() == slurm.clamped_bounds() == {"cores": (1, 20), "memory": (1, 64)}
+    assert multi.validated_bounds() == {"cores": (1, 20)} and multi.clamped_bounds() == {}
+    assert seq.validated_bounds() == seq.clamped_bounds() == {}
+    big = (("cores", 40), ("memory", 100))
+    for spec, expected in ((slurm, (("cores", 20), ("memory", 64))), (multi, big), (seq, big)):
+        got = choose_queue(big, "q", (), {"q": spec.validated_bounds()}, {"q": spec.clamped_bounds()})
+        assert got.requested == expected
+    # multiprocess validates cores: a fallback queue that fits the cores is chosen, memory unchecked
+    fits = QueueSpec("big.q", bounds=(("cores", 1, 64), ("memory", 1, 8)), coercion="validate_cores")
+    validated = {"q": multi.validated_bounds(), "big.q": fits.validated_bounds()}
+    got = choose_queue(big, "q", ("big.q",), validated, {"q": {}, "big.q": {}})
+    assert (got.queue, got.requested) == ("big.q", big)

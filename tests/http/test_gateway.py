@@ -469,8 +469,10 @@ def test_load_queues_looks_up_cluster_then_queue_and_parses_bounds(stub: JobmonS
     gw = gateway_for(stub)
     e = gw.execute(LoadQueues(9, (("multiprocess", "null.q"), ("multiprocess", "nowhere.q"))))
     assert isinstance(e, QueuesLoaded) and e.command_id == 9
-    # The known queue comes back with the server's ids and its bounds; the unknown one is left out.
-    assert e.queues == (QueueSpec("null.q", queue_id=3, cluster_id=5, bounds=(("cores", 1.0, 20.0),)),)
+    # The known queue comes back with the server's ids, its bounds and its cluster type's
+    # coercion (multiprocess: validate cores, change nothing); the unknown one is left out.
+    assert e.queues == (QueueSpec("null.q", queue_id=3, cluster_id=5, bounds=(("cores", 1.0, 20.0),),
+                                  coercion="validate_cores"),)
     paths = [(r.method, r.path) for r in stub.requests if r.path.startswith("/cluster/")]
     assert paths == [("GET", "/cluster/multiprocess"), ("GET", "/cluster/5/queue/null.q"),
                      ("GET", "/cluster/5/queue/nowhere.q")]
