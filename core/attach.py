@@ -33,7 +33,8 @@ def start_attach(tx: Tx, event: AttachStarted) -> None:
     tx.done_not_loaded = event.previously_complete
     tx.set_timing(started_at=event.at, last_sync=event.server_time)
     tx.attach = AttachProgress(
-        dag_id=event.dag_id, workflow_limit=event.workflow_limit, queues=event.queues
+        dag_id=event.dag_id, workflow_limit=event.workflow_limit, queues=event.queues,
+        compute_resources=event.compute_resources,
     )
     send_heartbeat(tx, event.at)  # the builder heartbeats before loading (spec §3.2 step 1)
     _load_tasks_after(tx, 0)
@@ -145,6 +146,7 @@ def spec_from_rows(p: AttachProgress) -> TopologySpec:
                 if d is not None:
                     upstreams.setdefault(d, []).append(e.task_id)
     queues: dict[str, QueueSpec] = {q.name: q for q in p.queues}
+    callable_of = dict(p.compute_resources)
     arrays: dict[int, ArraySpec] = {}
     resource_sets: dict[tuple[str, tuple], int] = {}  # type: ignore[type-arg]
     tasks: list[TaskSpec] = []
@@ -169,6 +171,7 @@ def spec_from_rows(p: AttachProgress) -> TopologySpec:
             status=r.status,
             resource_scales=r.resource_scales,
             fallback_queues=r.fallback_queues,
+            compute_resources=callable_of.get(f"task:{r.task_id}") or callable_of.get(f"array:{r.array_id}"),
         ))
     return TopologySpec(
         tasks=tuple(tasks),

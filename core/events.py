@@ -60,7 +60,10 @@ class AttachStarted:
     ``workflow_limit`` and ``dag_id`` come from ``fetch_workflow_metadata``, ``server_time``
     from ``/time`` (spec §3.2). ``previously_complete`` counts the workflow's DONE tasks, which
     ``get_tasks`` leaves out (the shell asks a full status sync): they count in the summary's
-    totals as Jobmon's do.
+    totals as Jobmon's do. ``compute_resources`` gives tasks a ``compute_resources`` callable
+    by name (Jobmon's ``compute_resources_callable``, which an attached run cannot load):
+    ``(selector, name)`` pairs, the selector ``"task:<id>"`` or ``"array:<id>"``; a task's own
+    entry wins over its array's.
     """
 
     at: float
@@ -73,6 +76,7 @@ class AttachStarted:
     server_time: str | None = None
     queues: tuple[QueueSpec, ...] = field(default=(), converter=_as_tuple)
     previously_complete: int = 0
+    compute_resources: tuple[tuple[str, str], ...] = field(default=(), converter=_as_tuple)
 
 
 @frozen

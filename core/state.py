@@ -164,6 +164,7 @@ class AttachProgress:
     edge_batches: tuple[tuple[int, ...], ...] = ()
     next_edge_batch: int = 0
     queues_requested: bool = False
+    compute_resources: tuple[tuple[str, str], ...] = ()
 
 
 class CountQueries:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +36,8 @@ __all__ = ["run_workflow_run"]
 
 log = logging.getLogger("swarmfold.runner")
 
+_SELECTOR = re.compile(r"(task|array):[0-9]+")
+
 
 def run_workflow_run(
     server_url: str,
@@ -60,6 +63,7 @@ def run_workflow_run(
     max_concurrent_batches: int = 4,
     max_parallel_requests: int | None = None,
     callables: Mapping[str, Callable[..., Any]] | None = None,
+    compute_resources: Mapping[str, Callable[..., Any]] | None = None,
     runner_id: str | None = None,
     lock_dir: str | None = None,
     install_signal_handlers: bool = True,
@@ -75,6 +79,9 @@ def run_workflow_run(
     ``on_runner`` sees the ``Runner`` before it starts (keep it to call ``request_stop``).
     ``distributor_probe`` (None while alive, else why not) watches a distributor this process
     started; ``header_extra`` adds facts to the event log's header (a resume's).
+    ``compute_resources`` maps ``"task:<id>"`` or ``"array:<id>"`` to a callable returning a
+    task's requested resources, called once when the task becomes ready (Jobmon's
+    ``compute_resources_callable``); its answers are in the event log, so a replay calls none.
     """
     from swarmfold.shell.log.eventlog import EventLogWriter, LogLocked, default_runner_id, new_header
 
@@ -94,6 +101,12 @@ def run_workflow_run(
     if not server_url.startswith(("http://", "https://")):
         return not_run("bad_input", EXIT_BAD_INPUT,
                        f"--server must be an http:// or https:// URL, got {server_url!r}")
+    selectors = dict(compute_resources or {})
+    bad = [k for k in selectors if not _SELECTOR.fullmatch(str(k))]
+    if bad:
+        return not_run("bad_input", EXIT_BAD_INPUT,
+                       f"compute_resources: keys must be 'task:<id>' or 'array:<id>', got {bad[0]!r}")
+    callables = {**(callables or {}), **selectors}
     try:
         run_lock = RunLock(server_url, workflow_run_id, runner_id, lock_dir)
     except RunLocked as exc:
@@ -181,6 +194,7 @@ def run_workflow_run(
             run_status="B",
             server_time=server_time,
             previously_complete=previously_complete,
+            compute_resources=tuple((key, key) for key in sorted(selectors)),
         )
         if on_runner is not None:
             on_runner(runner)
