@@ -68,7 +68,9 @@ def test_a_run_stopped_in_error_resumes_to_done_with_jobmons_totals(tmp_path: Pa
     assert summary is not None
     done_before = stopped.summary.done_count if stopped.summary else -1
     assert (summary.total_tasks, summary.done_count) == (14, 14)
-    assert summary.num_previously_complete == done_before  # the tasks DONE when the resume began
+    # the tasks DONE when the resume began: those run 1 saw, and any of its hot tasks that
+    # finished in between
+    assert done_before <= summary.num_previously_complete < 14
     assert snap["run_status"] == "D" and snap["violations"] == []
     header = read_header(tmp_path / "resume.log")
     assert header.workflow_run_id == 2
