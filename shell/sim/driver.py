@@ -29,14 +29,13 @@ import gc
 import json
 import random
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from heapq import heappop, heappush
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
 from attrs import define, field
-from attrs import evolve as attrs_evolve
 
 from swarmfold.core.commands import (
     BindResources,
@@ -60,39 +59,30 @@ from swarmfold.core.commands import (
 from swarmfold.core.config import UNLIMITED
 from swarmfold.core.decide import decide
 from swarmfold.core.events import (
-    ArrayLimitFetched,
-    BatchQueued,
-    BatchQueueFailed,
     DistributorDied,
     Event,
-    HeartbeatAcknowledged,
-    HeartbeatFailed,
-    ResourceBindFailed,
-    ResourcesBound,
     RunStarted,
-    StatusUpdateAcknowledged,
-    StatusUpdateFailed,
-    SyncPartFailed,
-    TaskStatusesFetched,
-    TerminateAcknowledged,
-    TerminateFailed,
     TimerFired,
-    TriageRequested,
-    WorkflowLimitFetched,
 )
 from swarmfold.core.state import SwarmState, initial_state
 from swarmfold.core.summary import RunSummary
 from swarmfold.shell.server.model import ServerModel, server_time
 from swarmfold.shell.sim.cluster import Distributor, WorkModel
-from swarmfold.shell.sim.faults import explain_end, profile_summary
+from swarmfold.shell.sim.faults import explain_end
 from swarmfold.shell.sim.invariants import InvariantChecker, Violation
 from swarmfold.shell.sim.report import (
-    ArrayReport,
     SimReport,
-    percentile,
     r6,
     timeline_columns,
     write_timeline,
+)
+from swarmfold.shell.sim.request_flow import (
+    ANSWER,
+    DELIVER,
+    FAIL,
+    SERVE,
+    RequestFlow,
+    SimulationError,
 )
 from swarmfold.shell.sim.scenario import (
     LimitChange,
@@ -101,6 +91,7 @@ from swarmfold.shell.sim.scenario import (
     Scenario,
     with_limits,
 )
+from swarmfold.shell.sim.sim_report import RecordingDistributor, build_report
 from swarmfold.shell.sim.world import (
     PRIO_SIGNAL,
     PRIO_WORKER,
@@ -110,18 +101,14 @@ from swarmfold.shell.sim.world import (
 
 __all__ = ["ROUTE_OF", "SimResult", "SimulationError", "simulate"]
 
-# Priorities at one instant (lower first), after those of the world (shell/sim/world.py).
-PRIO_ANSWER = 4
+# Priorities at one instant (lower first), after those of the world (shell/sim/world.py) and
+# the answers (shell/sim/request_flow.py).
 PRIO_WAKE = 5
 PRIO_SAMPLE = 6
 
 # Heap item kinds the driver owns (the cluster's are START, END, LOST).
-ANSWER = "answer"
 WAKE = "wake"
 SAMPLE = "sample"
-SERVE = "serve"
-FAIL = "fail"
-DELIVER = "deliver"
 RANDOM_LIMIT = "random_limit"
 RANDOM_RESUME = "random_resume"
 
@@ -143,28 +130,11 @@ ROUTE_OF: Mapping[type, str] = {
     TerminateTaskInstances: "terminate_task_instances",
 }
 
-#: The event that reports a failed request, by command class.
-_FAILURE_OF: Mapping[type, Callable[[int, float, str], Event]] = {
-    QueueBatch: BatchQueueFailed,
-    BindResources: ResourceBindFailed,
-    LogHeartbeat: HeartbeatFailed,
-    UpdateWorkflowRunStatus: StatusUpdateFailed,
-    RequestTriage: SyncPartFailed,
-    FetchTaskStatuses: SyncPartFailed,
-    FetchWorkflowLimit: SyncPartFailed,
-    FetchArrayLimit: SyncPartFailed,
-    TerminateTaskInstances: TerminateFailed,
-}
-
 #: ``Finish`` reasons that are not a normal end (no lost-task check after them).
 _ABORT_PREFIXES = ("fail_fast", "transition_error", "resource_callable_failed", "the server set")
 
 #: The virtual time after which a simulation that has not ended is an error.
 _HORIZON_SLACK = 86_400.0
-
-
-class SimulationError(RuntimeError):
-    """The simulation cannot go on (the core stalled, or asked for something unsupported)."""
 
 
 @define
@@ -258,7 +228,7 @@ def simulate(
     return result
 
 
-class _Simulation(WorldLoop):
+class _Simulation(WorldLoop, RequestFlow):
     def __init__(
         self,
         scenario: Scenario,
@@ -362,7 +332,7 @@ class _Simulation(WorldLoop):
             if self.check_invariants
             else None
         )
-        self.distributor = (_RecordingDistributor if self.record_spans else Distributor)(
+        self.distributor = (RecordingDistributor if self.record_spans else Distributor)(
             scenario,
             self.server,
             WorkModel(scenario, topo, self.streams["work"]),
@@ -490,211 +460,6 @@ class _Simulation(WorldLoop):
         if self.max_decides is not None and self.decides >= self.max_decides and self.outcome is None:
             raise SimulationError(f"no end after {self.decides} decide calls")
 
-    def _send(self, c: Any, route: str, now: float) -> None:
-        self.requests[route] = self.requests.get(route, 0) + 1
-        lat = self.latency_of[route]
-        typ = type(c)
-        n = len(c.task_ids) if typ is QueueBatch else 0
-        base = lat.seconds + lat.per_task * n
-        if lat.jitter and base:
-            base *= self.streams["latency"].uniform(1.0 - lat.jitter, 1.0 + lat.jitter)
-        fate = None
-        if self.request_faults and (self.fault_routes is None or route in self.fault_routes):
-            fate, base = self._request_fault(base)
-        f = self.faults
-        if (
-            typ is LogHeartbeat
-            and f.heartbeat_failure_rate
-            and fate is None
-            and self.streams["heartbeats"].random() < f.heartbeat_failure_rate
-        ):
-            fate = "failed"
-            self._count("heartbeat_failure")
-        latency = round(base, 6)
-        if typ is QueueBatch and self.checker is not None:
-            self.checker.batch_issued(c, now)
-            event, commands = self.current if self.current is not None else (c, ())
-            self.issuers[c.command_id] = (self.decides, event, commands)
-        delay = 0.0
-        if typ is FetchTaskStatuses and f.late_report_rate and fate != "failed":
-            reports = self.streams["reports"]
-            if reports.random() < f.late_report_rate:
-                delay = round(reports.uniform(0.0, f.late_report_seconds), 6)
-                self._count("late_report")
-        timeout = self.request_timeout
-        self.answers_pending += 1
-        timed_out = fate == "hang" or (timeout is not None and fate != "failed" and latency + delay > timeout)
-        if typ is UpdateWorkflowRunStatus and (fate is not None or timed_out):
-            what = "timed out" if timed_out else ("failed" if fate == "failed" else "lost its answer")
-            self.world_events.append((now, "status_update_fault", f"update_status {c.status} {what}"))
-        if timed_out:
-            # The client gives up after ``timeout``; the server still does the work (and a late
-            # status answer still arrives, after the failure: an answer the swarm no longer awaits).
-            if fate != "hang":
-                self._count("timeout")
-            give_up = now + (timeout if timeout is not None else latency)
-            self.push(give_up, PRIO_ANSWER, FAIL, (c, "injected fault: request timed out", True))
-            # A hung request's answer never comes back; a slow one's comes after the give-up.
-            late = None if fate == "hang" or not delay else delay
-            self.push(now + latency, PRIO_ANSWER, SERVE, (c, latency, late, True))
-            return
-        if delay:
-            self.push(now + latency, PRIO_ANSWER, SERVE, (c, latency, delay, False))
-            return
-        self.push(now + latency, PRIO_ANSWER, ANSWER, (c, latency, fate))
-
-    def _count(self, kind: str) -> None:
-        self.injected[kind] = self.injected.get(kind, 0) + 1
-
-    def _request_fault(self, latency: float) -> tuple[str | None, float]:
-        f = self.faults
-        rng = self.streams["faults"]
-        fate = None
-        if f.request_failure_rate or f.response_loss_rate or f.latency_spike_rate or f.timeout_rate:
-            u = rng.random()
-            if u < f.request_failure_rate:
-                fate = "failed"
-                self._count("request_failure")
-            elif u < f.request_failure_rate + f.response_loss_rate:
-                fate = "lost"
-                self._count("response_loss")
-            elif u < f.request_failure_rate + f.response_loss_rate + f.timeout_rate:
-                fate = "hang"
-                self._count("timeout")
-        if f.latency_spike_rate and rng.random() < f.latency_spike_rate:
-            latency += f.latency_spike_seconds
-            self._count("latency_spike")
-        return fate, latency
-
-    def _answer(self, payload: tuple[Any, float, str | None], now: float) -> None:
-        c, latency, fate = payload
-        typ = type(c)
-        if fate == "failed":
-            self.failed_requests += 1
-            if typ is QueueBatch and self.checker is not None:
-                self.checker.batch_dropped(c)
-                self.issuers.pop(c.command_id, None)
-            self._feed(_FAILURE_OF[typ](c.command_id, now, "injected fault: request failed"))
-            return
-        event = self._serve(c, latency, now, abandoned=fate == "lost")
-        if fate == "lost":
-            self.failed_requests += 1
-            event = _FAILURE_OF[typ](c.command_id, now, "injected fault: response lost")
-        else:
-            self._told(c, event, exact=not self.duplicated)
-        self._feed(event)
-
-    def _told(self, c: Any, event: Any, exact: bool) -> None:
-        """The swarm is about to be given ``event``, the answer to ``c``: what it learns."""
-        checker = self.checker
-        if checker is None:
-            return
-        typ = type(c)
-        if typ is FetchWorkflowLimit:
-            checker.workflow_limit_seen(event.limit)
-        elif typ is FetchArrayLimit:
-            checker.array_limit_seen(c.array_id, event.limit)
-        elif typ is FetchTaskStatuses or typ is QueueBatch:
-            full = typ is FetchTaskStatuses and c.since is None
-            checker.facts_delivered(event.tasks_by_status, exact, full)
-
-    def _serve_split(self, payload: tuple[Any, float, float | None, bool], now: float) -> None:
-        """The server does the work of a request whose answer comes apart from it."""
-        c, latency, delay, failed = payload
-        if not failed:
-            self.answers_pending -= 1
-        event = self._serve(c, latency, now, abandoned=failed)
-        if delay is None:
-            return  # the answer is lost: the client has given up, or will
-        self.answers_pending += 1
-        self.push(now + delay, PRIO_ANSWER, DELIVER, (c, event, failed))
-
-    def _fail(self, payload: tuple[Any, str, bool], now: float) -> None:
-        c, reason, _ = payload
-        self.failed_requests += 1
-        if type(c) is QueueBatch and self.checker is not None:
-            self.checker.batch_abandoned(c)
-        self._feed(_FAILURE_OF[type(c)](c.command_id, now, reason))
-
-    def _deliver(self, payload: tuple[Any, Event, bool], now: float) -> None:
-        """A late answer arrives (after the swarm was told the request failed, if ``stale``)."""
-        c, event, stale = payload
-        event = attrs_evolve(event, at=now)
-        if not stale:
-            self._told(c, event, exact=False)
-        self._feed(event)
-
-    def _serve(self, c: Any, latency: float, now: float, abandoned: bool = False) -> Event:
-        """The server does the request's work at ``now`` and gives its answer as an event."""
-        server = self.server
-        typ = type(c)
-        if typ is QueueBatch:
-            answer, moved = server.queue_task_batch(c.task_ids, c.task_resources_id, now)
-            if self.checker is not None:
-                issuer = self.issuers.get(c.command_id)
-                self.checker.batch_landed(
-                    c, moved, now, abandoned=abandoned, record=None if issuer is None else issuer[0]
-                )
-                self.issuers.pop(c.command_id, None)
-            return BatchQueued(c.command_id, now, answer, latency)
-        if typ is FetchTaskStatuses:
-            if c.since is None:
-                self.full_syncs += 1
-            statuses, time_string = server.task_status_updates(c.since, now)
-            if self.faults.duplicate_report_rate:
-                statuses = self._duplicate(statuses)
-            return TaskStatusesFetched(c.command_id, now, statuses, time_string)
-        if typ is RequestTriage:
-            server.set_status_for_triaging(now)
-            return TriageRequested(c.command_id, now)
-        if typ is FetchWorkflowLimit:
-            return WorkflowLimitFetched(c.command_id, now, server.get_max_concurrently_running())
-        if typ is FetchArrayLimit:
-            limit = server.get_array_max_concurrently_running(c.array_id)
-            return ArrayLimitFetched(c.command_id, now, c.array_id, limit)
-        if typ is LogHeartbeat:
-            return HeartbeatAcknowledged(
-                c.command_id, now, server.log_heartbeat(c.status, c.next_report_increment, now)
-            )
-        if typ is UpdateWorkflowRunStatus:
-            return StatusUpdateAcknowledged(c.command_id, now, server.update_status(c.status, now))
-        if typ is TerminateTaskInstances:
-            return TerminateAcknowledged(c.command_id, now, server.terminate_task_instances(now))
-        if typ is BindResources:
-            return ResourcesBound(c.command_id, now, server.bind_resources(c.queue, c.requested))
-        raise SimulationError(f"the server model does not serve {typ.__name__}")
-
-    def _duplicate(self, statuses: dict[str, list[int]]) -> dict[str, list[int]]:
-        """Maybe add an earlier status answer's entries to this one (a duplicated report).
-
-        Entries for tasks this answer names under the same status are listed twice; under
-        another status, they are left out (the answer's own fact wins); the others are
-        re-delivered as they were, stale if the task has moved on since."""
-        history = self.report_history
-        reports = self.streams["reports"]
-        merged = statuses
-        self.duplicated = False
-        if history and reports.random() < self.faults.duplicate_report_rate:
-            earlier = history[reports.randrange(len(history))]
-            here = {tid: code for code, ids in statuses.items() for tid in ids}
-            merged = {code: list(ids) for code, ids in statuses.items()}
-            added = 0
-            for code, ids in earlier.items():
-                extra = [tid for tid in ids if here.get(tid, code) == code]
-                if extra:
-                    merged.setdefault(code, []).extend(extra)
-                    added += len(extra)
-            self._count("duplicate_report")
-            self.duplicated = True
-            if added:
-                self.injected["duplicate_entries"] = self.injected.get("duplicate_entries", 0) + added
-        history.append(statuses)
-        return merged
-
-    # --- the world -------------------------------------------------------------------------------
-
-    # what the world's events mean to a simulation (``WorldLoop``): recorded, and told the swarm
-
     def reap(self, t: float) -> None:
         before = self.server.run_status
         if self.server.reap(t):
@@ -819,7 +584,7 @@ class _Simulation(WorldLoop):
         if self.record_spans:
             spans = self.distributor.spans(end)  # type: ignore[attr-defined]
         return SimResult(
-            report=self._report(outcome, end),
+            report=build_report(self, outcome, end),
             summary=summary,
             outcome=outcome,
             violations=list(self.checker.violations) if self.checker is not None else [],
@@ -833,113 +598,6 @@ class _Simulation(WorldLoop):
             spans=spans,
         )
 
-    def _report(self, outcome: Finish | Fail, end: float) -> SimReport:
-        topo = self.topo
-        summary = outcome.summary
-        cluster = self.distributor.cluster
-        server = self.server
-        array_of = topo.array_of
-        tasks_per_array = dict.fromkeys(topo.array_ids, 0)
-        for a in array_of:
-            tasks_per_array[a] += 1
-        per_status: dict[str, dict[int, int]] = {}
-        for code in ("D", "F"):
-            counts = dict.fromkeys(topo.array_ids, 0)
-            for i in server.indexes_of(summary.tasks_by_status.get(code, ())):
-                counts[array_of[i]] += 1
-            per_status[code] = counts
-        span = end if end > 0 else 1.0
-        arrays = tuple(
-            ArrayReport(
-                array_id=a,
-                name=topo.array_names.get(a, f"array_{a}"),
-                limit=server.array_limits.get(a, topo.array_limits.get(a, 0)),
-                tasks=tasks_per_array[a],
-                done=per_status["D"][a],
-                failed=per_status["F"][a],
-                peak_active=server.peak_by_array[a],
-                mean_active=r6(server.area_by_array[a] / span),
-            )
-            for a in topo.array_ids
-        )
-        waits = sorted(self.distributor.queue_waits)
-        p50, p95 = percentile(waits, 0.5), percentile(waits, 0.95)
-        capacity = cluster.capacity
-        anomalies: dict[str, int] = {}
-        for note in self.anomalies:
-            anomalies[note.kind] = anomalies.get(note.kind, 0) + 1
-        checker = self.checker
-        outcomes = dict(sorted(self.distributor.outcomes.items()))
-        return SimReport(
-            scenario=self.scenario.name,
-            seed=self.seed,
-            final_status=summary.final_status,
-            outcome="finish" if isinstance(outcome, Finish) else "fail",
-            reason=summary.reason,
-            makespan=r6(end),
-            total_tasks=summary.total_tasks,
-            done=summary.done_count,
-            failed=summary.failed_count,
-            attempts=len(server.ti_status),
-            attempt_outcomes=outcomes,
-            workflow_limit=server.workflow_limit,
-            peak_active=server.peak_total,
-            mean_active=r6(server.area_total / span),
-            peak_running=cluster.peak_running,
-            mean_running=r6(cluster.busy_area / span),
-            arrays=arrays,
-            cluster_slots=capacity,
-            utilization=None if not capacity else r6(cluster.busy_area / (capacity * span)),
-            busy_slot_seconds=r6(cluster.busy_area),
-            queue_wait_p50=None if p50 is None else r6(p50),
-            queue_wait_p95=None if p95 is None else r6(p95),
-            requests=dict(sorted(self.requests.items())),
-            requests_total=sum(self.requests.values()),
-            full_syncs=self.full_syncs,
-            failed_requests=self.failed_requests,
-            decide_calls=self.decides,
-            commands=self.commands,
-            anomalies=dict(sorted(anomalies.items())),
-            violations={} if checker is None else dict(sorted(checker.counts.items())),
-            violation_examples=() if checker is None else tuple(str(v) for v in checker.violations[:10]),
-            fault_profile=profile_summary(self.scenario.faults),
-            injected=dict(sorted(self.injected.items())),
-            excused={} if checker is None else dict(sorted(checker.excused.items())),
-            end=self.end_kind,
-            end_detail=self.end_detail,
-            first_bad_record=self.first_bad,
-        )
-
 
 def _show_limit(limit: int) -> str:
     return "unlimited" if limit >= UNLIMITED else str(limit)
-
-
-class _RecordingDistributor(Distributor):
-    """The distributor, also keeping when each instance's worker started and ended (plots)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.started_at: dict[int, float] = {}
-        self.ended_at: dict[int, float] = {}
-
-    def worker_started(self, ti: int, now: float) -> None:
-        super().worker_started(ti, now)
-        if ti in self.slot_of and self.server.ti_status[ti] == "R":
-            self.started_at[ti] = now
-
-    def _release(self, ti: int, now: float) -> None:
-        if ti in self.slot_of and ti in self.started_at:
-            self.ended_at.setdefault(ti, now)
-        super()._release(ti, now)
-
-    def spans(self, end: float) -> list[tuple[int, int, float, float | None, float | None, str]]:
-        server = self.server
-        task_ids, array_of = server.task_ids, server.array_of
-        out = []
-        for ti, i in enumerate(server.ti_task):
-            out.append((
-                task_ids[i], array_of[i], server.ti_queued_at[ti], self.started_at.get(ti),
-                self.ended_at.get(ti), server.ti_status[ti],
-            ))
-        return out
