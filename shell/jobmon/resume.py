@@ -184,7 +184,7 @@ def wait_for_launch(
     while True:
         body = {"status": "B", "next_report_increment": next_report_increment}
         answer = gw.call(routes.LOG_HEARTBEAT, body=body, workflow_run_id=workflow_run_id)
-        status = _member(answer, "status", "log_heartbeat", str)
+        status: str = _member(answer, "status", "log_heartbeat", str)
         if status in LAUNCHED:
             return status
         if status not in ("B", "I"):

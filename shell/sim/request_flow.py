@@ -71,7 +71,7 @@ class RequestFlow:
     faults: FaultProfile
     fault_routes: frozenset[str] | None
     request_faults: bool
-    request_timeout: float
+    request_timeout: float | None
     latency_of: dict[str, RouteLatency]
     requests: dict[str, int]
     injected: dict[str, int]
