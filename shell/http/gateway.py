@@ -80,6 +80,20 @@ from swarmfold.shell.http.routes import (
     UPDATE_RUN_STATUS,
     Route,
 )
+from swarmfold.shell.http.transport import (
+    DEFAULT_CLIENT_VERSION,
+    DEFAULT_ROUTE_PREFIX,
+    DEFAULT_TIMEOUT,
+    LOCK_RETRY_SECONDS,
+    LOCKED,
+    Attempt,
+    GatewayError,
+    RetryPolicy,
+    excerpt,
+    json_error,
+    retryable_status,
+    transport_error,
+)
 from swarmfold.shell.jobmon.clusters import coercion_for
 
 #: Writes Jobmon's server serialises anyway (on SQLite, parallel ones fail with "database is
@@ -114,59 +128,8 @@ __all__ = [
 if TYPE_CHECKING:  # ``requests`` is imported when a gateway is made: the CLI starts fast.
     import requests
 
-DEFAULT_ROUTE_PREFIX = "/api/v3"
-DEFAULT_CLIENT_VERSION = "3.6.0"
-#: Seconds to wait for the server (connect and read, each), per attempt.
-DEFAULT_TIMEOUT = 20.0
-
-#: A 5xx whose body says this is a database lock (Jobmon's server on SQLite): retried promptly.
-LOCKED = "database is locked"
-#: The delay before retry k of a locked answer is at most k times this (seconds).
-LOCK_RETRY_SECONDS = 0.05
-
 #: Core commands the gateway answers.
 SERVER_COMMANDS: tuple[type, ...] = tuple(COMMAND_ROUTES)
-
-
-# --- errors --------------------------------------------------------------------------------
-
-
-class GatewayError(Exception):
-    """A request of the attach bootstrap failed (the message names route and cause)."""
-
-
-# --- retry policy ----------------------------------------------------------------------------
-
-
-@frozen
-class RetryPolicy:
-    """Exponential back-off with full jitter, within ``max_attempts`` and ``max_seconds``.
-
-    The delay before attempt ``k + 1`` is uniform in ``[0, min(backoff_max,
-    backoff_base * 2**(k-1))]`` (full jitter). Jobmon's budget: 10 attempts / 300 s.
-    """
-
-    max_attempts: int = 10
-    max_seconds: float = 300.0
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        cap: float = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
-        return cap * rng.random()
-
-
-@frozen
-class Attempt:
-    """One HTTP attempt, as reported to ``on_attempt``: ``status`` is the HTTP status or
-    ``None`` for a transport error (then ``error`` says which)."""
-
-    route: str
-    attempt: int
-    status: int | None
-    duration: float
-    error: str = ""
-    will_retry: bool = False
 
 
 # --- the gateway -------------------------------------------------------------------------------
@@ -189,15 +152,6 @@ class _Response:
             return parser(self.body, self.route)
         except ResponseError as exc:
             raise _Failed(f"{self.route}: HTTP {self.status}: {exc.field}: {exc.message}") from None
-
-
-def _excerpt(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _retryable_status(status: int) -> bool:
-    return status >= 500 or status == 423
 
 
 class JobmonGateway:
@@ -360,10 +314,10 @@ class JobmonGateway:
                 self._report(route, attempt, status, t0, f"undecodable body: {exc}", False)
                 raise _Failed(
                     f"{route}: the response body cannot be decoded (Content-Encoding): "
-                    f"{_excerpt(str(exc), 160)}"
+                    f"{excerpt(str(exc), 160)}"
                 ) from None
             except self._retryable_errors as exc:
-                last = _transport_error(exc)
+                last = transport_error(exc)
             except requests.RequestException as exc:
                 self._report(route, attempt, None, t0, str(exc), False)
                 raise _Failed(f"{route}: request failed: {type(exc).__name__}: {exc}") from None
@@ -377,11 +331,11 @@ class JobmonGateway:
                     except (ValueError, UnicodeDecodeError) as exc:
                         raise _Failed(
                             f"{route}: HTTP {status}: $: invalid JSON in the response body: "
-                            f"{_json_error(exc)}; body starts {shown(content[:80])}"
+                            f"{json_error(exc)}; body starts {shown(content[:80])}"
                         ) from None
                     return _Response(decoded, duration, status, route)
-                detail = _excerpt(content.decode("utf-8", "replace"))
-                if not _retryable_status(status):
+                detail = excerpt(content.decode("utf-8", "replace"))
+                if not retryable_status(status):
                     self._report(route, attempt, status, t0, detail, False)
                     answered = f"HTTP {status}: {detail or '(empty body)'}"
                     self._judge(template, route, answered, started, max_seconds)
@@ -588,30 +542,6 @@ class JobmonGateway:
             found.append(QueueSpec(queue, queue_id=queue_id, cluster_id=cluster_id, bounds=bounds,
                                    coercion=coercion_for(cluster_type)))
         return QueuesLoaded(c.command_id, self.clock(), tuple(found))
-
-
-def _transport_error(exc: BaseException) -> str:
-    import requests
-
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        kind = "connect timeout"
-    elif isinstance(exc, requests.Timeout):
-        kind = "read timeout"
-    elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        kind = "connection broken mid-response"
-    else:
-        kind = "connection error"
-    text = str(exc)
-    # urllib3 messages repeat the pool repr; keep the informative tail.
-    if "Caused by" in text:
-        text = text[text.index("Caused by"):]
-    return f"{kind}: {_excerpt(text, 160)}"
-
-
-def _json_error(exc: BaseException) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-    return str(exc)
 
 
 def failure_event(command: Command, at: float, error: str) -> Event:
