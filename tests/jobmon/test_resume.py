@@ -26,7 +26,7 @@ from swarmfold.shell.sim.scenario import load_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 STAND_IN = Path(__file__).resolve().parent / "stand_in_distributor.py"
-SCALE = 100.0
+SCALE = 30.0
 
 
 def first_run(server: JobmonServer, tmp_path: Path, **config: Any) -> RunOutcome:

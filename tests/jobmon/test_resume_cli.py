@@ -56,7 +56,7 @@ def gone(pid: int) -> bool:
 
 
 def test_resume_drives_the_workflow_to_done_starting_its_own_distributor(tmp_path: Path) -> None:
-    server, url = serve(tmp_path, "50")
+    server, url = serve(tmp_path, "25")
     try:
         stop_first_run(url)
         done = subprocess.run(resume_argv(url, tmp_path), capture_output=True, text=True, timeout=120,
