@@ -327,4 +327,4 @@ def resume_workflow(
         gw.close()
         if process is not None:
             code = process.stop()
-            log.info("distributor (pid %s) stopped, exit code %s", process.pid, code)
+            print(f"distributor (pid {process.pid}) stopped: exit code {code}", file=say)

@@ -48,7 +48,7 @@ def resume(server: JobmonServer, tmp_path: Path, **kwargs: Any) -> RunOutcome:
     return resume_workflow(
         server.url, server.workflow_id, config=SwarmConfig(**_cfg(server)),
         log_path=tmp_path / "resume.log", progress="off", install_signal_handlers=False,
-        lock_dir=str(tmp_path), resume_timeout=30.0, say=io.StringIO(), **kwargs,
+        lock_dir=str(tmp_path), resume_timeout=30.0, **{"say": io.StringIO(), **kwargs},
     )
 
 
@@ -118,15 +118,18 @@ def test_a_run_that_does_not_exit_in_time_is_not_resumed(tmp_path: Path) -> None
 
 def test_the_distributor_is_started_recorded_and_stopped(tmp_path: Path) -> None:
     marker = tmp_path / "stand-in.pid"
+    said = io.StringIO()
     with JobmonServer(load_scenario(EXAMPLES / "diamond.json"), time_scale=SCALE) as server:
         first_run(server, tmp_path, fail_after_n_executions=1)
-        outcome = resume(server, tmp_path, distributor=stand_in("--pid-file", str(marker)))
+        outcome = resume(server, tmp_path, distributor=stand_in("--pid-file", str(marker)), say=said)
     assert outcome.final_status == "D", outcome
     recorded = read_header(tmp_path / "resume.log").extra["resume"]["distributor"]
     assert recorded["argv"][2:4] == ["--run", "2"]
     pid = int(marker.read_text())
     assert recorded["pid"] == pid
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert f"distributor started (pid {pid})" in said.getvalue()
+    assert f"distributor (pid {pid}) stopped: exit code 0" in said.getvalue()
 
 
 def test_the_distributors_death_ends_the_run_as_jobmons_does(tmp_path: Path) -> None:
