@@ -64,6 +64,15 @@ def jobmon_distributor_argv(cluster_name: str, workflow_run_id: int, python: str
     ]
 
 
+def _our_stderr() -> int:
+    """Where the child's stdout goes: our stderr (Jobmon's distributor logs on stdout, which
+    would mix its lines into ``--json`` output), or nowhere when stderr is not a real file."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return subprocess.DEVNULL
+
+
 class DistributorProcess:
     """One distributor child process. ``start`` returns once it printed ``ALIVE``."""
 
@@ -103,8 +112,8 @@ class DistributorProcess:
         Raises ``DistributorError`` (after stopping the process) when it exits or stays silent."""
         try:
             self._process = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env,
-                start_new_session=True,  # our SIGINT is for us; we stop it ourselves
+                self.argv, stdin=subprocess.DEVNULL, stdout=_our_stderr(), stderr=subprocess.PIPE,
+                env=self.env, start_new_session=True,  # our SIGINT is for us; we stop it ourselves
             )
         except OSError as exc:
             raise DistributorError(f"cannot start the distributor {self.argv[0]!r}: {exc}") from exc

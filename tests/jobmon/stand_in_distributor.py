@@ -2,7 +2,8 @@
 
 Usage: ``python stand_in_distributor.py [--noise] [--never-alive] [--exit-before-alive CODE]
 [--die-after SECONDS] [--ignore-sigterm] [--pid-file FILE]``. It prints ``ALIVE`` on stderr once started, then
-waits; SIGTERM makes it print ``SHUTDOWN`` and exit 0. ``--die-after`` makes it exit 3 on its own.
+waits (logging a line on stdout, as Jobmon's does); SIGTERM makes it print ``SHUTDOWN`` and
+exit 0. ``--die-after`` makes it exit 3 on its own.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def main() -> int:
     if not args.never_alive:
         sys.stderr.write("ALIVE")
         sys.stderr.flush()
+        # Jobmon's distributor logs on stdout: none of it may reach the resume's own stdout.
+        sys.stdout.write("[INFO] [jobmon.distributor.distributor_service] Distributor running\n")
+        sys.stdout.flush()
     start = time.monotonic()
     while args.die_after is None or time.monotonic() - start < args.die_after:
         time.sleep(0.02)
