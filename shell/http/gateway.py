@@ -90,6 +90,7 @@ from swarmfold.shell.http.transport import (
     GatewayError,
     RetryPolicy,
     excerpt,
+    forgotten,
     json_error,
     retryable_status,
     transport_error,
@@ -203,6 +204,8 @@ class JobmonGateway:
         #: or no longer knows the run. ``gone`` then says why, and every request stops.
         self.unreachable_after = policy.max_seconds if unreachable_after is None else unreachable_after
         self.gone: str | None = None
+        #: The outcome's reason once ``gone`` is set.
+        self.gone_reason = "server_unreachable"
         self._last_success: dict[str, float] = {}
         if max_parallel_requests is not None and max_parallel_requests < 1:
             raise ValueError(f"max_parallel_requests must be >= 1, got {max_parallel_requests}")
@@ -338,7 +341,10 @@ class JobmonGateway:
                 if not retryable_status(status):
                     self._report(route, attempt, status, t0, detail, False)
                     answered = f"HTTP {status}: {detail or '(empty body)'}"
-                    self._judge(template, route, answered, started, max_seconds)
+                    if forgotten(status, detail):  # an answer that will never change
+                        self._forgot(route, answered)
+                    else:
+                        self._judge(template, route, answered, started, max_seconds)
                     raise _Failed(f"{route}: HTTP {status} (not retried): {detail or '(empty body)'}")
                 last = f"HTTP {status}: {detail or '(empty body)'}"
             self._judge(template, route, last, started, max_seconds)
@@ -364,6 +370,17 @@ class JobmonGateway:
                     f"{route}: gave up after {attempt} attempt(s), cancelled (the runner is stopping); "
                     f"last: {last}"
                 )
+
+    def _forgot(self, route: str, answered: str) -> None:
+        """An answer that will never change: the server no longer knows what the run refers
+        to. Every request stops now (``gone``); the run ends with ``server_forgot_run``."""
+        if self.gone is None:
+            self.gone = (
+                f"the server at {self.base_url} no longer knows what the run refers to (restarted "
+                f"without its data?); last request {route}: {answered}"
+            )
+            self.gone_reason = "server_forgot_run"
+            self._cancel.set()
 
     @contextlib.contextmanager
     def _slot(self, route: str) -> Iterator[None]:

@@ -205,7 +205,7 @@ class Runner:
                 return "max_seconds"
             if self.gateway.gone is not None:
                 log.error("[%s] %s", self.runner_id, self.gateway.gone)
-                return "server_unreachable"
+                return self.gateway.gone_reason
             wake = self._wake
             now = clock()
             if wake is not None and now >= wake.at:
@@ -405,7 +405,7 @@ class Runner:
         if self._core_error is not None:
             return RunOutcome(None, "core_error", EXIT_NOT_DONE, message=self._core_error, **common)
         reason = detached or "detached"
-        if reason == "server_unreachable":
+        if reason in ("server_unreachable", "server_forgot_run"):
             message = f"{self.gateway.gone}; the run ends here, its event log is closed and replays"
             return RunOutcome(None, reason, EXIT_NOT_DONE, message=message, **common)
         message = (

@@ -18,6 +18,7 @@ __all__ = [
     "GatewayError",
     "RetryPolicy",
     "excerpt",
+    "forgotten",
     "json_error",
     "retryable_status",
     "transport_error",
@@ -79,6 +80,12 @@ class Attempt:
 def excerpt(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def forgotten(status: int, detail: str) -> bool:
+    """A 4xx that says the server does not know what the request names (an unknown resource,
+    task, array or run id: Jobmon answers 404, swarmfold's server 400 ``unknown ...``)."""
+    return 400 <= status < 500 and (status == 404 or "unknown" in detail.lower())
 
 
 def retryable_status(status: int) -> bool:
