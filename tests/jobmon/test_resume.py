@@ -52,6 +52,17 @@ def resume(server: JobmonServer, tmp_path: Path, **kwargs: Any) -> RunOutcome:
     )
 
 
+def first_run_in_background(server: JobmonServer, tmp_path: Path) -> tuple[threading.Thread, list[RunOutcome]]:
+    """Run 1 driven by another swarm in a thread; returns once the server has it RUNNING."""
+    box: list[RunOutcome] = []
+    thread = threading.Thread(target=lambda: box.append(first_run(server, tmp_path)), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while server.snapshot()["run_status"] != "R" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return thread, box
+
+
 def stand_in(*flags: str) -> list[str]:
     return [sys.executable, str(STAND_IN), "--run", "{workflow_run_id}", *flags]
 
@@ -82,12 +93,7 @@ def test_a_cold_resume_stops_the_active_run_first(tmp_path: Path) -> None:
     """Run 1 is being driven by another swarm: the resume asks for a cold resume (C), that swarm
     drains and ends TERMINATED, and only then is run 2 created and run to DONE."""
     with JobmonServer(load_scenario(EXAMPLES / "three_array_pipeline.json"), time_scale=50.0) as server:
-        box: list[RunOutcome] = []
-        thread = threading.Thread(target=lambda: box.append(first_run(server, tmp_path)), daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while server.snapshot()["run_status"] != "R" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        thread, box = first_run_in_background(server, tmp_path)
         outcome = resume(server, tmp_path, reset_running=True)
         thread.join(30)
     assert box and box[0].final_status == "T", box
@@ -98,12 +104,7 @@ def test_a_cold_resume_stops_the_active_run_first(tmp_path: Path) -> None:
 
 def test_a_run_that_does_not_exit_in_time_is_not_resumed(tmp_path: Path) -> None:
     with JobmonServer(load_scenario(EXAMPLES / "three_array_pipeline.json"), time_scale=5.0) as server:
-        box: list[RunOutcome] = []
-        thread = threading.Thread(target=lambda: box.append(first_run(server, tmp_path)), daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while server.snapshot()["run_status"] != "R" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        thread, box = first_run_in_background(server, tmp_path)
         # Hot: run 1's tasks run on (minutes at this scale), so run 1 stays H past the wait.
         started = time.monotonic()
         outcome = resume_workflow(server.url, 1, distributor=None, resume_timeout=1.0, progress="off",
