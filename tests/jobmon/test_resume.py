@@ -52,7 +52,9 @@ def resume(server: JobmonServer, tmp_path: Path, **kwargs: Any) -> RunOutcome:
     )
 
 
-def first_run_in_background(server: JobmonServer, tmp_path: Path) -> tuple[threading.Thread, list[RunOutcome]]:
+def first_run_in_background(
+    server: JobmonServer, tmp_path: Path
+) -> tuple[threading.Thread, list[RunOutcome]]:
     """Run 1 driven by another swarm in a thread; returns once the server has it RUNNING."""
     box: list[RunOutcome] = []
     thread = threading.Thread(target=lambda: box.append(first_run(server, tmp_path)), daemon=True)
