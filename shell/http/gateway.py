@@ -75,6 +75,7 @@ from swarmfold.shell.http.routes import (
     FETCH_WORKFLOW_METADATA,
     GET_CLUSTER,
     GET_QUEUE,
+    QUEUE_TASK_BATCH,
     TASK_STATUS_UPDATES,
     TIME,
     UPDATE_RUN_STATUS,
@@ -97,9 +98,10 @@ from swarmfold.shell.http.transport import (
 )
 from swarmfold.shell.jobmon.clusters import coercion_for
 
-#: Writes Jobmon's server serialises anyway (on SQLite, parallel ones fail with "database is
-#: locked"): the gateway sends one of each route at a time.
-SERIALIZED_WRITES: tuple[Route, ...] = (BIND_RESOURCES, UPDATE_RUN_STATUS)
+#: Writes that go one at a time, by group (on SQLite, two at once stall Jobmon's server on
+#: "database is locked" for up to 25 s): the scheduling writes, binds and batches, one after
+#: the other as Jobmon's ``Scheduler.tick`` sends them; run-status updates apart.
+SERIALIZED_WRITES: tuple[tuple[Route, ...], ...] = ((BIND_RESOURCES, QUEUE_TASK_BATCH), (UPDATE_RUN_STATUS,))
 
 __all__ = [
     "DEFAULT_CLIENT_VERSION",
@@ -215,7 +217,8 @@ class JobmonGateway:
             None if max_parallel_requests is None else threading.BoundedSemaphore(max_parallel_requests)
         )
         #: Writes the server serialises anyway go one at a time, one lock per route.
-        self._write_locks = {route: threading.Lock() for route in SERIALIZED_WRITES}
+        self._write_locks = {route: lock for group in SERIALIZED_WRITES
+                             for lock in (threading.Lock(),) for route in group}
         import requests
         from requests.adapters import HTTPAdapter
 

@@ -68,7 +68,9 @@ def add_swarm_arguments(parser: Any, timeout_flag: str) -> None:
     parser.add_argument("--server-timeout", type=float, metavar="S",
                         help="end the run (exit 1) when a route has had no successful answer for S "
                         "seconds: the server is gone or has forgotten the run (default: --retry-seconds)")
-    parser.add_argument("--max-concurrent-batches", type=int, default=4, metavar="N")
+    parser.add_argument("--max-concurrent-batches", type=int, default=4, metavar="N",
+                        help="threads that send queue_task_batch (default 4); the batches and binds "
+                        "themselves go one at a time, as Jobmon's scheduler sends them")
     parser.add_argument("--max-parallel-requests", type=int, metavar="N",
                         help="at most N requests on the wire at once, all lanes together (default: no "
                         "cap; 1-2 suit Jobmon's test server on SQLite). Binds and run-status updates "

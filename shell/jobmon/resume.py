@@ -314,6 +314,7 @@ def resume_workflow(
             except KeyboardInterrupt:
                 return not_run("stopped", EXIT_NOT_DONE, "interrupted while the resume was prepared")
         gw.close()
+        prepared = dict(gw.request_counts)
         header = {"resume": {**created.header(),
                              "distributor": None if process is None else {"argv": argv, "pid": process.pid}}}
         outcome = run_workflow_run(
@@ -322,7 +323,10 @@ def resume_workflow(
             distributor_probe=probe, distributor_check_interval=distributor_check_interval,
             header_extra=header, **run_options,
         )
-        return attrs.evolve(outcome, elapsed=time.monotonic() - t0)
+        requests = dict(outcome.requests)
+        for route, count in prepared.items():  # the preparation's requests count too
+            requests[route] = requests.get(route, 0) + count
+        return attrs.evolve(outcome, elapsed=time.monotonic() - t0, requests=requests)
     finally:
         gw.close()
         if process is not None:

@@ -197,8 +197,8 @@ class JobmonStub:
         self.killed: set[int] = set()
         self.max_active = 0
         self.faults: list[list[Any]] = []
-        #: Requests being answered now and the most at once: per route for binds and run-status
-        #: updates (by method otherwise), and in all.
+        #: Requests being answered now and the most at once: ``"schedule"`` for binds and batches
+        #: together, per path for run-status updates, by method otherwise; and in all.
         self.in_flight: dict[str, int] = {}
         self.peak_in_flight: dict[str, int] = {}
         self.in_flight_total = 0
@@ -560,7 +560,12 @@ class _Handler(GzipJsonHandler):
     def serve(self, method: str) -> None:
         stub = self.stub
         path, query, raw = self.read_request()
-        key = f"{method} {path}" if "bind_resources" in path or "update_status" in path else method
+        if "bind_resources" in path or "queue_task_batch" in path:
+            key = "schedule"  # the scheduling writes, together
+        elif "update_status" in path:
+            key = f"{method} {path}"
+        else:
+            key = method
         with stub.lock:
             stub.in_flight[key] = stub.in_flight.get(key, 0) + 1
             stub.in_flight_total += 1

@@ -1,5 +1,5 @@
-"""Writes the server serialises anyway go one at a time, and the number of requests on the wire
-can be capped (issue: three parallel ``bind_resources`` stalled Jobmon's SQLite server)."""
+"""Scheduling writes (binds and batches) go one at a time, as Jobmon sends them, and the number
+of requests on the wire can be capped (parallel writes stall Jobmon's server on SQLite)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from swarmfold.shell.http.outcome import RunOutcome
 from swarmfold.shell.log.replay import replay
 
 from .jobmon_stub import Fault, JobmonStub, layered_tasks
-
-BIND = "POST /api/v3/task/bind_resources"
 
 
 def run(stub: JobmonStub, tmp_path: Path, **kwargs: object) -> RunOutcome:
@@ -32,14 +30,19 @@ def distinct_resources(n: int) -> list:
     return tasks
 
 
-def test_binds_are_sent_one_at_a_time(tmp_path: Path) -> None:
-    with JobmonStub(distinct_resources(24)) as stub:
+def test_binds_and_batches_are_sent_one_at_a_time(tmp_path: Path) -> None:
+    """As Jobmon's ``Scheduler.tick``: bind, then queue, one write after the other (on SQLite a
+    bind beside a batch stalled Jobmon's server for about 50 s)."""
+    tasks = distinct_resources(24) + layered_tasks(24, layers=1, first_id=100)
+    with JobmonStub(tasks) as stub:
         stub.inject("bind_resources", Fault.slow(0.1), times=100)
+        stub.inject("queue_task_batch", Fault.slow(0.05), times=100)
         outcome = run(stub, tmp_path)
         binds = len(stub.requests_to("bind_resources"))
-        peak = stub.peak_in_flight[BIND]
+        batches = len(stub.requests_to("queue_task_batch"))
+        peak = stub.peak_in_flight["schedule"]
     assert outcome.exit_code == 0, outcome
-    assert binds == 6 and peak == 1
+    assert binds == 6 and batches >= 6 and peak == 1
     assert replay(tmp_path / "run.log").ok
 
 

@@ -77,6 +77,10 @@ def test_a_run_stopped_in_error_resumes_to_done_with_jobmons_totals(tmp_path: Pa
         snap = server.snapshot()
     assert outcome.exit_code == 0 and outcome.final_status == "D", outcome
     assert outcome.workflow_run_id == 2
+    # the preparation's requests are counted with the run's
+    prepared = ("POST /workflow_run", "GET /workflow/{id}/is_resumable", "POST /task/{id}/set_resume_state")
+    for route in prepared:
+        assert outcome.requests.get(route, 0) >= 1, outcome.requests
     summary = outcome.summary
     assert summary is not None
     done_before = stopped.summary.done_count if stopped.summary else -1
