@@ -41,11 +41,12 @@ class Snapshot:
 
 def snapshot(state: SwarmState) -> Snapshot:
     counts = state.status_counts
+    earlier = state.done_not_loaded  # DONE before an attached run: in the totals, as the summary
     return Snapshot(
         phase=state.phase,
         run_status=state.run_status,
-        total=state.total_tasks,
-        done=counts.get("D", 0),
+        total=state.total_tasks + earlier,
+        done=counts.get("D", 0) + earlier,
         failed=counts.get("F", 0),
         active=state.active_count,
         ready=state.ready_count,

@@ -533,3 +533,15 @@ def test_measured_batch_durations_drive_adaptive_sizing(tmp_path: Path) -> None:
     assert all(e.duration is not None and e.duration >= 0.05 for e in queued)
     result = replay(str(tmp_path / "run.log"))
     assert result.ok and result.state.batch_size < 500
+
+
+def test_progress_counts_the_tasks_done_before_an_attached_run(tmp_path: Path) -> None:
+    tasks = layered_tasks(30, layers=3)
+    for t in tasks[:10]:
+        t.status = "D"
+    with JobmonStub(tasks) as stub:
+        stream = io.StringIO()
+        outcome = run(stub, tmp_path, progress=Progress(stream, "lines", label="r", interval=0.2))
+        assert outcome.exit_code == 0
+    # as the summary does: "30 total, 10 previously complete", not 20/20
+    assert stream.getvalue().splitlines()[-1].startswith("[r] D done 30/30 (100.0%)")
