@@ -127,6 +127,11 @@ def _build(tx: Tx, at: float) -> None:
         fail(tx, at, "attach_failed", f"the loaded tasks cannot be run: {exc}")
 
 
+def _callable_for(callable_of: dict[str, str], r: TaskRow) -> str | None:
+    """The task's own ``compute_resources`` callable, else its array's."""
+    return callable_of.get(f"task:{r.task_id}") or callable_of.get(f"array:{r.array_id}")
+
+
 def spec_from_rows(p: AttachProgress) -> TopologySpec:
     """A topology spec from loaded task rows and edge rows."""
     rows: list[TaskRow] = [r for chunk in p.task_chunks for r in chunk]
@@ -171,7 +176,7 @@ def spec_from_rows(p: AttachProgress) -> TopologySpec:
             status=r.status,
             resource_scales=r.resource_scales,
             fallback_queues=r.fallback_queues,
-            compute_resources=callable_of.get(f"task:{r.task_id}") or callable_of.get(f"array:{r.array_id}"),
+            compute_resources=_callable_for(callable_of, r) if callable_of else None,
         ))
     return TopologySpec(
         tasks=tuple(tasks),

@@ -32,11 +32,18 @@ from swarmfold.shell.http.outcome import EXIT_BAD_INPUT, EXIT_NOT_DONE, RunOutco
 from swarmfold.shell.http.run_guards import RunLock, RunLocked
 from swarmfold.shell.http.runner import Runner
 
-__all__ = ["run_workflow_run"]
+__all__ = ["bad_server_url", "run_workflow_run"]
 
 log = logging.getLogger("swarmfold.runner")
 
 _SELECTOR = re.compile(r"(task|array):[0-9]+")
+
+
+def bad_server_url(server_url: str) -> str | None:
+    """Why ``server_url`` cannot be a Jobmon server's URL, or None."""
+    if server_url.startswith(("http://", "https://")):
+        return None
+    return f"--server must be an http:// or https:// URL, got {server_url!r}"
 
 
 def run_workflow_run(
@@ -98,9 +105,9 @@ def run_workflow_run(
         return RunOutcome(None, reason, code, path, runner_id, message=message,
                           requests=requests or {}, elapsed=clock(), workflow_run_id=workflow_run_id)
 
-    if not server_url.startswith(("http://", "https://")):
-        return not_run("bad_input", EXIT_BAD_INPUT,
-                       f"--server must be an http:// or https:// URL, got {server_url!r}")
+    bad_url = bad_server_url(server_url)
+    if bad_url is not None:
+        return not_run("bad_input", EXIT_BAD_INPUT, bad_url)
     selectors = dict(compute_resources or {})
     bad = [k for k in selectors if not _SELECTOR.fullmatch(str(k))]
     if bad:

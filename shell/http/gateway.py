@@ -216,9 +216,11 @@ class JobmonGateway:
         self._slots = (
             None if max_parallel_requests is None else threading.BoundedSemaphore(max_parallel_requests)
         )
-        #: Writes the server serialises anyway go one at a time, one lock per route.
-        self._write_locks = {route: lock for group in SERIALIZED_WRITES
-                             for lock in (threading.Lock(),) for route in group}
+        #: One lock per group of ``SERIALIZED_WRITES``, shared by the group's routes.
+        self._write_locks: dict[Route, threading.Lock] = {}
+        for group in SERIALIZED_WRITES:
+            lock = threading.Lock()
+            self._write_locks.update(dict.fromkeys(group, lock))
         import requests
         from requests.adapters import HTTPAdapter
 

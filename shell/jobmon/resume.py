@@ -36,7 +36,7 @@ from attrs import frozen
 
 from swarmfold.core.config import SwarmConfig
 from swarmfold.shell.http import routes
-from swarmfold.shell.http.attach_run import run_workflow_run
+from swarmfold.shell.http.attach_run import bad_server_url, run_workflow_run
 from swarmfold.shell.http.gateway import (
     DEFAULT_CLIENT_VERSION,
     DEFAULT_ROUTE_PREFIX,
@@ -205,11 +205,8 @@ def _distributor_argv(distributor: str | Sequence[str] | None, cluster_name: str
                       workflow_run_id: int) -> list[str] | None:
     if distributor is None:
         return None
-    if distributor == JOBMON:
-        if not cluster_name:
-            raise ResumeError("bad_input", "starting Jobmon's distributor needs the cluster name (--cluster)",
-                              EXIT_BAD_INPUT)
-        return jobmon_distributor_argv(cluster_name, workflow_run_id)
+    if distributor == JOBMON:  # resume_workflow has checked the cluster name
+        return jobmon_distributor_argv(cluster_name or "", workflow_run_id)
     words = shlex.split(distributor) if isinstance(distributor, str) else list(distributor)
     fill = {"workflow_run_id": str(workflow_run_id), "cluster_name": cluster_name or ""}
     return [w.format(**fill) for w in words]
@@ -267,9 +264,9 @@ def resume_workflow(
         return RunOutcome(None, reason, code, run_options.get("log_path"), "", message=message,
                           elapsed=time.monotonic() - t0)
 
-    if not server_url.startswith(("http://", "https://")):
-        return not_run("bad_input", EXIT_BAD_INPUT,
-                       f"--server must be an http:// or https:// URL, got {server_url!r}")
+    bad_url = bad_server_url(server_url)
+    if bad_url is not None:
+        return not_run("bad_input", EXIT_BAD_INPUT, bad_url)
     if distributor == JOBMON:
         try:
             require_jobmon_distributor()

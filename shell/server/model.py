@@ -44,7 +44,7 @@ from swarmfold.core.config import UNLIMITED
 from swarmfold.core.resources import Requested
 from swarmfold.core.topology import Topology
 from swarmfold.shell.server.cluster_side import ClusterSide
-from swarmfold.shell.server.fsm import ACCEPTED, REFUSED, run_transition
+from swarmfold.shell.server.fsm import ACCEPTED, REFUSED, RUN_ACTIVE, run_transition
 
 #: Virtual ``t = 0`` on the server's clock (the same epoch as the instant fake server).
 EPOCH = _dt.datetime(2026, 1, 1)
@@ -431,7 +431,7 @@ class ServerModel(ClusterSide):
 
     def set_resume(self, reset_running_jobs: bool) -> bool:
         """``POST /workflow/{id}/set_resume``: an active run (B or R) goes C (cold) or H (hot)."""
-        if self.run_status in ("B", "R"):
+        if self.run_status in RUN_ACTIVE:
             return self._transition_run("C" if reset_running_jobs else "H")
         return False
 

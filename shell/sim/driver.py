@@ -35,8 +35,6 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from attrs import define, field
-
 from swarmfold.core.commands import (
     BindResources,
     Command,
@@ -65,13 +63,11 @@ from swarmfold.core.events import (
     TimerFired,
 )
 from swarmfold.core.state import SwarmState, initial_state
-from swarmfold.core.summary import RunSummary
 from swarmfold.shell.server.model import ServerModel, server_time
 from swarmfold.shell.sim.cluster import Distributor, WorkModel
 from swarmfold.shell.sim.faults import explain_end
 from swarmfold.shell.sim.invariants import InvariantChecker, Violation
 from swarmfold.shell.sim.report import (
-    SimReport,
     r6,
     timeline_columns,
     write_timeline,
@@ -91,7 +87,7 @@ from swarmfold.shell.sim.scenario import (
     Scenario,
     with_limits,
 )
-from swarmfold.shell.sim.sim_report import RecordingDistributor, build_report
+from swarmfold.shell.sim.sim_report import RecordingDistributor, SimResult, build_report
 from swarmfold.shell.sim.world import (
     PRIO_SIGNAL,
     PRIO_WORKER,
@@ -135,28 +131,6 @@ _ABORT_PREFIXES = ("fail_fast", "transition_error", "resource_callable_failed", 
 
 #: The virtual time after which a simulation that has not ended is an error.
 _HORIZON_SLACK = 86_400.0
-
-
-@define
-class SimResult:
-    """Everything one simulation produced."""
-
-    report: SimReport
-    summary: RunSummary
-    outcome: Finish | Fail
-    violations: list[Violation]
-    timeline_columns: list[str]
-    timeline: list[tuple[Any, ...]]
-    state: SwarmState
-    server: ServerModel
-    anomalies: list[NoteAnomaly] = field(factory=list)
-    #: Seconds spent inside ``decide`` (only with ``profile=True``; a measurement, not a result).
-    decide_seconds: float | None = None
-    #: What happened in the world outside the swarm: ``(t, kind, detail)``.
-    world_events: list[tuple[float, str, str]] = field(factory=list)
-    #: Per task instance (``record_spans=True``): ``(task_id, array_id, queued_at, started_at,
-    #: ended_at, status)``; ``started_at``/``ended_at`` are None when it never started/ended.
-    spans: list[tuple[int, int, float, float | None, float | None, str]] | None = None
 
 
 def _sub_streams(seed: int) -> dict[str, random.Random]:

@@ -1,16 +1,44 @@
-"""What a simulation gives back beyond its log: the ``SimReport`` built at its end, and the
-distributor that also records each worker's span (for plots)."""
+"""What a simulation gives back beyond its log: ``SimResult``, the ``SimReport`` built at its
+end, and the distributor that also records each worker's span (for plots)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from swarmfold.core.commands import Fail, Finish
+from attrs import define, field
+
+from swarmfold.core.commands import Fail, Finish, NoteAnomaly
+from swarmfold.core.state import SwarmState
+from swarmfold.core.summary import RunSummary
+from swarmfold.shell.server.model import ServerModel
 from swarmfold.shell.sim.cluster import Distributor
 from swarmfold.shell.sim.faults import profile_summary
+from swarmfold.shell.sim.invariants import Violation
 from swarmfold.shell.sim.report import ArrayReport, SimReport, percentile, r6
 
-__all__ = ["RecordingDistributor", "build_report"]
+__all__ = ["RecordingDistributor", "SimResult", "build_report"]
+
+
+@define
+class SimResult:
+    """Everything one simulation produced."""
+
+    report: SimReport
+    summary: RunSummary
+    outcome: Finish | Fail
+    violations: list[Violation]
+    timeline_columns: list[str]
+    timeline: list[tuple[Any, ...]]
+    state: SwarmState
+    server: ServerModel
+    anomalies: list[NoteAnomaly] = field(factory=list)
+    #: Seconds spent inside ``decide`` (only with ``profile=True``; a measurement, not a result).
+    decide_seconds: float | None = None
+    #: What happened in the world outside the swarm: ``(t, kind, detail)``.
+    world_events: list[tuple[float, str, str]] = field(factory=list)
+    #: Per task instance (``record_spans=True``): ``(task_id, array_id, queued_at, started_at,
+    #: ended_at, status)``; ``started_at``/``ended_at`` are None when it never started/ended.
+    spans: list[tuple[int, int, float, float | None, float | None, str]] | None = None
 
 
 def build_report(sim: Any, outcome: Finish | Fail, end: float) -> SimReport:

@@ -70,7 +70,14 @@ from swarmfold.core.events import (
 )
 from swarmfold.core.protocol import PROTOCOL
 from swarmfold.core.topology import TopologySpec
-from swarmfold.shell.server.fsm import ACCEPTED, REAP, REFUSED, run_transition, task_after_instance
+from swarmfold.shell.server.fsm import (
+    ACCEPTED,
+    REAP,
+    REFUSED,
+    RUN_ACTIVE,
+    run_transition,
+    task_after_instance,
+)
 
 EPOCH = _dt.datetime(2026, 1, 1)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -247,7 +254,7 @@ class ModelServer:
 
     def resume(self, kind: str) -> bool:
         """Another process resumes the workflow: the run goes to C (cold) or H (hot)."""
-        if self.run_status in ("B", "R"):
+        if self.run_status in RUN_ACTIVE:
             self.run_status = kind
             self.run_status_forced = True
             return True
