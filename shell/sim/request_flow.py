@@ -16,30 +16,21 @@ from typing import Any
 from attrs import evolve as attrs_evolve
 
 from swarmfold.core.commands import (
-    BindResources,
     FetchArrayLimit,
     FetchTaskStatuses,
     FetchWorkflowLimit,
     LogHeartbeat,
     QueueBatch,
-    RequestTriage,
-    TerminateTaskInstances,
     UpdateWorkflowRunStatus,
 )
 from swarmfold.core.events import (
-    ArrayLimitFetched,
     BatchQueued,
     Event,
-    HeartbeatAcknowledged,
-    ResourcesBound,
-    StatusUpdateAcknowledged,
     TaskStatusesFetched,
-    TerminateAcknowledged,
-    TriageRequested,
-    WorkflowLimitFetched,
 )
 from swarmfold.core.protocol import failure_event
 from swarmfold.core.state import SwarmState
+from swarmfold.shell.server.in_process import UnservedCommand, answer_command
 from swarmfold.shell.server.model import ServerModel
 from swarmfold.shell.sim.invariants import InvariantChecker
 from swarmfold.shell.sim.scenario import RouteLatency
@@ -245,25 +236,10 @@ class RequestFlow:
             if self.faults.duplicate_report_rate:
                 statuses = self._duplicate(statuses)
             return TaskStatusesFetched(c.command_id, now, statuses, time_string)
-        if typ is RequestTriage:
-            server.set_status_for_triaging(now)
-            return TriageRequested(c.command_id, now)
-        if typ is FetchWorkflowLimit:
-            return WorkflowLimitFetched(c.command_id, now, server.get_max_concurrently_running())
-        if typ is FetchArrayLimit:
-            limit = server.get_array_max_concurrently_running(c.array_id)
-            return ArrayLimitFetched(c.command_id, now, c.array_id, limit)
-        if typ is LogHeartbeat:
-            return HeartbeatAcknowledged(
-                c.command_id, now, server.log_heartbeat(c.status, c.next_report_increment, now)
-            )
-        if typ is UpdateWorkflowRunStatus:
-            return StatusUpdateAcknowledged(c.command_id, now, server.update_status(c.status, now))
-        if typ is TerminateTaskInstances:
-            return TerminateAcknowledged(c.command_id, now, server.terminate_task_instances(now))
-        if typ is BindResources:
-            return ResourcesBound(c.command_id, now, server.bind_resources(c.queue, c.requested))
-        raise SimulationError(f"the server model does not serve {typ.__name__}")
+        try:
+            return answer_command(server, c, now)
+        except UnservedCommand as exc:
+            raise SimulationError(str(exc)) from None
 
     def _duplicate(self, statuses: dict[str, list[int]]) -> dict[str, list[int]]:
         """Maybe add an earlier status answer's entries to this one (a duplicated report).
