@@ -25,7 +25,7 @@ from swarmfold.core.topology import (
     TopologySpec,
     build_topology,
 )
-from swarmfold.shell.server.instant import InstantServer, drive, resolve_callable, server_time
+from swarmfold.shell.server.instant import DriveError, InstantServer, drive, resolve_callable, server_time
 from swarmfold.shell.workload import (
     ARRAY_LIMIT,
     NUM_LAYERS,
@@ -97,55 +97,84 @@ def test_workload_uneven_and_tiny_sizes() -> None:
 # --- the instant server ----------------------------------------------------------------------
 
 
-def _server(**statuses: str) -> InstantServer:
-    return InstantServer({int(k[1:]): v for k, v in statuses.items()}, completions_per_sync=2)
+def _spec(statuses: str) -> TopologySpec:
+    """One array; task ``k`` (from 1) starts at ``statuses[k-1]``."""
+    return TopologySpec(
+        tasks=[TaskSpec(k, 1, 1, status=s) for k, s in enumerate(statuses, start=1)],
+        arrays=[ArraySpec(1, limit=500)],
+        resource_sets=[ResourceSetSpec(1, "all.q", {"cores": 1})],
+        workflow_limit=900,
+    )
+
+
+def _server(statuses: str) -> InstantServer:
+    return InstantServer.for_topology(_spec(statuses), completions_per_sync=2)
+
+
+def _queue(server: InstantServer, ids: Iterable[int], at: float = 0.0) -> dict[str, tuple[int, ...]]:
+    event = server.handle(QueueBatch(1, array_id=1, task_ids=tuple(ids), task_resources_id=1,
+                                     workflow_run_id=1), at)
+    assert isinstance(event, BatchQueued)
+    return dict(event.tasks_by_status)
+
+
+def _fetch(server: InstantServer, at: float, since: str | None) -> dict[str, list[int]]:
+    event = server.handle(FetchTaskStatuses(2, workflow_id=1, since=since), at)
+    assert isinstance(event, TaskStatusesFetched)
+    return {s: sorted(ids) for s, ids in event.tasks_by_status.items()}
 
 
 def test_queue_moves_only_g_and_a_to_q_and_answers_every_requested_id() -> None:
-    server = _server(t1="G", t2="A", t3="D", t4="F", t5="Q", t6="R", t7="E")
-    answer = server.queue_task_batch([1, 2, 3, 4, 5, 6, 7, 99])
+    server = _server("GADFQRE")
+    answer = _queue(server, [1, 2, 3, 4, 5, 6, 7, 99])
     assert {s: sorted(ids) for s, ids in answer.items()} == {
-        "Q": [1, 2, 5],
-        "D": [3],
-        "F": [4],
-        "R": [6],
-        "E": [7],
+        "Q": [1, 2, 5], "D": [3], "F": [4], "R": [6], "E": [7],
     }
     assert server.statuses == {1: "Q", 2: "Q", 3: "D", 4: "F", 5: "Q", 6: "R", 7: "E"}
-    assert list(server.in_flight) == [1, 2]  # 5 was already queued: not queued again
-    # Queueing again changes nothing.
-    assert server.queue_task_batch([1, 2]) == {"Q": [1, 2]}
-    assert list(server.in_flight) == [1, 2]
+    assert server.model is not None and len(server.model.ti_status) == 2  # 5 was not queued again
+    assert _queue(server, [1, 2]) == {"Q": (1, 2)}  # queueing again changes nothing
+    assert len(server.model.ti_status) == 2
+    assert server.calls == {"QueueBatch": 2}
 
 
-def test_queue_batch_command_answers_with_command_id_and_time() -> None:
-    server = _server(t1="G", t2="D")
-    event = server.handle(
-        QueueBatch(7, array_id=1, task_ids=(1, 2), task_resources_id=1, workflow_run_id=1), 5.0
-    )
-    assert event == BatchQueued(7, 5.0, {"Q": (1,), "D": (2,)})
-    assert server.calls == {"QueueBatch": 1}
-
-
-def test_sync_reports_new_as_r_and_completes_oldest_in_fifo_order() -> None:
-    server = _server(t1="G", t2="G", t3="G", t4="G", t5="D")
-    server.queue_task_batch([3, 1])
-    server.queue_task_batch([2])
+def test_a_fetch_runs_what_was_queued_and_finishes_the_oldest_first() -> None:
+    server = _server("GGGGD")
+    _queue(server, [3, 1], at=1.0)
+    _queue(server, [2], at=1.0)
     # completions_per_sync=2: the two oldest (3, 1) finish; 2 is reported running.
-    assert server.task_status_updates(full=False) == {"D": [3, 1], "R": [2]}
-    server.queue_task_batch([4])
-    assert {s: sorted(ids) for s, ids in server.task_status_updates(full=False).items()} == {"D": [2, 4]}
-    assert server.task_status_updates(full=False) == {}
-    full = server.task_status_updates(full=True)
-    assert {s: sorted(ids) for s, ids in full.items()} == {"D": [1, 2, 3, 4, 5]}
+    assert _fetch(server, 10.0, since="2026-01-01 00:00:00") == {"D": [1, 3], "R": [2]}
+    _queue(server, [4], at=12.0)
+    # Changes are stamped by the second, as on the real server: a fetch since the previous
+    # answer's time reports that second's changes again (2 finished at 20 s, 4 ran and finished).
+    assert _fetch(server, 20.0, since=server_time(10.0)) == {"D": [1, 2, 3, 4]}
+    assert _fetch(server, 30.0, since=server_time(20.0)) == {"D": [2, 4]}
+    assert _fetch(server, 40.0, since=server_time(30.0)) == {}
+    assert _fetch(server, 50.0, since=None) == {"D": [1, 2, 3, 4, 5]}
+
+
+def test_the_progress_goes_through_the_task_fsm() -> None:
+    server = _server("GG")
+    _queue(server, [1, 2])
+    server.progress(5.0)
+    model = server.model
+    assert model is not None
+    # Each task went Q -> I -> O -> R -> D through its instance; the instances are D.
+    assert model.ti_status == ["D", "D"]
+    assert server.statuses == {1: "D", 2: "D"}
+    assert model.counts["D"] == 2 and model.active_total == 0
 
 
 def test_fetch_command_carries_server_time() -> None:
-    server = _server(t1="G")
+    server = _server("G")
     event = server.handle(FetchTaskStatuses(3, workflow_id=1, since=None), 61.7)
     assert isinstance(event, TaskStatusesFetched)
     assert event.server_time == "2026-01-01 00:01:01" == server_time(61.7)
     assert event.tasks_by_status == {"G": (1,)}
+
+
+def test_the_server_needs_a_workflow_before_it_answers() -> None:
+    with pytest.raises(DriveError, match="no workflow"):
+        InstantServer().handle(FetchTaskStatuses(3, workflow_id=1, since=None), 0.0)
 
 
 @pytest.mark.parametrize(
@@ -167,49 +196,31 @@ def test_fetch_command_carries_server_time() -> None:
     ],
 )
 def test_run_status_transitions(held: str, requested: str, after: str) -> None:
-    server = InstantServer({}, run_status=held)
+    server = InstantServer.for_topology(_spec("G"), run_status=held)
     ack = server.handle(UpdateWorkflowRunStatus(1, workflow_run_id=1, status=requested), 0.0)
     assert ack.status == after  # type: ignore[union-attr]
-    server = InstantServer({}, run_status=held)
+    server = InstantServer.for_topology(_spec("G"), run_status=held)
     hb = server.handle(LogHeartbeat(2, workflow_run_id=1, status=requested, next_report_increment=93.0), 0.0)
     assert hb.status == after  # type: ignore[union-attr]
 
 
 def test_bind_resources_ids_increment_and_limits_come_from_the_topology() -> None:
     spec = reference_workload(20)
-    server = InstantServer.from_topology(spec)
-    assert [server.bind_resources() for _ in range(3)] == [1, 2, 3]
-    assert server.workflow_limit == 10_000
-    assert server.array_limits == {a: 2_000 for a in range(1, 11)}
+    server = InstantServer.for_topology(spec)
+    model = server.model
+    assert model is not None
+    assert [model.bind_resources("q", ()) for _ in range(3)] == [1, 2, 3]
+    assert model.workflow_limit == 10_000
+    assert model.array_limits == {a: 2_000 for a in range(1, 11)}
     assert set(server.statuses.values()) == {"G"}
 
 
 # --- the driver ------------------------------------------------------------------------------
 
 
-class _TrackingServer(InstantServer):
-    """Records the peak number of in-flight tasks, overall and per array."""
-
-    def __init__(self, spec: TopologySpec) -> None:
-        base = InstantServer.from_topology(spec)
-        super().__init__(base.statuses, workflow_limit=base.workflow_limit, array_limits=base.array_limits)
-        self.array_of = {t.task_id: t.array_id for t in spec.tasks}
-        self.peak_total = 0
-        self.peak_by_array: Counter[int] = Counter()
-
-    def queue_task_batch(self, task_ids: Iterable[int]) -> dict[str, list[int]]:
-        answer = super().queue_task_batch(task_ids)
-        active = [tid for tid, s in self.statuses.items() if s in "QIOR"]
-        self.peak_total = max(self.peak_total, len(active))
-        per_array = Counter(self.array_of[t] for t in active)
-        for array_id, count in per_array.items():
-            self.peak_by_array[array_id] = max(self.peak_by_array[array_id], count)
-        return answer
-
-
 def test_drive_reference_workload_to_done() -> None:
     spec = reference_workload(3000)
-    server = InstantServer.from_topology(spec)
+    server = InstantServer()
     result = drive(spec, SwarmConfig(), server=server)
     summary = result.summary
     assert summary is not None
@@ -229,11 +240,14 @@ def test_drive_respects_concurrency_limits() -> None:
         workflow_limit=50,
         arrays=tuple(attrs.evolve(a, limit=20) for a in spec.arrays),
     )
-    server = _TrackingServer(spec)
+    server = InstantServer()
     result = drive(spec, SwarmConfig(), server=server)
     assert result.final_status == "D"
-    assert 0 < server.peak_total <= 50
-    assert max(server.peak_by_array.values()) <= 20
+    model = server.model
+    assert model is not None
+    # The model keeps the peak active counts, overall and per array.
+    assert 0 < model.peak_total <= 50
+    assert max(model.peak_by_array.values()) <= 20
 
 
 def test_drive_is_deterministic_and_records_pairs() -> None:

@@ -1,9 +1,10 @@
-"""An instant, in-process fake Jobmon server and a virtual-clock driver loop.
+"""The instant server of ``fold`` and the benchmark, and its virtual-clock drive loop.
 
-``InstantServer`` answers every server command at once, with no I/O. Its task progress model
-is the benchmark's reference workload: each task-status fetch completes the
-``completions_per_sync`` oldest in-flight tasks (FIFO; they become ``D``) and reports the tasks
-queued since the previous fetch as ``R``. Every task succeeds on its first attempt.
+``InstantServer`` is the one server model (``ServerModel``) under an instant-completion
+driver: nothing happens between requests, and each task-status fetch first launches and runs
+what was queued since the previous one, then finishes the ``completions_per_sync`` oldest
+running instances (the benchmark's reference workload). Answers come from
+``shell/server/in_process.py``, as the simulator's do.
 
 ``drive`` runs one workflow run through the pure core on a virtual clock: it feeds
 ``RunStarted`` at ``t=0``, carries out the commands in order, answers server commands at the
@@ -14,69 +15,39 @@ deterministic; ``time.perf_counter`` only measures where the time goes.
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any
 
 from attrs import define, field
 
 from swarmfold.core.commands import (
-    BindResources,
     Command,
     EvaluateResources,
     Fail,
-    FetchArrayLimit,
     FetchTaskStatuses,
-    FetchWorkflowLimit,
     Finish,
     LoadEdgeChunk,
     LoadTaskChunk,
-    LogHeartbeat,
     NoteAnomaly,
-    QueueBatch,
-    RequestTriage,
-    TerminateTaskInstances,
-    UpdateWorkflowRunStatus,
     WakeAt,
 )
-from swarmfold.core.config import UNLIMITED, SwarmConfig
+from swarmfold.core.config import SwarmConfig
 from swarmfold.core.decide import decide
 from swarmfold.core.events import (
-    ArrayLimitFetched,
-    BatchQueued,
     Event,
-    HeartbeatAcknowledged,
     ResourceEvaluationFailed,
-    ResourcesBound,
     ResourcesEvaluated,
     RunStarted,
-    StatusUpdateAcknowledged,
-    TaskStatusesFetched,
-    TerminateAcknowledged,
     TimerFired,
-    TriageRequested,
-    WorkflowLimitFetched,
 )
 from swarmfold.core.state import SwarmState, initial_state
 from swarmfold.core.summary import RunSummary
-from swarmfold.core.topology import TopologySpec
-from swarmfold.shell.server.fsm import ACCEPTED, run_transition
-
-#: Virtual ``t=0`` on the fake server's clock.
-EPOCH = _dt.datetime(2026, 1, 1)
-#: The server time string of ``t=0``.
-EPOCH_STRING = "2026-01-01 00:00:00"
-
-_QUEUEABLE = frozenset("GA")
-_IN_FLIGHT = frozenset("QIOR")
-
-
-def server_time(at: float) -> str:
-    """The server's ``"YYYY-MM-DD HH:MM:SS"`` time at virtual time ``at`` (1 s resolution)."""
-    return (EPOCH + _dt.timedelta(seconds=int(at))).strftime("%Y-%m-%d %H:%M:%S")
+from swarmfold.core.topology import Topology, TopologySpec, build_topology
+from swarmfold.shell.server.in_process import ANSWERED_IN_PROCESS, answer_command
+from swarmfold.shell.server.model import ServerModel, server_time
 
 
 class DriveError(RuntimeError):
@@ -85,179 +56,79 @@ class DriveError(RuntimeError):
 
 
 class InstantServer:
-    """An in-memory Jobmon server that answers at once.
+    """The one server model (``ServerModel``) under the instant-completion driver.
 
-    Its run starts LAUNCHED (``O``), as a real run is once its distributor has started
-    (``B -> I -> O``); run-status requests follow the run FSM of ``shell/server/fsm.py``.
+    Nothing happens between requests: the cluster moves only when the swarm fetches task
+    statuses. Then, before the server answers, the distributor launches every instance queued
+    since the previous fetch and each starts running (``Q -> I -> O -> R``), and the
+    ``completions_per_sync`` oldest running instances finish (``R -> D``), oldest first. Every
+    task succeeds on its first attempt; every other answer is the model's own.
 
-    ``statuses`` maps task id to its server-side status. ``calls`` counts the commands
-    handled, by command class name.
+    The model is built from the core's topology when the drive starts (``start``), so the
+    drive shares the topology with the core; ``for_topology`` builds one for a spec up front.
+    ``calls`` counts the commands handled, by command class name.
     """
 
-    def __init__(
-        self,
-        statuses: Mapping[int, str],
-        *,
-        workflow_limit: int = UNLIMITED,
-        array_limits: Mapping[int, int] | None = None,
-        run_status: str = "O",
-        completions_per_sync: int = 1000,
-    ) -> None:
-        self.statuses: dict[int, str] = dict(statuses)
-        self.workflow_limit = workflow_limit
-        self.array_limits: dict[int, int] = dict(array_limits or {})
-        self.run_status = run_status
+    def __init__(self, *, run_status: str = "O", completions_per_sync: int = 1000) -> None:
+        self.run_status_at_start = run_status
         self.completions_per_sync = completions_per_sync
+        self.model: ServerModel | None = None
         self.calls: dict[str, int] = {}
-        #: In-flight tasks, oldest first (queued, not yet done).
-        self.in_flight: deque[int] = deque()
-        #: Tasks queued since the previous status fetch, in queue order.
-        self.queued_since_sync: list[int] = []
-        #: Tasks whose status changed since the previous status fetch (an ordered set).
-        self.changed: dict[int, None] = {}
-        self._next_resources_id = 1
+        #: Running instances, oldest launch first (the next to finish).
+        self.running: deque[int] = deque()
 
     @classmethod
-    def from_topology(cls, spec: TopologySpec, **kwargs: Any) -> InstantServer:
-        """A server holding ``spec``'s tasks at their initial statuses and its limits."""
-        kwargs.setdefault("workflow_limit", spec.workflow_limit)
-        kwargs.setdefault("array_limits", {a.array_id: a.limit for a in spec.arrays})
-        statuses = {t.task_id: t.status for t in spec.tasks}
-        table = spec.task_table
-        if table is not None:
-            statuses.update(zip(table.task_ids, table.statuses or "G" * len(table), strict=True))
-        return cls(statuses, **kwargs)
+    def for_topology(cls, spec: TopologySpec, **kwargs: Any) -> InstantServer:
+        """A started server holding ``spec``'s tasks at their initial statuses and its limits."""
+        server = cls(**kwargs)
+        server.start(build_topology(spec))
+        return server
 
-    # --- the server operations ---------------------------------------------------------
+    def start(self, topology: Topology) -> ServerModel:
+        """Build the model of ``topology`` (once; later calls return the same model)."""
+        if self.model is None:
+            self.model = ServerModel(topology, run_status=self.run_status_at_start)
+        return self.model
 
-    def queue_task_batch(self, task_ids: Iterable[int]) -> dict[str, list[int]]:
-        """Move the ``G``/``A`` tasks among ``task_ids`` to ``Q``; answer the current status
-        of every requested (known) id."""
-        statuses = self.statuses
-        answer: dict[str, list[int]] = {}
-        for tid in task_ids:
-            status = statuses.get(tid)
-            if status is None:
-                continue
-            if status in _QUEUEABLE:
-                status = statuses[tid] = "Q"
-                self.in_flight.append(tid)
-                self.queued_since_sync.append(tid)
-                self.changed[tid] = None
-            bucket = answer.get(status)
-            if bucket is None:
-                answer[status] = [tid]
-            else:
-                bucket.append(tid)
-        return answer
+    @property
+    def run_status(self) -> str:
+        return self.run_status_at_start if self.model is None else self.model.run_status
 
-    def transition_run(self, status: str) -> str:
-        """Try to move the workflow run to ``status``; return the status held afterwards."""
-        if run_transition(self.run_status, status) == ACCEPTED:
-            self.run_status = status
-        return self.run_status
+    @property
+    def statuses(self) -> Mapping[int, str]:
+        """Task id -> the server's status (empty before ``start``)."""
+        return {} if self.model is None else self.model.statuses_by_task()
 
-    def bind_resources(self) -> int:
-        """A fresh TaskResources id."""
-        rid = self._next_resources_id
-        self._next_resources_id += 1
-        return rid
-
-    def task_status_updates(self, full: bool) -> dict[str, list[int]]:
-        """One sync: advance the progress model, then report changed (or, if ``full``, all)
-        tasks by status."""
-        statuses = self.statuses
-        changed = self.changed
-        for tid in self.queued_since_sync:
-            if statuses[tid] == "Q":
-                statuses[tid] = "R"
-        self.queued_since_sync = []
-        in_flight = self.in_flight
+    def progress(self, now: float) -> None:
+        """The cluster's move before a status fetch: launch and run what was queued, then
+        finish the oldest running instances."""
+        model = self._model()
+        running = self.running
+        for ti in model.instantiate_and_launch(now):
+            if model.log_running(ti, now):
+                running.append(ti)
+        ti_status = model.ti_status
         done = 0
-        while in_flight and done < self.completions_per_sync:
-            tid = in_flight.popleft()
-            if statuses[tid] in _IN_FLIGHT:
-                statuses[tid] = "D"
-                changed[tid] = None
+        while running and done < self.completions_per_sync:
+            ti = running.popleft()
+            if ti_status[ti] == "R":
+                model.log_done(ti, now)
                 done += 1
-        source: Iterable[int] = statuses if full else changed
-        answer: dict[str, list[int]] = {}
-        for tid in source:
-            status = statuses[tid]
-            bucket = answer.get(status)
-            if bucket is None:
-                answer[status] = [tid]
-            else:
-                bucket.append(tid)
-        self.changed = {}
-        return answer
-
-    def set_task_status(self, task_id: int, status: str) -> None:
-        """Test hook: force a task's status (seen by the next fetch)."""
-        self.statuses[task_id] = status
-        self.changed[task_id] = None
-
-    # --- command dispatch ----------------------------------------------------------------
 
     def handle(self, command: Command, at: float) -> Event:
         """Answer one server command with its event, at virtual time ``at``."""
         name = type(command).__name__
         self.calls[name] = self.calls.get(name, 0) + 1
-        handler = _HANDLERS.get(type(command))
-        if handler is None:
+        if type(command) not in ANSWERED_IN_PROCESS:
             raise DriveError(f"the instant server does not serve {name}")
-        return handler(self, command, at)
+        if type(command) is FetchTaskStatuses:
+            self.progress(at)
+        return answer_command(self._model(), command, at)
 
-
-def _queue(server: InstantServer, c: QueueBatch, at: float) -> Event:
-    return BatchQueued(c.command_id, at, server.queue_task_batch(c.task_ids))
-
-
-def _bind(server: InstantServer, c: BindResources, at: float) -> Event:
-    return ResourcesBound(c.command_id, at, server.bind_resources())
-
-
-def _heartbeat(server: InstantServer, c: LogHeartbeat, at: float) -> Event:
-    return HeartbeatAcknowledged(c.command_id, at, server.transition_run(c.status))
-
-
-def _update(server: InstantServer, c: UpdateWorkflowRunStatus, at: float) -> Event:
-    return StatusUpdateAcknowledged(c.command_id, at, server.transition_run(c.status))
-
-
-def _triage(server: InstantServer, c: RequestTriage, at: float) -> Event:
-    return TriageRequested(c.command_id, at)
-
-
-def _fetch(server: InstantServer, c: FetchTaskStatuses, at: float) -> Event:
-    answer = server.task_status_updates(full=c.since is None)
-    return TaskStatusesFetched(c.command_id, at, answer, server_time(at))
-
-
-def _wf_limit(server: InstantServer, c: FetchWorkflowLimit, at: float) -> Event:
-    return WorkflowLimitFetched(c.command_id, at, server.workflow_limit)
-
-
-def _array_limit(server: InstantServer, c: FetchArrayLimit, at: float) -> Event:
-    limit = server.array_limits.get(c.array_id, UNLIMITED)
-    return ArrayLimitFetched(c.command_id, at, c.array_id, limit)
-
-
-def _terminate(server: InstantServer, c: TerminateTaskInstances, at: float) -> Event:
-    return TerminateAcknowledged(c.command_id, at, 0)
-
-
-_HANDLERS: dict[type, Callable[[InstantServer, Any, float], Event]] = {
-    QueueBatch: _queue,
-    BindResources: _bind,
-    LogHeartbeat: _heartbeat,
-    UpdateWorkflowRunStatus: _update,
-    RequestTriage: _triage,
-    FetchTaskStatuses: _fetch,
-    FetchWorkflowLimit: _wf_limit,
-    FetchArrayLimit: _array_limit,
-    TerminateTaskInstances: _terminate,
-}
+    def _model(self) -> ServerModel:
+        if self.model is None:
+            raise DriveError("the instant server has no workflow yet: call start(topology) first")
+        return self.model
 
 
 # --- user callables ------------------------------------------------------------------------
@@ -345,11 +216,11 @@ def drive(
     ``callables`` resolves the names in ``EvaluateResources`` commands.
     """
     if server is None:
-        server = InstantServer.from_topology(topology_spec)
+        server = InstantServer()
     if config is None:
         config = SwarmConfig()
     handle = server.handle
-    handlers = _HANDLERS
+    handlers = ANSWERED_IN_PROCESS
     now = 0.0
     pending: deque[Event] = deque()
     pending.append(
@@ -387,6 +258,8 @@ def drive(
         decision = decide(state, event)
         decide_s += perf_counter() - t0
         state = decision.state
+        if server.model is None and state.topology is not None:
+            server.start(state.topology)
         commands = decision.commands
         n_events += 1
         n_commands += len(commands)

@@ -101,7 +101,7 @@ def _sim_model(before: str, route: str, asked: str) -> str:
 
 
 def _instant(before: str, route: str, asked: str) -> str:
-    server = InstantServer({1: "G"}, run_status=before)
+    server = InstantServer.for_topology(_spec(), run_status=before)
     command = (LogHeartbeat(1, 1, asked, 93.0) if route == "log_heartbeat"
                else UpdateWorkflowRunStatus(1, 1, asked))
     status: str = server.handle(command, 1.0).status  # type: ignore[union-attr]

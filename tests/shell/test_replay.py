@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.decide import decide
 from swarmfold.core.events import TaskStatusesFetched
+from swarmfold.core.topology import TaskSpec
 from swarmfold.shell.log.drift import drift_report, full_sync_drift
 from swarmfold.shell.log.eventlog import read_log
 from swarmfold.shell.log.replay import replay, state_summary
@@ -196,10 +198,9 @@ def test_full_sync_drift_sorts_tasks_into_the_three_sets(tmp_path: Path) -> None
 def test_drift_report_lists_every_full_sync_of_a_log(tmp_path: Path) -> None:
     path = tmp_path / "full.log"
     spec = small_spec(array_limit=10)
-    server = InstantServer.from_topology(spec)
-    # Every sync is a full sync; the server also lost task 3 and knows a task 42.
-    del server.statuses[3]
-    server.statuses[42] = "R"
+    # Every sync is a full sync; the server's workflow lacks task 3 and has a task 42.
+    server_tasks = [t for t in spec.tasks if t.task_id != 3] + [TaskSpec(42, 2, 1, status="R")]
+    server = InstantServer.for_topology(attrs.evolve(spec, tasks=server_tasks))
     record_run(path, spec, SwarmConfig(wedged_sync_interval=-1, timeout=100.0), server=server)
     report = drift_report(path)
     log = read_log(path)
