@@ -53,13 +53,13 @@ from swarmfold.core.config import SwarmConfig
 from swarmfold.core.topology import Topology, build_topology
 from swarmfold.shell.http.loopback import Connections, GzipJsonHandler
 from swarmfold.shell.server.answers import RouteAnswers, served_route
-from swarmfold.shell.server.model import ServerModel
 from swarmfold.shell.sim.cluster import Distributor, WorkModel
 from swarmfold.shell.sim.scenario import LimitChange, ResumeSignal, Scenario
 from swarmfold.shell.sim.world import (
     PRIO_WORKER,
     WorldLoop,
     schedule_scripted_world,
+    server_for,
 )
 
 __all__ = [
@@ -163,15 +163,7 @@ class JobmonServer(RouteAnswers, WorldLoop):
         self.clock = clock
         topo = build_topology(scenario.topology)
         self.topology: Topology = topo
-        config = scenario.config
-        self.model = ServerModel(
-            topo,
-            workflow_id=scenario.workflow_id,
-            workflow_run_id=scenario.workflow_run_id,
-            run_status="O",
-            heartbeat_increment=config.next_report_increment,
-            ti_report_increment=scenario.server.task_instance_heartbeat_interval * config.report_by_buffer,
-        )
+        self.model = server_for(scenario, topo)
         streams = _sub_streams(self.seed)
         self._heap: list[tuple[float, int, int, str, Any]] = []
         self._seq = 0

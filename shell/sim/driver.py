@@ -63,7 +63,7 @@ from swarmfold.core.events import (
     TimerFired,
 )
 from swarmfold.core.state import SwarmState, initial_state
-from swarmfold.shell.server.model import ServerModel, server_time
+from swarmfold.shell.server.model import server_time
 from swarmfold.shell.sim.cluster import Distributor, WorkModel
 from swarmfold.shell.sim.faults import explain_end
 from swarmfold.shell.sim.invariants import InvariantChecker, Violation
@@ -93,6 +93,7 @@ from swarmfold.shell.sim.world import (
     PRIO_WORKER,
     WorldLoop,
     schedule_scripted_world,
+    server_for,
 )
 
 __all__ = ["ROUTE_OF", "SimResult", "SimulationError", "simulate"]
@@ -289,14 +290,7 @@ class _Simulation(WorldLoop, RequestFlow):
         topo = self.state.topology
         assert topo is not None
         self.topo = topo
-        self.server = ServerModel(
-            topo,
-            workflow_id=scenario.workflow_id,
-            workflow_run_id=scenario.workflow_run_id,
-            run_status="O",
-            heartbeat_increment=config.next_report_increment,
-            ti_report_increment=scenario.server.task_instance_heartbeat_interval * config.report_by_buffer,
-        )
+        self.server = server_for(scenario, topo)
         f = scenario.faults
         tracking = bool(
             f.response_loss_rate or f.timeout_rate or f.request_timeout is not None or f.any_report_faults

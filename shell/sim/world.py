@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from swarmfold.core.topology import Topology
+from swarmfold.shell.server.model import ServerModel
 from swarmfold.shell.sim.cluster import END, LOST, START, Distributor
 from swarmfold.shell.sim.scenario import LimitChange, ResumeSignal, Scenario
 
@@ -26,6 +28,20 @@ RESUME = "resume"
 DISTRIBUTOR_DIES = "distributor_dies"
 
 Push = Callable[[float, int, str, Any], None]
+
+
+def server_for(scenario: Scenario, topology: Topology) -> ServerModel:
+    """The server model of ``scenario``'s workflow run, already launched (``O``): the
+    distributor has moved it ``B -> I -> O`` and the swarm's ``R`` is legal."""
+    config = scenario.config
+    return ServerModel(
+        topology,
+        workflow_id=scenario.workflow_id,
+        workflow_run_id=scenario.workflow_run_id,
+        run_status="O",
+        heartbeat_increment=config.next_report_increment,
+        ti_report_increment=scenario.server.task_instance_heartbeat_interval * config.report_by_buffer,
+    )
 
 
 def schedule_scripted_world(scenario: Scenario, push: Push) -> None:
