@@ -44,23 +44,18 @@ from swarmfold.core.commands import (
 )
 from swarmfold.core.events import (
     Event,
-    QueuesLoaded,
     TaskChunkLoaded,
-    TaskRow,
 )
 from swarmfold.core.protocol import failure_event as protocol_failure
-from swarmfold.core.topology import QueueSpec
 from swarmfold.shell.http.parsing import (
     ResponseError,
     WorkflowMetadata,
     parse_bound_id,
-    parse_cluster,
     parse_downstream_ids,
     parse_edges,
     parse_limit,
     parse_metadata,
     parse_queue,
-    parse_queue_id,
     parse_run_status,
     parse_server_time,
     parse_status_updates,
@@ -69,12 +64,11 @@ from swarmfold.shell.http.parsing import (
     parse_terminated,
     shown,
 )
+from swarmfold.shell.http.queue_directory import QueueDirectory
 from swarmfold.shell.http.routes import (
     BIND_RESOURCES,
     COMMAND_ROUTES,
     FETCH_WORKFLOW_METADATA,
-    GET_CLUSTER,
-    GET_QUEUE,
     QUEUE_TASK_BATCH,
     TASK_STATUS_UPDATES,
     TIME,
@@ -96,7 +90,6 @@ from swarmfold.shell.http.transport import (
     retryable_status,
     transport_error,
 )
-from swarmfold.shell.jobmon.clusters import coercion_for
 
 #: Writes that go one at a time, by group (on SQLite, two at once stall Jobmon's server on
 #: "database is locked" for up to 25 s): the scheduling writes, binds and batches, one after
@@ -120,6 +113,7 @@ __all__ = [
     "parse_edges",
     "parse_limit",
     "parse_metadata",
+    "parse_queue",
     "parse_run_status",
     "parse_server_time",
     "parse_status_updates",
@@ -246,10 +240,7 @@ class JobmonGateway:
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self._lock = threading.Lock()
-        #: ``queue name -> cluster name``, learned from ``get_tasks`` rows.
-        self._cluster_of_queue: dict[str, str] = {}
-        self._queue_ids: dict[tuple[str, str], int] = {}
-        self._clusters: dict[str, tuple[int, str]] = {}
+        self.queues = QueueDirectory(self._ask)
         #: Requests sent (attempts), by route template (``POST /array/{id}/queue_task_batch``).
         self.request_counts: dict[str, int] = {}
 
@@ -483,9 +474,9 @@ class JobmonGateway:
             raise TypeError(f"JobmonGateway.execute: {type(command).__name__} does not talk to the server")
         try:
             if isinstance(command, LoadQueues):
-                return self._load_queues(command)
+                return self.queues.load_queues(command, self.clock())
             if isinstance(command, BindResources) and command.queue_id == 0 and self.resolve_queue_ids:
-                command = attrs.evolve(command, queue_id=self._resolve_queue_id(command.queue))
+                command = attrs.evolve(command, queue_id=self.queues.queue_id(command.queue))
             request = spec.request(command)
             lock = self._write_locks.get(spec.route)
             with lock if lock is not None else contextlib.nullcontext():
@@ -496,7 +487,7 @@ class JobmonGateway:
                 )
             event = spec.answer(command, self.clock(), r.parse(spec.parse), r.duration)
             if isinstance(event, TaskChunkLoaded):
-                self._learn_clusters(event.tasks)
+                self.queues.learn(event.tasks)
             return event
         except _Failed as exc:
             return protocol_failure(command, self.clock(), str(exc))
@@ -506,64 +497,9 @@ class JobmonGateway:
                 f"{type(command).__name__}: internal error in the gateway: {type(exc).__name__}: {exc}",
             )
 
-    def _learn_clusters(self, rows: tuple[TaskRow, ...]) -> None:
-        """Remember the cluster of every queue the task rows name (for queue-id lookups)."""
-        with self._lock:
-            for row in rows:
-                self._cluster_of_queue.setdefault(row.queue_name, row.cluster_name)
-                for q in row.fallback_queues:
-                    self._cluster_of_queue.setdefault(q, row.cluster_name)
-
-    def _resolve_queue_id(self, queue: str) -> int:
-        """The server's id of ``queue`` on the cluster its tasks named (learned from
-        ``get_tasks``, as Jobmon's builder fetches ``/cluster/{name}`` and
-        ``/cluster/{id}/queue/{name}``); 0 when no cluster is known for it."""
-        with self._lock:
-            cluster = self._cluster_of_queue.get(queue)
-            if cluster is None:
-                return 0
-            known = self._queue_ids.get((cluster, queue))
-        if known is not None:
-            return known
-        cluster_id = self._cluster_id(cluster)
-        path = GET_QUEUE.path(cluster_id=cluster_id, queue_name=queue)
-        queue_id: int = self._request(GET_QUEUE.method, path, GET_QUEUE.label).parse(parse_queue_id)
-        with self._lock:
-            self._queue_ids[(cluster, queue)] = queue_id
-        return queue_id
-
-    def _cluster_id(self, cluster: str) -> int:
-        return self._cluster(cluster)[0]
-
-    def _cluster(self, cluster: str) -> tuple[int, str]:
-        """``(id, type)`` of a cluster, asked once."""
-        with self._lock:
-            known = self._clusters.get(cluster)
-        if known is not None:
-            return known
-        path = GET_CLUSTER.path(cluster_name=cluster)
-        answer = self._request(GET_CLUSTER.method, path, GET_CLUSTER.label)
-        found: tuple[int, str] = answer.parse(parse_cluster)
-        with self._lock:
-            self._clusters[cluster] = found
-        return found
-
-    def _load_queues(self, c: LoadQueues) -> Event:
-        """Each ``(cluster, queue)``: its id and bounds (``cluster.get_queue`` in Jobmon)."""
-        found: list[QueueSpec] = []
-        for cluster, queue in c.queues:
-            cluster_id, cluster_type = self._cluster(cluster)
-            path = GET_QUEUE.path(cluster_id=cluster_id, queue_name=queue)
-            parsed = self._request(GET_QUEUE.method, path, GET_QUEUE.label).parse(parse_queue)
-            if parsed is None:
-                continue
-            queue_id, bounds = parsed
-            with self._lock:
-                self._queue_ids[(cluster, queue)] = queue_id
-                self._cluster_of_queue.setdefault(queue, cluster)
-            found.append(QueueSpec(queue, queue_id=queue_id, cluster_id=cluster_id, bounds=bounds,
-                                   coercion=coercion_for(cluster_type)))
-        return QueuesLoaded(c.command_id, self.clock(), tuple(found))
+    def _ask(self, route: Route, parser: Callable[..., Any], **params: Any) -> Any:
+        """Send one bodiless request on ``route`` and parse its answer (for the queue directory)."""
+        return self._request(route.method, route.path(**params), route.label).parse(parser)
 
 
 def failure_event(command: Command, at: float, error: str) -> Event:
