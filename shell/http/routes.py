@@ -100,6 +100,11 @@ class Route:
         object.__setattr__(self, "_pattern", _pattern_of(self.template))
 
     @property
+    def name(self) -> str:
+        """The route's name: its last path segment that is not a parameter (``queue_task_batch``)."""
+        return next(p for p in reversed(self.template.split("/")) if p and not p.startswith("{"))
+
+    @property
     def params(self) -> tuple[str, ...]:
         """The names of the path parameters, in order."""
         return tuple(_PARAM.findall(self.template))

@@ -26,7 +26,6 @@ request whose answer is split from its work (timeouts, late answers) is carried 
 from __future__ import annotations
 
 import gc
-import json
 import random
 from collections import deque
 from collections.abc import Mapping
@@ -36,22 +35,13 @@ from time import perf_counter
 from typing import Any
 
 from swarmfold.core.commands import (
-    BindResources,
     Command,
     EvaluateResources,
     Fail,
-    FetchArrayLimit,
-    FetchTaskStatuses,
-    FetchWorkflowLimit,
     Finish,
     LoadEdgeChunk,
     LoadTaskChunk,
-    LogHeartbeat,
     NoteAnomaly,
-    QueueBatch,
-    RequestTriage,
-    TerminateTaskInstances,
-    UpdateWorkflowRunStatus,
     WakeAt,
 )
 from swarmfold.core.config import UNLIMITED
@@ -62,14 +52,17 @@ from swarmfold.core.events import (
     RunStarted,
     TimerFired,
 )
+from swarmfold.core.protocol import SERVER_COMMANDS
 from swarmfold.core.state import SwarmState, initial_state
+from swarmfold.shell.http.routes import COMMAND_ROUTES
+from swarmfold.shell.server.in_process import ANSWERED_IN_PROCESS
 from swarmfold.shell.server.model import server_time
 from swarmfold.shell.sim.cluster import Distributor, WorkModel
 from swarmfold.shell.sim.faults import explain_end
 from swarmfold.shell.sim.invariants import InvariantChecker, Violation
 from swarmfold.shell.sim.report import (
-    r6,
     timeline_columns,
+    timeline_row,
     write_timeline,
 )
 from swarmfold.shell.sim.request_flow import (
@@ -87,7 +80,7 @@ from swarmfold.shell.sim.scenario import (
     Scenario,
     with_limits,
 )
-from swarmfold.shell.sim.sim_report import RecordingDistributor, SimResult, build_report
+from swarmfold.shell.sim.sim_report import RecordingDistributor, SimResult, build_report, record_line
 from swarmfold.shell.sim.world import (
     PRIO_SIGNAL,
     PRIO_WORKER,
@@ -111,20 +104,10 @@ RANDOM_RESUME = "random_resume"
 
 #: How many earlier status answers a duplicated report may draw from.
 _REPORT_HISTORY = 8
-#: How many characters of the first bad record the report keeps.
-_RECORD_CHARS = 2000
 
-#: The route each server command calls (spec §11).
+#: The route each server command calls (spec §11), by name: the scenario's latencies are per route.
 ROUTE_OF: Mapping[type, str] = {
-    QueueBatch: "queue_task_batch",
-    BindResources: "bind_resources",
-    LogHeartbeat: "log_heartbeat",
-    UpdateWorkflowRunStatus: "update_status",
-    RequestTriage: "set_status_for_triaging",
-    FetchTaskStatuses: "task_status_updates",
-    FetchWorkflowLimit: "get_max_concurrently_running",
-    FetchArrayLimit: "get_array_max_concurrently_running",
-    TerminateTaskInstances: "terminate_task_instances",
+    c: COMMAND_ROUTES[c].route.name for c in SERVER_COMMANDS if c in ANSWERED_IN_PROCESS
 }
 
 #: ``Finish`` reasons that are not a normal end (no lost-task check after them).
@@ -498,33 +481,10 @@ class _Simulation(WorldLoop, RequestFlow):
         if record is None:
             self.first_bad = f"record {v.record}" if v.record is not None else None
             return
-        from swarmfold.shell.log.codec import unstructure
-
-        line = json.dumps(
-            {
-                "commands": [unstructure(c) for c in record[1]],
-                "event": unstructure(record[0]),
-                "runner_id": f"sim-{self.seed}",
-                "seq": v.record,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        )
-        if len(line) > _RECORD_CHARS:
-            line = line[: _RECORD_CHARS - 3] + "..."
-        self.first_bad = line
+        self.first_bad = record_line(v.record, record[0], record[1], f"sim-{self.seed}")
 
     def _sample(self, t: float) -> None:
-        server = self.server
-        counts = server.counts
-        row: list[Any] = [
-            r6(t), server.run_status, server.workflow_limit, server.active_total, counts["G"],
-            counts["Q"] + counts["I"], counts["O"], counts["R"], counts["A"], counts["D"], counts["F"],
-        ]
-        limits = server.array_limits
-        for a in self.topo.array_ids:
-            row += [server.active_by_array[a], limits.get(a)]
-        self.timeline.append(tuple(row))
+        self.timeline.append(timeline_row(self.server, t, self.topo.array_ids))
 
     # --- the result ------------------------------------------------------------------------------
 

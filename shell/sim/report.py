@@ -25,6 +25,7 @@ __all__ = [
     "render_json",
     "render_text",
     "timeline_columns",
+    "timeline_row",
     "write_timeline",
 ]
 
@@ -235,6 +236,19 @@ def timeline_columns(array_ids: Iterable[int]) -> list[str]:
     for a in array_ids:
         cols += [f"active_{a}", f"limit_{a}"]
     return cols
+
+
+def timeline_row(server: Any, t: float, array_ids: Iterable[int]) -> tuple[Any, ...]:
+    """One timeline sample of ``server`` (a ``ServerModel``) at ``t``, in ``timeline_columns`` order."""
+    counts = server.counts
+    row: list[Any] = [
+        r6(t), server.run_status, server.workflow_limit, server.active_total, counts["G"],
+        counts["Q"] + counts["I"], counts["O"], counts["R"], counts["A"], counts["D"], counts["F"],
+    ]
+    limits = server.array_limits
+    for a in array_ids:
+        row += [server.active_by_array[a], limits.get(a)]
+    return tuple(row)
 
 
 def write_timeline(

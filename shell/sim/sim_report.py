@@ -3,11 +3,13 @@ end, and the distributor that also records each worker's span (for plots)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from attrs import define, field
 
-from swarmfold.core.commands import Fail, Finish, NoteAnomaly
+from swarmfold.core.commands import Command, Fail, Finish, NoteAnomaly
+from swarmfold.core.events import Event
 from swarmfold.core.state import SwarmState
 from swarmfold.core.summary import RunSummary
 from swarmfold.shell.server.model import ServerModel
@@ -16,7 +18,10 @@ from swarmfold.shell.sim.faults import profile_summary
 from swarmfold.shell.sim.invariants import Violation
 from swarmfold.shell.sim.report import ArrayReport, SimReport, percentile, r6
 
-__all__ = ["RecordingDistributor", "SimResult", "build_report"]
+__all__ = ["RecordingDistributor", "SimResult", "build_report", "record_line"]
+
+#: How many characters of the first bad record the report keeps.
+RECORD_CHARS = 2000
 
 
 @define
@@ -39,6 +44,23 @@ class SimResult:
     #: Per task instance (``record_spans=True``): ``(task_id, array_id, queued_at, started_at,
     #: ended_at, status)``; ``started_at``/``ended_at`` are None when it never started/ended.
     spans: list[tuple[int, int, float, float | None, float | None, str]] | None = None
+
+
+def record_line(seq: int, event: Event, commands: tuple[Command, ...], runner_id: str) -> str:
+    """The event-log line of one record, cut to ``RECORD_CHARS`` (for a violation's report)."""
+    from swarmfold.shell.log.codec import unstructure
+
+    line = json.dumps(
+        {
+            "commands": [unstructure(c) for c in commands],
+            "event": unstructure(event),
+            "runner_id": runner_id,
+            "seq": seq,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return line if len(line) <= RECORD_CHARS else line[: RECORD_CHARS - 3] + "..."
 
 
 def build_report(sim: Any, outcome: Finish | Fail, end: float) -> SimReport:
