@@ -167,6 +167,8 @@ class RouteAnswers:
         self.queue_of_id = {qid: name for name, qid in self.queue_ids.items()}
         self.cluster_names = {cid: f"sim-{cid}" for cid in sorted(set(self.cluster_of_queue.values()))}
         self.cluster_by_name = {name: cid for cid, name in self.cluster_names.items()}
+        #: The cluster type ``GET /cluster/{name}`` answers (it picks the swarm's coercion).
+        self.cluster_types: dict[int, str] = dict.fromkeys(self.cluster_names, "sim")
         bounds = {q.name: q.bounds for q in self.scenario.topology.queues}
         self.queue_parameters = {
             name: "{" + ", ".join(f'"{r}": ({_num(lo)}, {_num(hi)})' for r, lo, hi in bounds.get(name, ()))
@@ -367,7 +369,7 @@ class RouteAnswers:
         cid = self.cluster_by_name.get(name)
         if cid is None:
             return 200, {"cluster": []}
-        return 200, {"cluster": [cid, name, "sim", None]}
+        return 200, {"cluster": [cid, name, self.cluster_types.get(cid, "sim"), None]}
 
     def queue(self, cid: str, name: str, *, query: Any, body: Any, now: float) -> tuple[int, Any]:
         qid = self.queue_ids.get(name)

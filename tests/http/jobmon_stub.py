@@ -1,32 +1,33 @@
-"""A real loopback Jobmon server for tests: ``http.server.ThreadingHTTPServer`` on port 0.
+"""A real loopback Jobmon server for tests: the server model of ``swarmfold serve`` over HTTP.
 
-It speaks the v3 routes the swarm uses (spec §11, jobmon-protocol.md), gzips every
-response, insists on ``client_jobmon_version``, and records every request. Behind it is a
-small in-memory model of one workflow (tasks, edges, limits, workflow runs):
+Its state is a ``ServerModel`` and every route is answered by ``RouteAnswers``
+(``shell/server/answers.py``), as ``swarmfold serve`` answers. What the stub adds is what tests
+need:
 
-* ``queue_task_batch`` moves G/A tasks to Q (recorded in ``queued`` with the run id);
-* every ``task_status_updates`` call advances the model one step: tasks that were R finish
-  (D, or F for ``fail``; ``hold`` keeps them R; at most ``completions_per_sync`` per call),
-  then tasks in Q start (R). Tasks killed by ``terminate_task_instances`` go F;
-* ``since`` works like the real server: a logical clock ticks once per status fetch, each
-  change is stamped, and ``{"last_sync": t}`` returns changes stamped ``>= t``;
-* workflow-run transitions follow the instant server's table (invalid ones keep the status).
+* the HTTP layer: ``ThreadingHTTPServer`` on port 0, gzipped answers, ``client_jobmon_version``
+  required, every request recorded (``requests``, ``requests_to``), requests in flight counted;
+* fault injection (``inject(pattern, fault, times=1, skip=0)``, consumed in order per matching
+  request): ``Fault.http(code)``, ``Fault.slow(seconds)`` (the request is still applied, after
+  the delay), ``Fault.malformed(text)``, ``Fault.body(value)`` (a 200 with ``value``; nothing is
+  applied), ``Fault.transform(fn)`` (applied; the answer is rewritten) and ``Fault.drop()`` (the
+  connection is closed without an answer). ``stop()`` closes the listening socket and every open
+  connection (connection refused); ``start()`` listens again on the same port;
+* a progress driver standing in for the distributor and the workers, through the model's
+  cluster-side routes. At every ``task_status_updates`` of the workflow, before the answer: the
+  distributor kills the instances told to die (``transition_to_killed``: the task F); running
+  tasks finish (``log_done``: D, or a fatal ``log_error`` for ids in ``fail``: F), except those
+  in ``hold`` and beyond ``completions_per_sync``; then, unless the run is C or H, the
+  distributor launches the queued instances (Q→I→O) and their workers start (O→R).
 
-Fault injection (``inject(pattern, fault, times=1)``, consumed in order per matching request):
-``Fault.status(code)``, ``Fault.slow(seconds)`` (the request is still applied, after the
-delay), ``Fault.malformed(text)``, ``Fault.body(value)`` (a 200 with ``value`` instead of the
-answer; nothing is applied), ``Fault.transform(fn)`` (applied; the answer is rewritten) and
-``Fault.drop()`` (the connection is closed without an answer). ``stop()`` closes the listening
-socket and every open connection (connection refused); ``start()`` listens again on the same
-port.
+Time is the model's: seconds since the stub was made (``clock`` replaces it), status dates to
+the second. ``{"last_sync": t}`` answers every task whose status changed in a second ``>= t``,
+so a change in the second of a sync is reported again, as by the real server.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
-import re
 import socket
 import threading
 import time
@@ -34,26 +35,25 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote
 
+from swarmfold.core.config import UNLIMITED
+from swarmfold.core.specs import NO_COERCION, ArraySpec, QueueSpec, ResourceSetSpec, TaskSpec, TopologySpec
+from swarmfold.core.topology import build_topology
+from swarmfold.shell.http import routes
 from swarmfold.shell.http.loopback import Connections, GzipJsonHandler
-from swarmfold.shell.server.fsm import ACCEPTED, run_transition
+from swarmfold.shell.server import resume
+from swarmfold.shell.server.answers import RouteAnswers, served_route
+from swarmfold.shell.server.model import ServerModel
+from swarmfold.shell.sim.scenario import Scenario
 
-UNLIMITED = 2_147_483_647
-EPOCH = _dt.datetime(2026, 1, 1)
-_FINAL = frozenset("DF")
-
-
-def stub_time(version: int) -> str:
-    return (EPOCH + _dt.timedelta(seconds=version)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def parse_stub_time(text: str) -> int:
-    return int((_dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S") - EPOCH).total_seconds())
+#: The statuses a new run passes through as it is created, bound and its distributor starts.
+_NEW_RUN_PATH = "LBIO"
 
 
 @dataclass
 class StubTask:
+    """One task of the stub's workflow (its queues are bounded to 1-20 cores)."""
+
     task_id: int
     array_id: int = 1
     status: str = "G"
@@ -62,14 +62,6 @@ class StubTask:
     requested: dict[str, Any] = field(default_factory=lambda: {"cores": 1})
     queue: str = "null.q"
     cluster: str = "multiprocess"
-    resource_scales: str = "{'memory': 0.5, 'runtime': 0.5}"
-    fallback_queues: str = "[]"
-    node_id: int = 0
-    stamp: int = 0
-
-    def __post_init__(self) -> None:
-        if self.node_id == 0:
-            self.node_id = self.task_id + 10_000
 
 
 def layered_tasks(n: int, layers: int = 4, arrays: int = 2, first_id: int = 1) -> list[StubTask]:
@@ -85,6 +77,29 @@ def layered_tasks(n: int, layers: int = 4, arrays: int = 2, first_id: int = 1) -
             ups = tuple(sorted({start + (k % per), start + ((k * 7 + 1) % per)}))
         tasks.append(StubTask(tid, array_id=1 + layer % arrays, upstream_ids=ups))
     return tasks
+
+
+def _topology(
+    tasks: list[StubTask], workflow_limit: int, array_limits: dict[int, int],
+    queue_ids: dict[str, int], cluster_ids: dict[str, int],
+) -> TopologySpec:
+    """The stub's tasks as a topology: one resource set per distinct (queue, request). The server
+    holds requests as sent (no coercion): the swarm's cluster plugin coerces them."""
+    sets: dict[tuple[str, tuple[tuple[str, Any], ...]], int] = {}
+    specs = []
+    for t in tasks:
+        rs = sets.setdefault((t.queue, tuple(sorted(t.requested.items()))), len(sets) + 1)
+        specs.append(TaskSpec(t.task_id, t.array_id, rs, t.upstream_ids, t.max_attempts, t.status))
+    cluster_of = {t.queue: t.cluster for t in tasks}
+    array_ids = sorted({t.array_id for t in tasks})
+    return TopologySpec(
+        tasks=specs,
+        arrays=[ArraySpec(a, limit=array_limits.get(a, UNLIMITED)) for a in array_ids],
+        resource_sets=[ResourceSetSpec(rs, queue, dict(req)) for (queue, req), rs in sets.items()],
+        queues=[QueueSpec(q, queue_id=queue_ids.get(q, 0), cluster_id=cluster_ids[c],
+                          bounds=(("cores", 1, 20),), coercion=NO_COERCION) for q, c in cluster_of.items()],
+        workflow_limit=workflow_limit,
+    )
 
 
 @dataclass
@@ -104,16 +119,17 @@ class Recorded:
 
 @dataclass
 class Fault:
-    kind: str
-    status: int = 0
-    seconds: float = 0.0
+    """What an injected fault does to a request (see the module doc)."""
+
+    kind: str  # "answer" (nothing applied), "slow", "transform" or "drop"
+    status: int = 200
     text: str = ""
-    value: Any = None
+    seconds: float = 0.0
     fn: Callable[[Any], Any] | None = None
 
     @staticmethod
     def http(code: int, text: str = '{"error": "injected"}') -> Fault:
-        return Fault("status", status=code, text=text)
+        return Fault("answer", status=code, text=text)
 
     @staticmethod
     def slow(seconds: float) -> Fault:
@@ -121,11 +137,11 @@ class Fault:
 
     @staticmethod
     def malformed(text: str = '{"tasks_by_status": {') -> Fault:
-        return Fault("malformed", text=text)
+        return Fault("answer", text=text)
 
     @staticmethod
     def body(value: Any) -> Fault:
-        return Fault("body", value=value)
+        return Fault("answer", text=json.dumps(value))
 
     @staticmethod
     def transform(fn: Callable[[Any], Any]) -> Fault:
@@ -136,14 +152,13 @@ class Fault:
         return Fault("drop")
 
 
-class _Abort(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        self.message = message
+class JobmonStub(RouteAnswers):
+    """One workflow on a loopback Jobmon server. Use as a context manager.
 
-
-class JobmonStub:
-    """One workflow on a loopback Jobmon server. Use as a context manager."""
+    The run starts LAUNCHED (``run_status="O"``), as a real run is once its distributor started.
+    ``old_downstream_format`` quotes downstream node lists as JSON strings (older servers);
+    ``batch_delay`` makes every ``queue_task_batch`` take that long. A cluster's type is its name.
+    """
 
     def __init__(
         self,
@@ -162,40 +177,46 @@ class JobmonStub:
         old_downstream_format: bool = False,
         batch_delay: float = 0.0,
         queue_ids: dict[str, int] | None = None,
+        cluster_ids: dict[str, int] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        self.tasks: dict[int, StubTask] = {t.task_id: t for t in tasks}
+        task_list = list(tasks)
+        clusters = dict(cluster_ids or {"multiprocess": 5})
+        for t in task_list:
+            clusters.setdefault(t.cluster, max(clusters.values(), default=0) + 1)
+        spec = _topology(task_list, workflow_limit, array_limits or {}, queue_ids or {"null.q": 3}, clusters)
+        self.scenario = Scenario(topology=spec, workflow_id=workflow_id, workflow_run_id=workflow_run_id)
+        self.topology = build_topology(spec)
+        start = time.monotonic()
+        self._clock = clock or (lambda: time.monotonic() - start)
+        self._now = 0.0
+        self.model = ServerModel(self.topology, workflow_id=workflow_id, workflow_run_id=workflow_run_id,
+                                 run_status=run_status, now=self.now())
         self.workflow_id = workflow_id
-        self.dag_id = dag_id
         self.workflow_run_id = workflow_run_id
-        self.runs: dict[int, str] = {workflow_run_id: run_status}
-        self.workflow_limit = workflow_limit
-        arrays = {t.array_id for t in self.tasks.values()}
-        self.array_limits: dict[int, int] = {a: UNLIMITED for a in arrays}
-        self.array_limits.update(array_limits or {})
+        self.dag_id = dag_id
+        self.prefix = self.route_prefix = prefix
+        self.time_scale = 1.0
+        self._build_ids(self.topology)
+        self.cluster_names = {cid: name for name, cid in clusters.items()}
+        self.cluster_by_name = clusters
+        self.cluster_types = dict(self.cluster_names)
+        self._max_workflow_limit = workflow_limit
+        self._max_array_limit = dict(self.model.array_limits)
+        #: Server-side checks of every batch (``RouteAnswers._check_batch``): dependencies, limits.
+        self.violations: list[str] = []
+        self.batches = 0
         self.completions_per_sync = completions_per_sync
         self.hold: set[int] = set(hold)
         self.fail: set[int] = set(fail)
-        self.prefix = prefix
         self.old_downstream_format = old_downstream_format
         self.batch_delay = batch_delay
-        self.queue_ids: dict[str, int] = dict(queue_ids or {"null.q": 3})
-        self.cluster_ids: dict[str, int] = {"multiprocess": 5}
-        node_to_task = {t.node_id: t.task_id for t in self.tasks.values()}
-        self.downstream_nodes: dict[int, list[int]] = {tid: [] for tid in self.tasks}
-        for t in self.tasks.values():
-            for up in t.upstream_ids:
-                self.downstream_nodes[up].append(t.node_id)
-        self._node_to_task = node_to_task
-        self.version = 1
         self.lock = threading.RLock()
         self.requests: list[Recorded] = []
+        #: ``(workflow_run_id, task_id)`` of every move to Q, in order.
         self.queued: list[tuple[int, int]] = []
+        #: ``(monotonic time, workflow_run_id, status asked, status answered, increment)``.
         self.heartbeats: list[tuple[float, int, str, str, float]] = []
-        self.binds: list[dict[str, Any]] = []
-        self.dependency_violations: list[tuple[int, int]] = []
-        self.limit_violations: list[str] = []
-        self.killed: set[int] = set()
-        self.max_active = 0
         self.faults: list[list[Any]] = []
         #: Requests being answered now and the most at once: ``"schedule"`` for binds and batches
         #: together, per path for run-status updates, by method otherwise; and in all.
@@ -203,8 +224,6 @@ class JobmonStub:
         self.peak_in_flight: dict[str, int] = {}
         self.in_flight_total = 0
         self.peak_in_flight_total = 0
-        self._next_resources_id = 1
-        self.bound_ids: set[int] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._connections = Connections()
@@ -217,12 +236,10 @@ class JobmonStub:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> JobmonStub:
-        stub = self
-
         class Handler(_Handler):
             pass
 
-        Handler.stub = stub
+        Handler.stub = self
         Handler.connections = self._connections
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
@@ -270,24 +287,50 @@ class JobmonStub:
             self.faults.append([pattern, fault, times, skip])
 
     def new_run(self, status: str = "B") -> int:
-        """A new workflow run of the workflow (what a resume creates); returns its id."""
+        """A new workflow run, as a resume creates it (``POST /workflow_run``: L), moved along
+        the run FSM to ``status`` (B when bound, then I and O as its distributor starts);
+        returns its id. Refused, as by the server, while a run of the workflow is alive."""
+        if status not in _NEW_RUN_PATH:
+            raise ValueError(f"a new run goes {'->'.join(_NEW_RUN_PATH)}, not to {status!r}")
         with self.lock:
-            wfr = max(self.runs) + 1
-            self.runs[wfr] = status
-            self.workflow_run_id = wfr
-            return wfr
+            now = self.now()
+            answer = resume.create_workflow_run(self.model, 93.0, now)
+            if answer["workflow_run_id"] is None:
+                raise RuntimeError(answer["err_msg"])
+            for step in _NEW_RUN_PATH[1:_NEW_RUN_PATH.index(status) + 1]:
+                self.model.update_status(step, now)
+            assert self.model.run_status == status
+            self.workflow_run_id = self.model.workflow_run_id
+            return self.workflow_run_id
 
     def set_run_status(self, status: str, workflow_run_id: int | None = None) -> None:
+        """Test setup: put a run in ``status`` directly (its later changes go through the model)."""
         with self.lock:
-            self.runs[workflow_run_id or self.workflow_run_id] = status
+            wfr = workflow_run_id or self.model.workflow_run_id
+            if wfr == self.model.workflow_run_id:
+                self.model.run_status = status
+            else:
+                self.model.past_runs[wfr] = status
 
     def release(self, task_ids: Iterable[int]) -> None:
+        """Let held tasks finish at the next status fetch."""
         with self.lock:
             self.hold.difference_update(task_ids)
 
+    @property
+    def runs(self) -> dict[int, str]:
+        """The status of every workflow run, by id."""
+        with self.lock:
+            return {**self.model.past_runs, self.model.workflow_run_id: self.model.run_status}
+
+    @property
+    def max_active(self) -> int:
+        """The most tasks active (Q, I, O, R) at once."""
+        return self.model.peak_total
+
     def statuses(self) -> dict[int, str]:
         with self.lock:
-            return {tid: t.status for tid, t in self.tasks.items()}
+            return dict(self.model.statuses_by_task())
 
     def requests_to(self, pattern: str) -> list[Recorded]:
         with self.lock:
@@ -301,257 +344,71 @@ class JobmonStub:
                 out[tid] = out.get(tid, 0) + 1
         return out
 
-    # --- the model ------------------------------------------------------------------------------
+    # --- the server ----------------------------------------------------------------------------
 
-    def _set(self, task: StubTask, status: str) -> None:
-        task.status = status
-        task.stamp = self.version
-
-    def _active(self) -> int:
-        return sum(1 for t in self.tasks.values() if t.status in "QIOR")
-
-    def _advance(self) -> None:
-        """One step of the fake distributor and workers."""
-        running_status = self.runs.get(self.workflow_run_id, "")
-        finished = 0
-        cap = self.completions_per_sync
-        for task in sorted(self.tasks.values(), key=lambda t: t.stamp):
-            if task.status != "R":
-                continue
-            if task.task_id in self.killed:
-                self._set(task, "F")
-                continue
-            if task.task_id in self.hold or (cap is not None and finished >= cap):
-                continue
-            self._set(task, "F" if task.task_id in self.fail else "D")
-            finished += 1
-        if running_status in ("C", "H"):
-            return  # the distributor launches nothing more during a resume
-        for task in self.tasks.values():
-            if task.status == "Q":
-                self._set(task, "R")
-
-    # --- handlers: return (status, value) -------------------------------------------------------
+    def now(self) -> float:
+        """The server's time in seconds; it never goes back (call under the lock)."""
+        self._now = max(self._now, self._clock())
+        return self._now
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
-        for m, pattern, name in _ROUTES:
-            if m != method:
+        """One request (``path`` without the prefix): ``(HTTP status, JSON value)``."""
+        found = served_route(method, path)
+        if found is None:
+            return 404, {"error": f"no route {method} {self.prefix}{path}"}
+        route, params = found
+        if route == routes.QUEUE_TASK_BATCH and self.batch_delay:
+            time.sleep(self.batch_delay)
+        with self.lock:
+            now = self.now()
+            if route == routes.TASK_STATUS_UPDATES and int(params["workflow_id"]) == self.workflow_id:
+                self._progress(now)
+            status, value = self.answer_route(route, params, query, body, now)
+            if route == routes.LOG_HEARTBEAT and status == 200:
+                self.heartbeats.append((time.monotonic(), int(params["workflow_run_id"]), body["status"],
+                                        value["status"], float(body["next_report_increment"])))
+        if route == routes.GET_DOWNSTREAM_TASKS and status == 200 and self.old_downstream_format:
+            value["downstream_tasks"] = {
+                k: [node, json.dumps(down) if down is not None else None]
+                for k, (node, down) in value["downstream_tasks"].items()
+            }
+        return status, value
+
+    def _progress(self, now: float) -> None:
+        """The distributor and the workers, one step (see the module doc)."""
+        model = self.model
+        model.transition_to_killed(now)
+        finished = 0
+        for ti in list(model.live):
+            if model.ti_status[ti] != "R":
                 continue
-            match = pattern.fullmatch(path)
-            if match:
-                handler: Callable[..., tuple[int, Any]] = getattr(self, name)
-                return handler(*match.groups(), query=query, body=body)
-        return 404, {"error": f"no route {method} {path}"}
-
-    def _wfr(self, wfr: str) -> int:
-        wfr_id = int(wfr)
-        if wfr_id not in self.runs:
-            raise _Abort(404, f"no workflow run {wfr_id}")
-        return wfr_id
-
-    def _transition(self, wfr_id: int, status: str) -> str:
-        current = self.runs[wfr_id]
-        if run_transition(current, status) == ACCEPTED:
-            self.runs[wfr_id] = status
-        return self.runs[wfr_id]
-
-    def log_heartbeat(self, wfr: str, *, query: Any, body: Any) -> tuple[int, Any]:
-        wfr_id = self._wfr(wfr)
-        _require(body, {"status": str, "next_report_increment": float})
-        answered = self._transition(wfr_id, body["status"])
-        self.heartbeats.append(
-            (time.monotonic(), wfr_id, body["status"], answered, float(body["next_report_increment"]))
-        )
-        return 200, {"status": answered}
-
-    def update_status(self, wfr: str, *, query: Any, body: Any) -> tuple[int, Any]:
-        wfr_id = self._wfr(wfr)
-        _require(body, {"status": str})
-        return 200, {"status": self._transition(wfr_id, body["status"])}
-
-    def terminate(self, wfr: str, *, query: Any, body: Any) -> tuple[int, Any]:
-        wfr_id = self._wfr(wfr)
-        _require(body, {})
-        n = 0
-        for task in self.tasks.values():
-            if task.status in "OR":
-                self.killed.add(task.task_id)
-                n += 1
-        return 200, {"workflow_run_id": wfr_id, "num_terminated": n}
-
-    def triage(self, wfr: str, *, query: Any, body: Any) -> tuple[int, Any]:
-        self._wfr(wfr)
-        _require(body, {})
-        return 200, {}
-
-    def status_updates(self, wf: str, *, query: Any, body: Any) -> tuple[int, Any]:
-        if int(wf) != self.workflow_id:
-            return 200, {"tasks_by_status": {}, "time": stub_time(self.version)}
-        if not isinstance(body, dict) or set(body) - {"last_sync"}:
-            raise _Abort(400, f"bad body {body!r}")
-        since: int | None = None
-        if "last_sync" in body:
-            try:
-                since = parse_stub_time(body["last_sync"])
-            except (TypeError, ValueError):
-                raise _Abort(400, f"bad last_sync {body['last_sync']!r}") from None
-        self._advance()
-        out: dict[str, list[int]] = {}
-        for task in self.tasks.values():
-            if since is None or task.stamp >= since:
-                out.setdefault(task.status, []).append(task.task_id)
-        now = stub_time(self.version)
-        self.version += 1
-        return 200, {"tasks_by_status": out, "time": now}
-
-    def workflow_limit_route(self, wf: str, *, query: Any, body: Any) -> tuple[int, Any]:
-        if int(wf) != self.workflow_id:
-            return 404, {"error": f"no workflow {wf}"}
-        return 200, {"max_concurrently_running": self.workflow_limit}
-
-    def array_limit_route(self, array: str, *, query: Any, body: Any) -> tuple[int, Any]:
-        return 200, {"max_concurrently_running": self.array_limits.get(int(array), UNLIMITED)}
-
-    def queue_task_batch(self, array: str, *, query: Any, body: Any) -> tuple[int, Any]:
-        _require(body, {
-            "task_ids": list, "task_resources_id": int, "workflow_run_id": int, "cluster_id": int,
-        })
-        if body["task_resources_id"] not in self.bound_ids:
-            raise _Abort(400, f"unknown task_resources_id {body['task_resources_id']}")
-        if body["workflow_run_id"] not in self.runs:
-            raise _Abort(400, f"unknown workflow_run_id {body['workflow_run_id']}")
-        if self.batch_delay:
-            self.lock.release()
-            try:
-                time.sleep(self.batch_delay)
-            finally:
-                self.lock.acquire()
-        out: dict[str, list[int]] = {}
-        for tid in body["task_ids"]:
-            task = self.tasks.get(tid)
-            if task is None:
+            task_id = model.task_ids[model.ti_task[ti]]
+            if task_id in self.hold:
                 continue
-            if task.array_id != int(array):
-                raise _Abort(400, f"task {tid} is not in array {array}")
-            if task.status in "GA":
-                for up in task.upstream_ids:
-                    if self.tasks[up].status != "D":
-                        self.dependency_violations.append((tid, up))
-                self._set(task, "Q")
-                self.queued.append((body["workflow_run_id"], tid))
-            out.setdefault(task.status, []).append(tid)
-        active = self._active()
-        self.max_active = max(self.max_active, active)
-        if active > self.workflow_limit:
-            self.limit_violations.append(f"workflow: {active} active > {self.workflow_limit}")
-        for array_id, limit in self.array_limits.items():
-            n = sum(1 for t in self.tasks.values() if t.array_id == array_id and t.status in "QIOR")
-            if n > limit:
-                self.limit_violations.append(f"array {array_id}: {n} active > {limit}")
-        return 200, {"tasks_by_status": out}
-
-    def bind_resources(self, *, query: Any, body: Any) -> tuple[int, Any]:
-        _require(body, {"queue_id": int, "task_resources_type_id": str, "requested_resources": dict})
-        if body["queue_id"] not in self.queue_ids.values():
-            raise _Abort(400, f"unknown queue_id {body['queue_id']}")
-        self.binds.append(body)
-        rid = self._next_resources_id
-        self._next_resources_id += 1
-        self.bound_ids.add(rid)
-        return 200, rid
-
-    def metadata(self, wf: str, *, query: Any, body: Any) -> tuple[int, Any]:
-        if int(wf) != self.workflow_id:
-            return 200, {"workflow": []}
-        return 200, {"workflow": [self.workflow_id, self.dag_id, self.workflow_limit]}
-
-    def get_tasks(self, wf: str, *, query: dict[str, str], body: Any) -> tuple[int, Any]:
-        try:
-            max_task_id = int(query["max_task_id"])
-            chunk_size = int(query["chunk_size"])
-        except (KeyError, ValueError):
-            raise _Abort(400, f"bad query {query}") from None
-        if int(wf) != self.workflow_id:
-            return 200, {"tasks": {}}
-        rows = {}
-        for tid in sorted(self.tasks):
-            task = self.tasks[tid]
-            if task.status == "D" or tid <= max_task_id:
-                continue
-            rows[str(tid)] = [
-                task.array_id, task.status, task.max_attempts, task.resource_scales,
-                task.fallback_queues, json.dumps(task.requested), task.cluster, task.queue,
-                self.array_limits.get(task.array_id, UNLIMITED),
-            ]
-            if len(rows) >= chunk_size:
+            if self.completions_per_sync is not None and finished >= self.completions_per_sync:
                 break
-        return 200, {"tasks": rows}
-
-    def downstream(self, *, query: Any, body: Any) -> tuple[int, Any]:
-        _require(body, {"task_ids": list, "dag_id": int})
-        if body["dag_id"] != self.dag_id:
-            return 200, {"downstream_tasks": {}}
-        out: dict[str, Any] = {}
-        for tid in body["task_ids"]:
-            task = self.tasks.get(tid)
-            if task is None:
-                continue
-            nodes = self.downstream_nodes.get(tid) or None
-            if self.old_downstream_format and nodes is not None:
-                out[str(tid)] = [task.node_id, json.dumps(nodes)]
+            if task_id in self.fail:
+                model.log_error(ti, "F", now)
             else:
-                out[str(tid)] = [task.node_id, nodes]
-        return 200, {"downstream_tasks": out}
+                model.log_done(ti, now)
+            finished += 1
+        if model.run_status in ("C", "H"):
+            return  # the distributor launches nothing more during a resume
+        for ti in model.instantiate_and_launch(now):
+            model.log_running(ti, now)
 
-    def time_route(self, *, query: Any, body: Any) -> tuple[int, Any]:
-        return 200, {"time": stub_time(self.version)}
+    def _check_batch(self, array_id: int, moved: list[int], now: float) -> None:
+        super()._check_batch(array_id, moved, now)
+        wfr, task_ids = self.model.workflow_run_id, self.model.task_ids
+        self.queued.extend((wfr, task_ids[i]) for i in moved)
 
-    def cluster(self, name: str, *, query: Any, body: Any) -> tuple[int, Any]:
-        cid = self.cluster_ids.get(unquote(name))
-        if cid is None:
-            return 200, {"cluster": []}
-        return 200, {"cluster": [cid, unquote(name), unquote(name), None]}
+    def _set_workflow_limit(self, limit: int) -> None:
+        self.model.set_workflow_limit(limit)
+        self._max_workflow_limit = max(self._max_workflow_limit, limit)
 
-    def queue(self, cid: str, name: str, *, query: Any, body: Any) -> tuple[int, Any]:
-        qid = self.queue_ids.get(unquote(name))
-        if qid is None or int(cid) not in self.cluster_ids.values():
-            return 200, {"queue": []}
-        return 200, {"queue": [qid, unquote(name), '{"cores": (1,20)}']}
-
-
-_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    (m, re.compile(p), name) for m, p, name in [
-        ("POST", r"/workflow_run/(\d+)/log_heartbeat", "log_heartbeat"),
-        ("PUT", r"/workflow_run/(\d+)/update_status", "update_status"),
-        ("PUT", r"/workflow_run/(\d+)/terminate_task_instances", "terminate"),
-        ("POST", r"/workflow_run/(\d+)/set_status_for_triaging", "triage"),
-        ("POST", r"/workflow/(\d+)/task_status_updates", "status_updates"),
-        ("GET", r"/workflow/(\d+)/get_max_concurrently_running", "workflow_limit_route"),
-        ("GET", r"/array/(\d+)/get_array_max_concurrently_running", "array_limit_route"),
-        ("POST", r"/array/(\d+)/queue_task_batch", "queue_task_batch"),
-        ("POST", r"/task/bind_resources", "bind_resources"),
-        ("GET", r"/workflow/(\d+)/fetch_workflow_metadata", "metadata"),
-        ("GET", r"/workflow/get_tasks/(\d+)", "get_tasks"),
-        ("POST", r"/task/get_downstream_tasks", "downstream"),
-        ("GET", r"/time", "time_route"),
-        ("GET", r"/cluster/(\d+)/queue/([^/]+)", "queue"),
-        ("GET", r"/cluster/([^/]+)", "cluster"),
-    ]
-]
-
-
-def _require(body: Any, fields: dict[str, type]) -> None:
-    if not isinstance(body, dict):
-        raise _Abort(400, f"expected a JSON object body, got {body!r}")
-    if set(body) != set(fields):
-        raise _Abort(400, f"expected fields {sorted(fields)}, got {sorted(body)}")
-    for name, kind in fields.items():
-        value = body[name]
-        ok = isinstance(value, kind) and not isinstance(value, bool)
-        if kind is float:
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not ok:
-            raise _Abort(400, f"field {name}: expected {kind.__name__}, got {value!r}")
+    def _set_array_limit(self, array_id: int, limit: int) -> None:
+        self.model.set_array_limit(array_id, limit)
+        self._max_array_limit[array_id] = max(self._max_array_limit.get(array_id, 0), limit)
 
 
 class _Handler(GzipJsonHandler):
@@ -613,14 +470,8 @@ class _Handler(GzipJsonHandler):
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            if fault.kind == "status":
+            if fault.kind == "answer":
                 self._answer(record, fault.status, fault.text)
-                return
-            if fault.kind == "malformed":
-                self._answer(record, 200, fault.text)
-                return
-            if fault.kind == "body":
-                self._answer(record, 200, json.dumps(fault.value))
                 return
             if fault.kind == "slow":
                 time.sleep(fault.seconds)
@@ -628,10 +479,9 @@ class _Handler(GzipJsonHandler):
             self._answer(record, 400, json.dumps({"error": "client_jobmon_version missing"}))
             return
         try:
-            with stub.lock:
-                status, value = stub.handle(method, record.path, query, body)
-        except _Abort as exc:
-            status, value = exc.status, {"error": exc.message}
+            status, value = stub.handle(method, record.path, query, body)
+        except Exception as exc:  # a bug in the model or the stub: answer 500, keep serving
+            status, value = 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
         if fault is not None and fault.kind == "transform" and fault.fn is not None and status == 200:
             value = fault.fn(value)
         self._answer(record, status, json.dumps(value))

@@ -26,7 +26,6 @@ def test_the_cluster_type_decides_the_coercion(cluster: str, cores: int, tmp_pat
         task.cluster = cluster
         task.requested = {"cores": 40}
     with JobmonStub(tasks) as stub:
-        stub.cluster_ids = {cluster: 5}
         outcome = run_workflow_run(
             stub.url, 1, 1, config=SwarmConfig(heartbeat_interval=0.1), progress="off",
             install_signal_handlers=False, lock_dir=str(tmp_path), log_path=tmp_path / "run.log",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -61,9 +62,10 @@ from swarmfold.shell.http.gateway import (
     parse_task_rows,
     parse_tasks_by_status,
 )
+from swarmfold.shell.server.model import server_time
 
 from .conftest import FAST_RETRY, gateway_for
-from .jobmon_stub import Fault, JobmonStub, StubTask, stub_time
+from .jobmon_stub import Fault, JobmonStub, StubTask, layered_tasks
 
 V = {"client_jobmon_version": "3.6.0"}
 
@@ -77,7 +79,15 @@ def _only(stub: JobmonStub, pattern: str) -> Any:
 # --- request shapes ------------------------------------------------------------------------------
 
 
-def test_every_route_sends_the_jobmon_request_shape(stub: JobmonStub) -> None:
+@pytest.fixture
+def still_stub() -> Iterator[JobmonStub]:
+    """The stub with its clock standing at second 1: every change falls in that second."""
+    with JobmonStub(layered_tasks(12, layers=3), clock=lambda: 1.0) as server:
+        yield server
+
+
+def test_every_route_sends_the_jobmon_request_shape(still_stub: JobmonStub) -> None:
+    stub = still_stub
     gw = gateway_for(stub)
 
     meta = gw.fetch_workflow_metadata(1)
@@ -85,7 +95,7 @@ def test_every_route_sends_the_jobmon_request_shape(stub: JobmonStub) -> None:
     r = _only(stub, "fetch_workflow_metadata")
     assert (r.method, r.path, r.query, r.body) == ("GET", "/workflow/1/fetch_workflow_metadata", V, None)
 
-    assert gw.server_time() == stub_time(1)
+    assert gw.server_time() == server_time(1)
     r = _only(stub, "GET /time")
     assert (r.path, r.query, r.body) == ("/time", V, None)
 
@@ -131,14 +141,14 @@ def test_every_route_sends_the_jobmon_request_shape(stub: JobmonStub) -> None:
     assert (r.method, r.path, r.query, r.body) == ("POST", "/workflow_run/1/set_status_for_triaging", V, {})
 
     e = gw.execute(FetchTaskStatuses(8, 1, None))
-    assert isinstance(e, TaskStatusesFetched) and e.server_time == stub_time(1)
+    assert isinstance(e, TaskStatusesFetched) and e.server_time == server_time(1)
     assert set(e.tasks_by_status) == {"G", "R"}
-    e = gw.execute(FetchTaskStatuses(9, 1, stub_time(1)))
+    e = gw.execute(FetchTaskStatuses(9, 1, server_time(1)))
     assert isinstance(e, TaskStatusesFetched) and e.tasks_by_status == {"D": (1, 2)}
     full, incremental = stub.requests_to("task_status_updates")
     assert (full.method, full.path, full.query) == ("POST", "/workflow/1/task_status_updates", V)
     assert full.body == {}
-    assert incremental.body == {"last_sync": stub_time(1)}
+    assert incremental.body == {"last_sync": server_time(1)}
 
     e = gw.execute(FetchWorkflowLimit(10, 1))
     assert isinstance(e, WorkflowLimitFetched) and e.limit == 2_147_483_647
@@ -189,7 +199,7 @@ def test_bind_resolves_the_queue_id_from_the_task_rows(stub: JobmonStub) -> None
     for k in range(3):
         e = gw.execute(BindResources(2 + k, "null.q", 0, {"cores": 1 + k}))
         assert isinstance(e, ResourcesBound)
-    assert [b["queue_id"] for b in stub.binds] == [3, 3, 3]
+    assert [r.body["queue_id"] for r in stub.requests_to("bind_resources")] == [3, 3, 3]
     paths = [r.path for r in stub.requests_to("/cluster/")]
     assert paths == ["/cluster/multiprocess", "/cluster/5/queue/null.q"]
 

@@ -145,7 +145,7 @@ def http_stub() -> Iterator[JobmonStub]:
 def test_the_http_stub_answers_the_captured_requests_as_jobmon_did(
     http_stub: JobmonStub, seq: int, route: str, before: str, asked: str, answered: str
 ) -> None:
-    http_stub.runs[1] = before
+    http_stub.set_run_status(before)
     url = f"{http_stub.url}/api/v3/workflow_run/1/{route}?client_jobmon_version=3.6.0"
     body: dict[str, Any] = {"status": asked}
     if route == "log_heartbeat":
