@@ -53,7 +53,7 @@ def _answer_sync(state: SwarmState, commands: list[Command], report: dict[str, t
                  limit: int) -> tuple[SwarmState, list[str]]:
     """Answer the heartbeat and sync parts among ``commands``; collect invariant messages."""
     server = ModelServer(TopologySpec(tasks=[], arrays=[], resource_sets=[]), random.Random(0))
-    server.workflow_limit = limit
+    server.set_workflow_limit(limit)
     problems: list[str] = []
     for c in commands:
         if not isinstance(c, SERVER_COMMANDS) or isinstance(c, QueueBatch | EvaluateResources):

@@ -5,7 +5,7 @@ kill, triage), the workers' (running, done, error) and the reaper's, as a mixin 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 from swarmfold.shell.server.fsm import REAP, task_after_instance
 
@@ -49,12 +49,20 @@ class ClusterSide:
     def _ti_set(self, ti: int, new: str) -> None:
         raise NotImplementedError
 
-    def set_task_status(self, i: int, new: str, now: float) -> None:
+    def set_task_status(self, i: int, new: str, now: float, bump: bool = True) -> None:
         raise NotImplementedError
 
-    def instantiate_and_launch(self, now: float) -> list[int]:
-        """The distributor's pass over new instances: Q → I → O (task too). Returns them."""
+    def instantiate_and_launch(self, now: float, only: Container[int] | None = None) -> list[int]:
+        """The distributor's pass over new instances: Q → I → O (task too). Returns them.
+
+        ``only``: launch just these instances; the others wait for a later pass."""
         launched: list[int] = []
+        queued = self.new_queued
+        if only is None:
+            self.new_queued = []
+        else:
+            self.new_queued = [ti for ti in queued if ti not in only]
+            queued = [ti for ti in queued if ti in only]
         status = self.status
         ti_status = self.ti_status
         ti_task = self.ti_task
@@ -62,7 +70,7 @@ class ClusterSide:
         sec = int(now)
         changes = self._bucket_of(sec)
         mark = self._mark
-        for ti in self.new_queued:
+        for ti in queued:
             if ti_status[ti] != "Q":  # terminated before the distributor saw it
                 continue
             ti_status[ti] = "O"
@@ -75,7 +83,6 @@ class ClusterSide:
                     mark[i] = sec
                     changes.append(i)
             launched.append(ti)
-        self.new_queued = []
         return launched
 
     def log_running(self, ti: int, now: float) -> bool:

@@ -188,8 +188,9 @@ class ServerModel(ClusterSide):
             self._mark[i] = sec
             self._bucket_of(sec).append(i)
 
-    def set_task_status(self, i: int, new: str, now: float) -> None:
-        """Set task ``i``'s status (bumping its status_date) and keep every count right."""
+    def set_task_status(self, i: int, new: str, now: float, bump: bool = True) -> None:
+        """Set task ``i``'s status (bumping its status_date unless ``bump`` is False) and keep
+        every count right."""
         old = self.status[i]
         if old == new:
             return
@@ -210,7 +211,8 @@ class ServerModel(ClusterSide):
             offsets, flat, up_left = self.down_offsets, self.down_flat, self.up_left
             for k in range(offsets[i], offsets[i + 1]):
                 up_left[flat[k]] += 1
-        self._changed(i, int(now))
+        if bump:
+            self._changed(i, int(now))
 
     def _enter_active(self, a: int, now: float) -> None:
         c = self.active_by_array[a] + 1
@@ -434,6 +436,37 @@ class ServerModel(ClusterSide):
         if self.run_status in RUN_ACTIVE:
             return self._transition_run("C" if reset_running_jobs else "H")
         return False
+
+    def cli_update_statuses(self, task_ids: Iterable[int], status: str, now: float, *,
+                            bump_status_date: bool = True) -> None:
+        """The CLI's ``update_statuses``: a raw write of ``status`` (no task FSM); a task set to G
+        has no attempt used. ``bump_status_date=False`` leaves status_date as it was, so an
+        incremental sync misses the change (quirk Q13)."""
+        for i in self.indexes_of(task_ids):
+            if status == "G":
+                self.num_attempts[i] = 0
+            self.set_task_status(i, status, now, bump=bump_status_date)
+
+    def adopt_active_tasks(self, now: float) -> list[int]:
+        """Give every active task with no instance (the topology starts it Q/I/O/R, as a resumed
+        workflow's running work) one live instance in the task's status, its first attempt.
+        Returns the new instances; statuses and status_dates are untouched."""
+        adopted: list[int] = []
+        for i, s in enumerate(self.status):
+            if s not in ACTIVE or self.latest_ti[i] >= 0:
+                continue
+            ti = len(self.ti_status)
+            self.ti_task.append(i)
+            self.ti_status.append(s)
+            self.ti_resources.append(0)
+            self.ti_queued_at.append(now)
+            self.latest_ti[i] = ti
+            self.live[ti] = None
+            if s == "Q":
+                self.new_queued.append(ti)
+            self.num_attempts[i] = max(1, self.num_attempts[i])
+            adopted.append(ti)
+        return adopted
 
     # --- queries ---------------------------------------------------------------------------------
 

@@ -478,7 +478,7 @@ class _Simulation(WorldLoop, RequestFlow):
                 if seq == v.record:
                     record = (event, commands)
                     break
-        if record is None:
+        if record is None or v.record is None:
             self.first_bad = f"record {v.record}" if v.record is not None else None
             return
         self.first_bad = record_line(v.record, record[0], record[1], f"sim-{self.seed}")

@@ -1,8 +1,9 @@
 """swarmfold's Hypothesis machine and strategies, shipped for users (``pip install
 'swarmfold[testing]'``), as ``zarr.testing.stateful`` ships zarr's.
 
-- ``SwarmMachine``: the pure core against ``ModelServer``, a model Jobmon server, under random
-  answer orders, failures, clock moves and faults, checking the core's invariants after every
+- ``SwarmMachine``: the pure core against ``ModelServer`` (the one Jobmon server model,
+  ``ServerModel``, under a Hypothesis driver and fault injection), under random answer orders,
+  failures, clock moves and faults, checking the core's invariants after every
   step and liveness at the end. ``SwarmMachine.TestCase`` is a unittest/pytest test.
 - ``swarm_machine(topologies=..., configs=...)``: the same machine on your own workflows and
   configurations.

@@ -1,110 +1,90 @@
-"""A deterministic model of the Jobmon server, for property tests of the pure core.
+"""The Hypothesis machine's Jobmon server: the one server model under a property-test driver.
 
-``ModelServer`` holds the server side of one workflow run: every task's status, attempt
-count and ``status_date`` (whole seconds of the model clock), the run status and its
-``heartbeat_date``, and the concurrency limits. It follows the transition rules of spec §1.5:
+All server state lives in ``model``, a ``ServerModel`` (``shell/server/model.py`` with its
+mixins ``cluster_side.py`` and ``resume.py``), the model the simulator and ``serve`` use, and
+every answer to a swarm command is the model's own, from ``answer_command``
+(``shell/server/in_process.py``). So tasks, task instances, attempts, status dates, the run
+status, its heartbeat date and the limits follow ``shell/server/fsm.py`` exactly as in every
+other fake server (spec §1.5; see ``docs/server-model.md``).
 
-- ``queue_task_batch`` moves only G/A tasks to Q (``num_attempts + 1``) and answers the
-  *current* status of every requested id;
-- tasks progress Q -> I -> O -> R -> D; a task-instance error passes through E and ends in
-  F when attempts are exhausted, A for a resource error, G otherwise; a fatal error ends
-  in F; E is never left committed;
-- the run status follows the WorkflowRun FSM for ``update_status`` and ``log_heartbeat``
-  (invalid transitions are ignored, the held status is answered); resume signals C/H are
-  set from outside; a reaper ends runs whose ``heartbeat_date`` has passed (R -> E,
-  C/H -> T);
-- ``terminate_task_instances`` leaves Q/I tasks where they are (their instances fail,
-  quirk Q10) and kills O tasks, and R tasks unless HOT_RESUME (they become F next step);
-- ``task_status_updates`` answers the tasks whose ``status_date >= since`` at one-second
-  resolution (so changes of the last second are reported again), or every task when
-  ``since`` is None; its ``time`` is the model clock formatted like the server's ``now()``.
+``ModelServer`` adds only what is specific to property testing:
 
-The server never draws a random number on its own: the caller passes choices in, or calls
-``random_progress``, which draws from the ``random.Random`` given at construction. Faults
-are applied when the caller asks for them: failed answers (``fail``, optionally after the
-server carried the request out), stale or phantom content mixed into the next status answer
-(``inject_stale``, ``inject_phantom``), CLI status changes with or without a
-``status_date`` bump (``cli_set_status``, quirk Q13). Which command is answered when, twice
-or late, is the caller's choice.
+- a *driver*: what happens next to a task is the caller's choice (``advance``), carried out
+  through the model's cluster-side routes: a step forward is the distributor's launch
+  (``instantiate_and_launch`` of that one instance), the worker's ``log_running`` or
+  ``log_done``; ``error``, ``resource_error`` and ``fatal`` are ``log_error`` with the
+  instance status E, Z or F; ``lost`` is ``worker_lost`` (the instance is triaged by the
+  swarm's ``RequestTriage`` once its report-by date passed). An instance ordered to die (K)
+  or triaged (T) moves by the distributor's pass (``transition_to_killed``,
+  ``resolve_triaged``). ``random_progress`` draws these choices from the ``random.Random``
+  given at construction; the server draws nothing on its own;
+- *faults*, applied when the caller asks: failed answers (``fail``, optionally after the
+  model carried the request out), stale or phantom content mixed into the next status answer
+  (``inject_stale``, ``inject_phantom``), CLI status changes with or without a
+  ``status_date`` bump (``cli_set_status``, quirk Q13), resume signals C/H (``resume``) and
+  the reaper (``reap``). Which command is answered when, twice or late, is the caller's
+  choice;
+- bookkeeping for the machine's checks: ``history`` of answers carrying statuses,
+  ``early_starts`` (tasks queued before their upstreams were DONE on the server), ``calls``.
+
+Tasks the topology starts active (R after a resume) get one live instance each
+(``ServerModel.adopt_active_tasks``), so they can finish or fail like any other.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
+import attrs
+
 from swarmfold.core.commands import (
-    BindResources,
     Command,
     EvaluateResources,
-    FetchArrayLimit,
     FetchTaskStatuses,
-    FetchWorkflowLimit,
-    LogHeartbeat,
     QueueBatch,
-    RequestTriage,
-    TerminateTaskInstances,
-    UpdateWorkflowRunStatus,
 )
 from swarmfold.core.events import (
-    ArrayLimitFetched,
     BatchQueued,
-    BatchQueueFailed,
     Event,
-    HeartbeatAcknowledged,
-    HeartbeatFailed,
-    ResourceBindFailed,
     ResourceEvaluationFailed,
-    ResourcesBound,
     ResourcesEvaluated,
-    StatusUpdateAcknowledged,
-    StatusUpdateFailed,
-    SyncPartFailed,
     TaskStatusesFetched,
-    TerminateAcknowledged,
-    TerminateFailed,
-    TriageRequested,
-    WorkflowLimitFetched,
 )
-from swarmfold.core.protocol import PROTOCOL
-from swarmfold.core.topology import TopologySpec
-from swarmfold.shell.server.fsm import (
-    ACCEPTED,
-    REAP,
-    REFUSED,
-    RUN_ACTIVE,
-    run_transition,
-    task_after_instance,
-)
+from swarmfold.core.protocol import PROTOCOL, failure_event
+from swarmfold.core.topology import TopologySpec, build_topology
+from swarmfold.shell.server.in_process import ANSWERED_IN_PROCESS, UnservedCommand, answer_command
+from swarmfold.shell.server.model import EPOCH, ServerModel, parse_server_time, server_time
 
-EPOCH = _dt.datetime(2026, 1, 1)
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+__all__ = [
+    "ACTIVE",
+    "EPOCH",
+    "INSTANCE_STATUS_OF",
+    "OUTCOMES",
+    "SERVER_COMMANDS",
+    "ModelServer",
+    "TasksByStatus",
+    "by_status",
+    "merge",
+    "parse_server_time",
+    "server_time",
+]
 
 #: Task statuses that occupy a concurrency slot.
 ACTIVE = frozenset("QIOR")
-#: The next status of a task that progresses normally.
-NEXT_STEP: Mapping[str, str] = {"Q": "I", "I": "O", "O": "R", "R": "D"}
-#: The task-instance status an error outcome reports (spec §1.2).
+#: The task-instance status each error outcome logs (spec §1.2).
 INSTANCE_STATUS_OF: Mapping[str, str] = {"error": "E", "resource_error": "Z", "fatal": "F"}
-#: Outcomes of one progress step of an active task.
-OUTCOMES = ("step", "error", "resource_error", "fatal")
-#: Commands the model answers: every command the protocol says an event answers (the machine
-#: starts runs with ``RunStarted``, so the attach loads never come).
+#: Outcomes of one progress step of an active task (``advance``).
+OUTCOMES = ("step", "error", "resource_error", "fatal", "lost")
+#: Commands the machine awaits an answer to: every command the protocol says an event answers
+#: (the machine starts runs with ``RunStarted``, so the attach loads never come).
 SERVER_COMMANDS: tuple[type, ...] = tuple(c for c, row in PROTOCOL.items() if row.answered)
+#: Instance statuses a driver step can move (X never occurs in the model).
+_MOVABLE = frozenset("QIORKT")
 
 TasksByStatus = dict[str, tuple[int, ...]]
-
-
-def server_time(at: float) -> str:
-    """The server's ``"YYYY-MM-DD HH:MM:SS"`` string at model time ``at`` (1 s resolution)."""
-    return (EPOCH + _dt.timedelta(seconds=int(at))).strftime(TIME_FORMAT)
-
-
-def parse_server_time(value: str) -> int:
-    """Whole seconds since the model epoch of a ``server_time`` string."""
-    return int((_dt.datetime.strptime(value, TIME_FORMAT) - EPOCH).total_seconds())
 
 
 def by_status(statuses: Iterable[tuple[int, str]]) -> TasksByStatus:
@@ -115,8 +95,12 @@ def by_status(statuses: Iterable[tuple[int, str]]) -> TasksByStatus:
     return {s: tuple(ids) for s, ids in out.items()}
 
 
+def _plain(tasks_by_status: Mapping[str, Iterable[int]]) -> TasksByStatus:
+    return {s: tuple(ids) for s, ids in tasks_by_status.items()}
+
+
 class ModelServer:
-    """The server side of one workflow run (see the module docstring)."""
+    """A ``ServerModel`` of one workflow run, with a driver and faults (see the module doc)."""
 
     def __init__(
         self,
@@ -126,23 +110,17 @@ class ModelServer:
         run_status: str = "R",
         now: float = 0.0,
         heartbeat_increment: float = 93.0,
+        ti_report_increment: float = 279.0,
     ) -> None:
         self.rng = rng
-        self.status: dict[int, str] = {t.task_id: t.status for t in spec.tasks}
-        self.attempts: dict[int, int] = {t.task_id: (1 if t.status in ACTIVE else 0) for t in spec.tasks}
-        self.max_attempts: dict[int, int] = {t.task_id: t.max_attempts for t in spec.tasks}
-        self.status_date: dict[int, int] = {t.task_id: int(now) for t in spec.tasks}
+        self.model = ServerModel(
+            build_topology(spec), run_status=run_status, heartbeat_increment=heartbeat_increment,
+            ti_report_increment=ti_report_increment, now=now,
+        )
+        self.model.adopt_active_tasks(now)
+        self.task_order: tuple[int, ...] = tuple(t.task_id for t in spec.tasks)
         self.upstreams: dict[int, tuple[int, ...]] = {t.task_id: tuple(t.upstream_ids) for t in spec.tasks}
         self.array_of: dict[int, int] = {t.task_id: t.array_id for t in spec.tasks}
-        self.task_order: tuple[int, ...] = tuple(t.task_id for t in spec.tasks)
-        self.workflow_limit = spec.workflow_limit
-        self.array_limits: dict[int, int] = {a.array_id: a.limit for a in spec.arrays}
-        self.run_status = run_status
-        self.heartbeat_date = now + heartbeat_increment
-        #: Tasks whose instance was ordered to die (TI K); the distributor kills them next.
-        self.killed: set[int] = set()
-        #: Tasks left Q/I after ``terminate_task_instances`` failed their instance (quirk Q10).
-        self.orphaned: set[int] = set()
         #: True once something other than the swarm changed the run status (resume, reaper).
         self.run_status_forced = False
         #: Every answer that carried statuses, oldest first (material for stale reports).
@@ -153,69 +131,112 @@ class ModelServer:
         #: ``(task, upstreams not DONE)`` for every task queued before all its upstreams were
         #: DONE (the server does not check; the swarm must not ask).
         self.early_starts: list[tuple[int, tuple[int, ...]]] = []
-        self._next_resources_id = 1
 
-    # --- queries ---------------------------------------------------------------------------
+    # --- views of the model -------------------------------------------------------------------
+
+    @property
+    def status(self) -> Mapping[int, str]:
+        """Task id -> the task's status on the server (a fresh copy)."""
+        return self.model.statuses_by_task()
+
+    @property
+    def attempts(self) -> dict[int, int]:
+        """Task id -> ``num_attempts``."""
+        return {t: int(n) for t, n in zip(self.model.task_ids, self.model.num_attempts, strict=True)}
+
+    @property
+    def run_status(self) -> str:
+        return self.model.run_status
+
+    @property
+    def heartbeat_date(self) -> float:
+        return self.model.heartbeat_date
+
+    @property
+    def workflow_limit(self) -> int:
+        return self.model.get_max_concurrently_running()
+
+    @property
+    def array_limits(self) -> Mapping[int, int]:
+        return MappingProxyType(self.model.array_limits)
+
+    @property
+    def killed(self) -> set[int]:
+        """Tasks whose instance was ordered to die (K): the distributor kills them next."""
+        return {int(self.model.task_ids[self.model.ti_task[ti]]) for ti in self.model.to_kill}
+
+    @property
+    def orphaned(self) -> set[int]:
+        """Active tasks with no live instance: ``terminate_task_instances`` failed their
+        queued instance and left the task Q (quirk Q10). They never move again."""
+        m = self.model
+        return {t for t in self.task_order
+                if m.task_status(t) in ACTIVE and self._instance(t) is None}
 
     def active_tasks(self) -> list[int]:
-        """Tasks in Q/I/O/R that can still move (orphans stay put), in task order."""
-        return [t for t in self.task_order if self.status[t] in ACTIVE and t not in self.orphaned]
+        """Active tasks a driver step can move, in task order (orphans and lost workers
+        waiting for triage stay put)."""
+        return [t for t in self.task_order if self._movable(t) is not None]
 
     def active_count(self) -> int:
-        return sum(1 for s in self.status.values() if s in ACTIVE)
+        return self.model.active_total
 
-    # --- task transitions ------------------------------------------------------------------
+    def _instance(self, task_id: int) -> int | None:
+        """The task's latest instance, if it is live."""
+        m = self.model
+        ti = int(m.latest_ti[m.index_of[task_id]])
+        return ti if ti >= 0 and m.ti_status[ti] in _MOVABLE else None
 
-    def _set(self, task_id: int, status: str, now: float, bump: bool = True) -> None:
-        self.status[task_id] = status
-        if bump:
-            self.status_date[task_id] = int(now)
+    def _movable(self, task_id: int) -> int | None:
+        """The instance a driver step of active task ``task_id`` moves, or None."""
+        m = self.model
+        if m.task_status(task_id) not in ACTIVE:
+            return None
+        ti = self._instance(task_id)
+        if ti is None or (m.ti_status[ti] == "R" and ti in m.report_by):
+            return None  # an orphan, or a lost worker: silent until triaged
+        return ti
 
-    def queue_task_batch(self, task_ids: Sequence[int], now: float) -> TasksByStatus:
-        """G/A -> Q with ``num_attempts + 1``; answer the current status of every id."""
-        for task_id in task_ids:
-            if self.status.get(task_id) in ("G", "A"):
-                waiting = [u for u in self.upstreams[task_id] if self.status[u] != "D"]
-                if waiting:
-                    self.early_starts.append((task_id, tuple(waiting)))
-                self._set(task_id, "Q", now)
-                self.attempts[task_id] += 1
-                self.orphaned.discard(task_id)
-                self.killed.discard(task_id)
-        answer = by_status((t, self.status[t]) for t in task_ids if t in self.status)
-        self.history.append(answer)
-        return answer
+    # --- the driver: what happens next to a task -----------------------------------------------
 
     def advance(self, task_id: int, outcome: str, now: float) -> str:
-        """One progress step of an active task; returns its new status.
+        """One step of an active task through the model's cluster side; returns its status.
 
-        ``outcome``: ``step`` (Q->I->O->R->D), ``error`` (a task-instance error: G, or F when
-        attempts are exhausted), ``resource_error`` (A, or F), ``fatal`` (F). Errors need an
-        instance past Q (the Task FSM has no Q->E); from Q they act as ``step``. A killed
-        task (instance ordered to die) becomes F whatever the outcome.
+        ``outcome`` (one of ``OUTCOMES``): ``step`` launches a queued instance (Q -> O), runs
+        a launched one (O -> R) or finishes a running one (R -> D); ``error``,
+        ``resource_error`` and ``fatal`` log the instance error E, Z or F (the task goes G,
+        A or F by its attempts, ``fsm.task_after_instance``); ``lost``: the worker of a
+        running instance vanishes (``worker_lost``). An error needs a launched instance: on
+        a queued one every outcome launches it, and ``lost`` before R runs it. An instance
+        ordered to die (K) or triaged (T) moves by the distributor's pass whatever the
+        outcome: killed (the task F) or resolved as an unknown error (U).
         """
-        status = self.status[task_id]
-        if status not in ACTIVE or task_id in self.orphaned:
-            return status
-        if task_id in self.killed and status in ("O", "R"):
-            self.killed.discard(task_id)
-            self._set(task_id, "F", now)  # transition_to_killed
-            return "F"
-        if outcome == "step" or status == "Q":
-            self._set(task_id, NEXT_STEP[status], now)
-        else:  # the instance's error, then the task's final status, in one transaction
-            _, final = task_after_instance(
-                INSTANCE_STATUS_OF[outcome], self.attempts[task_id], self.max_attempts[task_id]
-            )
-            self._set(task_id, final, now)
-        return self.status[task_id]
+        m = self.model
+        ti = self._movable(task_id)
+        if ti is not None:
+            s = m.ti_status[ti]
+            if s == "K":
+                m.transition_to_killed(now)
+            elif s == "T":
+                m.resolve_triaged(now)
+            elif s == "Q":
+                m.instantiate_and_launch(now, only=(ti,))
+            elif outcome in INSTANCE_STATUS_OF:
+                m.log_error(ti, INSTANCE_STATUS_OF[outcome], now)
+            elif outcome == "lost" and s == "R":
+                m.worker_lost(ti, now)
+            elif s == "R":
+                m.log_done(ti, now)
+            else:
+                m.log_running(ti, now)
+        return m.task_status(task_id)
 
     def random_progress(self, now: float, p_step: float = 0.85, max_steps: int = 4) -> int:
         """Move every movable active task 1..``max_steps`` steps; return how many moved."""
         moved = 0
         for task_id in self.active_tasks():
             for _ in range(self.rng.randint(1, max_steps)):
-                if self.status[task_id] not in ACTIVE:
+                if self._movable(task_id) is None:
                     break
                 roll = self.rng.random()
                 outcome = "step" if roll < p_step else self.rng.choice(OUTCOMES[1:])
@@ -223,83 +244,35 @@ class ModelServer:
             moved += 1
         return moved
 
+    # --- faults and outside actors ---------------------------------------------------------------
+
+    def set_workflow_limit(self, limit: int) -> None:
+        """The user changes the workflow's concurrency limit."""
+        self.model.set_workflow_limit(limit)
+
+    def set_array_limit(self, array_id: int, limit: int) -> None:
+        """The user changes an array's concurrency limit."""
+        self.model.set_array_limit(array_id, limit)
+
     def cli_set_status(self, task_id: int, status: str, now: float, bump: bool) -> None:
         """CLI ``update_statuses``: any status, ``status_date`` untouched unless ``bump``."""
-        if status == "G":
-            self.attempts[task_id] = 0
-        self._set(task_id, status, now, bump=bump)
-
-    # --- run status --------------------------------------------------------------------------
-
-    def _transition_run(self, status: str) -> bool:
-        """The run FSM (``shell/server/fsm.py``): True if ``status`` was entered."""
-        if run_transition(self.run_status, status) == ACCEPTED:
-            self.run_status = status
-            return True
-        return False
-
-    def update_status(self, status: str) -> str:
-        self._transition_run(status)
-        return self.run_status
-
-    def log_heartbeat(self, status: str, increment: float, now: float) -> str:
-        """Attempt ``transition(status)``; extend ``heartbeat_date`` if it succeeded or was
-        the untimely R->R."""
-        verdict = run_transition(self.run_status, status)
-        if verdict == ACCEPTED:
-            self.run_status = status
-        if verdict != REFUSED:
-            self.heartbeat_date = now + increment
-        return self.run_status
+        self.model.cli_update_statuses((task_id,), status, now, bump_status_date=bump)
 
     def resume(self, kind: str) -> bool:
-        """Another process resumes the workflow: the run goes to C (cold) or H (hot)."""
-        if self.run_status in RUN_ACTIVE:
-            self.run_status = kind
+        """Another process resumes the workflow (``set_resume``): an active run goes C (cold)
+        or H (hot). True if it did."""
+        if self.model.set_resume(reset_running_jobs=kind == "C"):
             self.run_status_forced = True
             return True
         return False
 
     def reap(self, now: float) -> str | None:
-        """The reaper: a run whose ``heartbeat_date`` passed goes R -> E, C/H -> T."""
-        if self.heartbeat_date > now:
+        """The reaper (``ServerModel.reap``): a run whose ``heartbeat_date`` passed goes R -> E,
+        or C/H -> T once its instances are killed. Returns the new run status, or None."""
+        if not self.model.reap(now):
             return None
-        if self.run_status not in REAP or self.run_status == "L" or (
-            self.run_status in ("C", "H") and self.killed
-        ):
-            return None
-        self.run_status = REAP[self.run_status]
         self.run_status_forced = True
-        return self.run_status
-
-    def terminate_task_instances(self, now: float) -> int:
-        """TI Q/I -> F (Task untouched, quirk Q10); TI O, and R unless HOT_RESUME -> K."""
-        n = 0
-        for task_id in self.task_order:
-            s = self.status[task_id]
-            if s in ("Q", "I"):
-                self.orphaned.add(task_id)
-                n += 1
-            elif s == "O" or (s == "R" and self.run_status != "H"):
-                self.killed.add(task_id)
-                n += 1
-        return n
-
-    # --- sync --------------------------------------------------------------------------------
-
-    def task_status_updates(self, since: str | None, now: float) -> tuple[TasksByStatus, str]:
-        """Tasks with ``status_date >= since`` (every task if ``since`` is None), and ``time``."""
-        if since is None:
-            ids: Iterable[int] = self.task_order
-        else:
-            floor = parse_server_time(since)
-            ids = [t for t in self.task_order if self.status_date[t] >= floor]
-        answer = by_status((t, self.status[t]) for t in ids)
-        self.history.append(answer)
-        for extra, first in self.stale_next:
-            answer = merge(extra, answer) if first else merge(answer, extra)
-        self.stale_next = []
-        return answer, server_time(now)
+        return self.model.run_status
 
     def inject_stale(self, index: int, stale_first: bool) -> TasksByStatus:
         """Mix the ``index``-th past answer into the next ``task_status_updates`` answer.
@@ -315,75 +288,69 @@ class ModelServer:
         """Report ``task_id`` in ``status`` once, next sync (e.g. a committed E, quirk Q1)."""
         self.stale_next.append(({status: (task_id,)}, False))
 
-    def bind_resources(self) -> int:
-        rid = self._next_resources_id
-        self._next_resources_id += 1
-        return rid
+    # --- the model's run routes, for callers that talk to the server directly ------------------
+
+    def update_status(self, status: str, now: float = 0.0) -> str:
+        """``update_status``: the run FSM decides; the held status is answered."""
+        return self.model.update_status(status, now)
+
+    def log_heartbeat(self, status: str, increment: float, now: float) -> str:
+        """``log_heartbeat``: the run FSM decides; ``heartbeat_date`` moves unless refused."""
+        return self.model.log_heartbeat(status, increment, now)
 
     # --- answering commands -----------------------------------------------------------------
 
+    def _carry_out(self, command: Command, now: float) -> Event:
+        """The model's answer (``answer_command``), with the machine's bookkeeping."""
+        if isinstance(command, QueueBatch):
+            m = self.model
+            for task_id in command.task_ids:
+                if task_id in self.upstreams and m.task_status(task_id) in ("G", "A"):
+                    waiting = tuple(u for u in self.upstreams[task_id] if m.task_status(u) != "D")
+                    if waiting:
+                        self.early_starts.append((task_id, waiting))
+            duration: float | None = 0.01 * len(command.task_ids)
+        else:
+            duration = None
+        try:
+            event = answer_command(self.model, command, now, duration)
+        except UnservedCommand as exc:
+            raise TypeError(str(exc)) from exc
+        if isinstance(event, BatchQueued | TaskStatusesFetched):
+            self.history.append(_plain(event.tasks_by_status))
+        return event
+
     def answer(self, command: Command, now: float, evaluate: Any = None) -> Event:
-        """The faithful answer to one server command at model time ``now``.
+        """The faithful answer to one command at model time ``now``, and the stale or phantom
+        content injected for the next status answer.
 
         ``evaluate(command) -> dict`` answers ``EvaluateResources`` (the shell's callables).
         """
         name = type(command).__name__
         self.calls[name] = self.calls.get(name, 0) + 1
-        cid = command.command_id
-        if isinstance(command, QueueBatch):
-            return BatchQueued(cid, now, self.queue_task_batch(command.task_ids, now),
-                               duration=0.01 * len(command.task_ids))
-        if isinstance(command, BindResources):
-            return ResourcesBound(cid, now, self.bind_resources())
         if isinstance(command, EvaluateResources):
             values = evaluate(command) if evaluate is not None else {}
-            return ResourcesEvaluated(cid, now, values)
-        if isinstance(command, LogHeartbeat):
-            return HeartbeatAcknowledged(
-                cid, now, self.log_heartbeat(command.status, command.next_report_increment, now)
-            )
-        if isinstance(command, UpdateWorkflowRunStatus):
-            return StatusUpdateAcknowledged(cid, now, self.update_status(command.status))
-        if isinstance(command, RequestTriage):
-            return TriageRequested(cid, now)
-        if isinstance(command, FetchTaskStatuses):
-            answer, time = self.task_status_updates(command.since, now)
-            return TaskStatusesFetched(cid, now, answer, time)
-        if isinstance(command, FetchWorkflowLimit):
-            return WorkflowLimitFetched(cid, now, self.workflow_limit)
-        if isinstance(command, FetchArrayLimit):
-            return ArrayLimitFetched(cid, now, command.array_id, self.array_limits[command.array_id])
-        if isinstance(command, TerminateTaskInstances):
-            return TerminateAcknowledged(cid, now, self.terminate_task_instances(now))
-        raise TypeError(f"the model server does not serve {name}")
+            return ResourcesEvaluated(command.command_id, now, values)
+        event = self._carry_out(command, now)
+        if isinstance(event, TaskStatusesFetched) and self.stale_next:
+            mixed = self.history[-1]
+            for extra, first in self.stale_next:
+                mixed = merge(extra, mixed) if first else merge(mixed, extra)
+            self.stale_next = []
+            event = attrs.evolve(event, tasks_by_status=mixed)
+        return event
 
     def fail(self, command: Command, now: float, applied: bool = False, error: str = "HTTP 503") -> Event:
-        """A failed answer. ``applied``: the server carried the request out, then the answer
-        was lost (only meaningful for requests that change the server)."""
-        cid = command.command_id
-        if applied and isinstance(command, QueueBatch):
-            self.queue_task_batch(command.task_ids, now)
-        elif applied and isinstance(command, UpdateWorkflowRunStatus):
-            self.update_status(command.status)
-        elif applied and isinstance(command, LogHeartbeat):
-            self.log_heartbeat(command.status, command.next_report_increment, now)
-        elif applied and isinstance(command, TerminateTaskInstances):
-            self.terminate_task_instances(now)
-        if isinstance(command, QueueBatch):
-            return BatchQueueFailed(cid, now, error)
-        if isinstance(command, BindResources):
-            return ResourceBindFailed(cid, now, error)
+        """A failed answer. ``applied``: the model carried the request out, then the answer
+        was lost (meaningful for requests that change the server; a status fetch is read-only
+        and leaves the injected content for the next answer)."""
         if isinstance(command, EvaluateResources):
-            return ResourceEvaluationFailed(cid, now, "ValueError: callable raised")
-        if isinstance(command, LogHeartbeat):
-            return HeartbeatFailed(cid, now, error)
-        if isinstance(command, UpdateWorkflowRunStatus):
-            return StatusUpdateFailed(cid, now, error)
-        if isinstance(command, RequestTriage | FetchTaskStatuses | FetchWorkflowLimit | FetchArrayLimit):
-            return SyncPartFailed(cid, now, error)
-        if isinstance(command, TerminateTaskInstances):
-            return TerminateFailed(cid, now, error)
-        raise TypeError(f"the model server does not serve {type(command).__name__}")
+            return ResourceEvaluationFailed(command.command_id, now, "ValueError: callable raised")
+        if type(command) not in ANSWERED_IN_PROCESS:
+            raise TypeError(f"the model server does not serve {type(command).__name__}")
+        if applied and not isinstance(command, FetchTaskStatuses):
+            self._carry_out(command, now)
+        return failure_event(command, now, error)
 
 
 def merge(first: TasksByStatus, second: TasksByStatus) -> TasksByStatus:

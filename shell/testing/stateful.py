@@ -2,9 +2,10 @@
 
 ``SwarmMachine`` starts a run of a random small DAG (``RunStarted(run_status='R')``) and
 keeps the commands that await an answer. Its rules answer them in any order, fail them,
-move the clock and fire the timer, move tasks forward on the server (completions,
-recoverable errors, resource errors, fatal errors), change limits, mix stale reports into
-later answers, send a resume signal, and so on.
+move the clock and fire the timer, move tasks forward on the server's model (launches,
+completions, recoverable errors, resource errors, fatal errors, lost workers, through
+``ModelServer.advance``), change limits, mix stale reports into later answers, send a resume
+signal, and so on.
 
 After every ``decide`` it checks:
 
@@ -96,8 +97,8 @@ FAULT_KINDS = (
     "fail", "callable_fails", "duplicate", "limits", "stale", "phantom", "cli_reset", "resume",
     "reaper", "stop", "distributor",
 )
-#: Outcomes of ``progress_one``, mostly a step forward.
-PROGRESS = ("step", "step", "step", "error", "resource_error", "fatal")
+#: Outcomes of ``progress_one`` (``ModelServer.advance``), mostly a step forward.
+PROGRESS = ("step", "step", "step", "error", "resource_error", "fatal", "lost")
 #: Keep this many answered events for duplicate answers.
 KEEP_ANSWERED = 16
 
@@ -256,12 +257,13 @@ class SwarmMachine(RuleBasedStateMachine):
         if self.faults & INEXACT_VIEW:
             return problems
         server = self.srv
+        status = server.status
         queued = {t for c in batches for t in c.task_ids}
         for t in sorted(queued):
-            if server.status[t] not in ("G", "A"):
-                problems.append(f"task {t} queued while the server holds it {server.status[t]}")
+            if status[t] not in ("G", "A"):
+                problems.append(f"task {t} queued while the server holds it {status[t]}")
         in_flight = set(unanswered) | queued
-        busy = {t for t, s in server.status.items() if s in "QIOR"} | in_flight
+        busy = {t for t, s in status.items() if s in "QIOR"} | in_flight
         if len(busy) > state.workflow_limit:
             problems.append(f"server active + unanswered batches = {len(busy)} > known workflow limit "
                             f"{state.workflow_limit}")
@@ -323,7 +325,8 @@ class SwarmMachine(RuleBasedStateMachine):
         config = data.draw(self.config_strategy, label="config")
         self.spec, self.config, self.now, self.enabled = spec, config, start, enabled
         self.server = ModelServer(spec, random.Random(seed), run_status="R", now=start,
-                                  heartbeat_increment=config.next_report_increment)
+                                  heartbeat_increment=config.next_report_increment,
+                                  ti_report_increment=config.next_report_increment)
         note(f"{len(spec.tasks)} tasks, arrays {[(a.array_id, a.limit) for a in spec.arrays]}, "
              f"workflow limit {spec.workflow_limit}, statuses {[t.status for t in spec.tasks]}")
         note(f"edges {[(t.task_id, t.upstream_ids) for t in spec.tasks if t.upstream_ids]}")
@@ -400,7 +403,8 @@ class SwarmMachine(RuleBasedStateMachine):
     @precondition(lambda self: not self.done and self.srv.active_tasks())
     @rule(data=st.data(), outcome=st.sampled_from(PROGRESS))
     def progress_one(self, data: st.DataObject, outcome: str) -> None:
-        """One task moves on: a step forward, or an error (recoverable, resource, fatal)."""
+        """One task moves on: a step forward, an error (recoverable, resource, fatal), or its
+        worker is lost."""
         task_id = data.draw(st.sampled_from(self.srv.active_tasks()), label="task")
         old = self.srv.status[task_id]
         new = self.srv.advance(task_id, outcome, self.now)
@@ -420,11 +424,11 @@ class SwarmMachine(RuleBasedStateMachine):
     def change_limits(self, workflow: int | None, array: int, limit: int | None) -> None:
         server = self.srv
         if workflow is not None:
-            server.workflow_limit = workflow
+            server.set_workflow_limit(workflow)
         arrays = sorted(server.array_limits)
         if limit is not None:
-            server.array_limits[arrays[array % len(arrays)]] = limit
-        note(f"server limits: workflow {server.workflow_limit}, arrays {server.array_limits}")
+            server.set_array_limit(arrays[array % len(arrays)], limit)
+        note(f"server limits: workflow {server.workflow_limit}, arrays {dict(server.array_limits)}")
 
     @precondition(lambda self: "stale" in self.enabled and not self.done and self.srv.history)
     @rule(index=st.integers(0, 50), stale_first=st.booleans())
