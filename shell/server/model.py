@@ -42,6 +42,7 @@ from typing import Any
 
 from swarmfold.core.config import UNLIMITED
 from swarmfold.core.resources import Requested
+from swarmfold.core.statuses import ACTIVE
 from swarmfold.core.topology import Topology
 from swarmfold.shell.server.cluster_side import ClusterSide
 from swarmfold.shell.server.fsm import ACCEPTED, REFUSED, RUN_ACTIVE, run_transition
@@ -49,8 +50,6 @@ from swarmfold.shell.server.fsm import ACCEPTED, REFUSED, RUN_ACTIVE, run_transi
 #: Virtual ``t = 0`` on the server's clock (the same epoch as the instant fake server).
 EPOCH = _dt.datetime(2026, 1, 1)
 
-ACTIVE = frozenset("QIOR")
-QUEUEABLE = frozenset("GA")
 #: Task-instance statuses that are not final yet (a live instance).
 TI_LIVE = frozenset("QIORKTX")
 

@@ -50,6 +50,7 @@ from swarmfold.core.events import (
     TaskStatusesFetched,
     WorkflowLimitFetched,
 )
+from swarmfold.core.statuses import ACTIVE
 from swarmfold.core.topology import TopologySpec
 from swarmfold.shell.sim.scenario import (
     ArrayModel,
@@ -65,7 +66,6 @@ from swarmfold.shell.sim.scenario import (
 
 __all__ = ["LogScenario", "add_parser", "infer_from_log", "scenario_from_log"]
 
-_ACTIVE = frozenset("QIOR")
 #: Report status -> the outcome of the attempt it ends.
 _ENDS = {"D": "done", "G": "error", "E": "error", "A": "resource_error", "F": "fatal"}
 #: The duration given to arrays whose tasks the log never saw finish.
@@ -122,7 +122,7 @@ class _Attempts:
                 previous = self.status.get(task_id)
                 self.status[task_id] = code
                 attempt = self.open.get(task_id)
-                if code in _ACTIVE:
+                if code in ACTIVE:
                     if attempt is not None and queued and code == "Q" and previous != "Q":
                         # Queued again although no end was seen: the last attempt errored.
                         self._close(task_id, t, "error")
@@ -324,7 +324,7 @@ def _active_at_start(rows: list[tuple[int, int, int, str]]) -> dict[str, list[in
     """Tasks already queued or running when the log starts (an attach): attempts under way."""
     out: dict[str, list[int]] = {}
     for tid, _, _, s in rows:
-        if s in _ACTIVE:
+        if s in ACTIVE:
             out.setdefault(s, []).append(tid)
     return out
 

@@ -37,13 +37,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from attrs import frozen
 
 from swarmfold.core.commands import QueueBatch
+from swarmfold.core.statuses import ACTIVE, QUEUEABLE
 from swarmfold.core.summary import RunSummary
-from swarmfold.shell.server.model import ACTIVE, ServerModel
+from swarmfold.shell.server.model import ServerModel
 
 #: How many violations are kept in full (all are counted).
 KEEP = 50
 
-_QUEUEABLE = frozenset("GA")
 
 
 @frozen
@@ -133,12 +133,12 @@ class InvariantChecker:
         status = self.server.status
         for code, ids in tasks_by_status.items():
             code_active = code in ACTIVE
-            code_queueable = code in _QUEUEABLE
+            code_queueable = code in QUEUEABLE
             for i in self.server.indexes_of(ids):
                 s = status[i]
                 # A stale fact misleads the swarm when it makes an active task look idle, or
                 # a task that is not waiting look queueable; else it is merely late.
-                misleads = (s in ACTIVE and not code_active) or (code_queueable and s not in _QUEUEABLE)
+                misleads = (s in ACTIVE and not code_active) or (code_queueable and s not in QUEUEABLE)
                 if s != code and misleads:
                     misinformed.add(i)
                 else:

@@ -54,6 +54,7 @@ from swarmfold.core.events import (
     TaskStatusesFetched,
 )
 from swarmfold.core.protocol import PROTOCOL, failure_event
+from swarmfold.core.statuses import ACTIVE
 from swarmfold.core.topology import TopologySpec, build_topology
 from swarmfold.shell.server.in_process import ANSWERED_IN_PROCESS, UnservedCommand, answer_command
 from swarmfold.shell.server.model import EPOCH, ServerModel, parse_server_time, server_time
@@ -72,8 +73,6 @@ __all__ = [
     "server_time",
 ]
 
-#: Task statuses that occupy a concurrency slot.
-ACTIVE = frozenset("QIOR")
 #: The task-instance status each error outcome logs (spec §1.2).
 INSTANCE_STATUS_OF: Mapping[str, str] = {"error": "E", "resource_error": "Z", "fatal": "F"}
 #: Outcomes of one progress step of an active task (``advance``).
