@@ -226,14 +226,6 @@ class JobmonServer(RouteAnswers, WorldLoop):
         else:
             self._set_array_limit(change.array_id, change.limit)
 
-    def _set_workflow_limit(self, limit: int) -> None:
-        self.model.set_workflow_limit(limit)
-        self._max_workflow_limit = max(self._max_workflow_limit, limit)
-
-    def _set_array_limit(self, array_id: int, limit: int) -> None:
-        self.model.set_array_limit(array_id, limit)
-        self._max_array_limit[array_id] = max(self._max_array_limit.get(array_id, 0), limit)
-
     def signal_resume(self, signal_: ResumeSignal) -> None:
         self.model.set_resume(reset_running_jobs=signal_.mode == "cold")
 

@@ -118,8 +118,6 @@ class RouteAnswers:
     batches: int
     _max_workflow_limit: int
     _max_array_limit: dict[int, int]
-    _set_workflow_limit: Callable[[int], None]
-    _set_array_limit: Callable[[int, int], None]
 
     def answer(self, request: Request, now: float) -> Response:
         """The server's answer to ``request`` (``path`` without the prefix) at time ``now``."""
@@ -138,6 +136,16 @@ class RouteAnswers:
             return handler(*params.values(), query=query, body=body, now=now)
         except _Abort as exc:
             return exc.status, {"error": exc.message}
+
+    # --- limits (the batch checks allow the highest value each limit has had) ------------------
+
+    def _set_workflow_limit(self, limit: int) -> None:
+        self.model.set_workflow_limit(limit)
+        self._max_workflow_limit = max(self._max_workflow_limit, limit)
+
+    def _set_array_limit(self, array_id: int, limit: int) -> None:
+        self.model.set_array_limit(array_id, limit)
+        self._max_array_limit[array_id] = max(self._max_array_limit.get(array_id, 0), limit)
 
     # --- static data --------------------------------------------------------------------------
 

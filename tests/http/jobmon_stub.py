@@ -402,14 +402,6 @@ class JobmonStub(RouteAnswers):
         wfr, task_ids = self.model.workflow_run_id, self.model.task_ids
         self.queued.extend((wfr, task_ids[i]) for i in moved)
 
-    def _set_workflow_limit(self, limit: int) -> None:
-        self.model.set_workflow_limit(limit)
-        self._max_workflow_limit = max(self._max_workflow_limit, limit)
-
-    def _set_array_limit(self, array_id: int, limit: int) -> None:
-        self.model.set_array_limit(array_id, limit)
-        self._max_array_limit[array_id] = max(self._max_array_limit.get(array_id, 0), limit)
-
 
 class _Handler(GzipJsonHandler):
     stub: JobmonStub
