@@ -13,9 +13,10 @@ of core/transitions.py. Policies (see docs/decisions.md):
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping, Sequence
-from itertools import compress, repeat
-from operator import and_, eq, itemgetter, ne
+from itertools import compress
+from operator import eq, itemgetter, not_
 from typing import Any
 
 from swarmfold.core.readiness import leave_ready_queue
@@ -28,18 +29,36 @@ from swarmfold.core.transitions import ENTERED_FROM, HEALS, REACTIONS
 _MAX_PAD = 1 << 22
 
 
-class _ById:
-    """Per-task lists indexed by task id, for bulk filtering; built once per report and
-    kept current while statuses are written (upstream counts do not move until all
-    statuses are written)."""
+#: ``bytes.translate`` tables over status letters: 1 where the letter differs from the code.
+_DIFFERS: dict[str, bytes] = {
+    code: bytes(0 if b == ord(code) else 1 for b in range(256)) for code in ENTERED_FROM
+}
 
-    def __init__(self, tx: Tx, first: int) -> None:
+
+class _ById:
+    """Per-task columns indexed by task id, for bulk filtering; built once per report and
+    kept current while statuses are written (upstream counts do not move until all
+    statuses are written). Statuses are one byte each (their letter), so a group's current
+    statuses are gathered into ``bytes`` and compared in C."""
+
+    def __init__(self, tx: Tx, first: int, letters: bytes) -> None:
         self.tx = tx
         self.first = first
-        self.status = [None] * first + tx.status.persistent().tolist()
+        self.status = bytearray(first) + letters
         self._place: list[Any] | None = None
         self._upstream_done: list[Any] | None = None
-        self._num_upstreams: list[Any] | None = None
+        self._num_upstreams: array[int] | None = None
+
+    @classmethod
+    def of(cls, tx: Tx, first: int) -> _ById | None:
+        """The columns of ``tx``, or None when a status is not one ASCII letter."""
+        try:
+            letters = "".join(tx.status.persistent()).encode("ascii")
+        except (TypeError, UnicodeEncodeError):
+            return None
+        if len(letters) != len(tx.status):
+            return None
+        return cls(tx, first, letters)
 
     @property
     def place(self) -> list[Any]:
@@ -54,9 +73,15 @@ class _ById:
         return self._upstream_done
 
     @property
-    def num_upstreams(self) -> list[Any]:
+    def num_upstreams(self) -> array[int]:
         if self._num_upstreams is None:
-            self._num_upstreams = [None] * self.first + list(self.tx.topo.num_upstreams)
+            padded = array("q", bytes(8 * self.first))
+            counts = self.tx.topo.num_upstreams
+            if isinstance(counts, memoryview):
+                padded.frombytes(counts.cast("B"))  # a copy in C
+            else:
+                padded.extend(counts)
+            self._num_upstreams = padded
         return self._num_upstreams
 
 
@@ -65,20 +90,25 @@ def _split(
 ) -> tuple[list[int], list[int]]:
     """``(ids whose status is not code, unchanged queueable ids sitting nowhere and ready)``.
 
-    Runs in C (itemgetter/map/compress): a full sync reports every task, and almost all of
-    them are unchanged.
+    Runs in C (itemgetter, ``bytes.count``/``translate``, compress): a full sync reports every
+    task, and almost all of them are unchanged.
     """
     get = itemgetter(*task_ids) if len(task_ids) > 1 else (lambda seq: (seq[task_ids[0]],))
-    current = get(by_id.status)
-    differing = list(compress(task_ids, map(ne, current, repeat(code))))
-    if not queueable:
+    current = bytes(get(by_id.status))
+    unchanged = current.count(ord(code))
+    if unchanged == len(current):
+        differing: list[int] = []
+    else:
+        differing = list(compress(task_ids, current.translate(_DIFFERS[code])))
+    if not queueable or not unchanged:
         return differing, []
-    healable = map(
-        and_,
-        map(and_, map(eq, current, repeat(code)), map(eq, get(by_id.place), repeat(NOWHERE))),
-        map(eq, get(by_id.upstream_done), get(by_id.num_upstreams)),
-    )
-    return differing, list(compress(task_ids, healable))
+    if differing:
+        task_ids = list(compress(task_ids, map(not_, current.translate(_DIFFERS[code]))))
+        get = itemgetter(*task_ids) if len(task_ids) > 1 else (lambda seq: (seq[task_ids[0]],))
+    # Ready (every upstream DONE) first: few of them, then those of them sitting nowhere.
+    ready = list(compress(task_ids, map(eq, get(by_id.upstream_done), get(by_id.num_upstreams))))
+    place = by_id.place
+    return differing, [t for t in ready if place[t] == NOWHERE]
 
 
 def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: str) -> int:
@@ -127,9 +157,10 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
             and max(task_ids) < first + n_tasks
         ):
             if by_id is None:
-                by_id = _ById(tx, first)
-            task_ids, heal = _split(task_ids, code, by_id, code_queueable)
-            unchanged_queueable.extend(h - first for h in heal)
+                by_id = _ById.of(tx, first)
+            if by_id is not None:
+                task_ids, heal = _split(task_ids, code, by_id, code_queueable)
+                unchanged_queueable.extend(h - first for h in heal)
         for task_id in task_ids:
             if dense:
                 i = task_id - first
@@ -150,7 +181,7 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
                 continue
             status[i] = code
             if by_id is not None:
-                by_id.status[task_id] = code
+                by_id.status[task_id] = ord(code)
             moved[old] = moved.get(old, 0) + 1
             if (old in ACTIVE) is not code_active:
                 a = array_of[i]
