@@ -144,8 +144,20 @@ def test_a_fetch_runs_what_was_queued_and_finishes_the_oldest_first() -> None:
     # completions_per_sync=2: the two oldest (3, 1) finish; 2 is reported running.
     assert _fetch(server, 10.0, since="2026-01-01 00:00:00") == {"D": [1, 3], "R": [2]}
     _queue(server, [4], at=12.0)
+    # Each change is passed on once: 2 finished, 4 ran and finished.
+    assert _fetch(server, 20.0, since=server_time(10.0)) == {"D": [2, 4]}
+    assert _fetch(server, 30.0, since=server_time(20.0)) == {}
+    assert _fetch(server, 40.0, since=None) == {"D": [1, 2, 3, 4, 5]}
+
+
+def test_repeat_last_second_gives_the_model_answers_as_the_real_server_does() -> None:
+    server = InstantServer.for_topology(_spec("GGGGD"), completions_per_sync=2, repeat_last_second=True)
+    _queue(server, [3, 1], at=1.0)
+    _queue(server, [2], at=1.0)
+    assert _fetch(server, 10.0, since="2026-01-01 00:00:00") == {"D": [1, 3], "R": [2]}
+    _queue(server, [4], at=12.0)
     # Changes are stamped by the second, as on the real server: a fetch since the previous
-    # answer's time reports that second's changes again (2 finished at 20 s, 4 ran and finished).
+    # answer's time reports that second's changes again (1 and 3 finished at 10 s).
     assert _fetch(server, 20.0, since=server_time(10.0)) == {"D": [1, 2, 3, 4]}
     assert _fetch(server, 30.0, since=server_time(20.0)) == {"D": [2, 4]}
     assert _fetch(server, 40.0, since=server_time(30.0)) == {}

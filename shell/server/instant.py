@@ -41,6 +41,7 @@ from swarmfold.core.events import (
     ResourceEvaluationFailed,
     ResourcesEvaluated,
     RunStarted,
+    TaskStatusesFetched,
     TimerFired,
 )
 from swarmfold.core.state import SwarmState, initial_state
@@ -64,14 +65,25 @@ class InstantServer:
     ``completions_per_sync`` oldest running instances finish (``R -> D``), oldest first. Every
     task succeeds on its first attempt; every other answer is the model's own.
 
+    The real server answers an incremental sync with every change of the second it is asked
+    from, so changes of that second come twice. With ``repeat_last_second=False`` (the default,
+    the benchmark's reference workload, on which Jobmon's swarm was measured too) the driver
+    passes each change on once: an incremental answer leaves out the entries the swarm was
+    already told. With ``True`` the swarm gets the model's answers as they are.
+
     The model is built from the core's topology when the drive starts (``start``), so the
     drive shares the topology with the core; ``for_topology`` builds one for a spec up front.
     ``calls`` counts the commands handled, by command class name.
     """
 
-    def __init__(self, *, run_status: str = "O", completions_per_sync: int = 1000) -> None:
+    def __init__(
+        self, *, run_status: str = "O", completions_per_sync: int = 1000, repeat_last_second: bool = False
+    ) -> None:
         self.run_status_at_start = run_status
         self.completions_per_sync = completions_per_sync
+        self.repeat_last_second = repeat_last_second
+        #: Per task index: the status letter the swarm was last told (0: none yet).
+        self._told = bytearray()
         self.model: ServerModel | None = None
         self.calls: dict[str, int] = {}
         #: Running instances, oldest launch first (the next to finish).
@@ -88,6 +100,7 @@ class InstantServer:
         """Build the model of ``topology`` (once; later calls return the same model)."""
         if self.model is None:
             self.model = ServerModel(topology, run_status=self.run_status_at_start)
+            self._told = bytearray(len(self.model.status))
         return self.model
 
     @property
@@ -121,9 +134,35 @@ class InstantServer:
         self.calls[name] = self.calls.get(name, 0) + 1
         if type(command) not in ANSWERED_IN_PROCESS:
             raise DriveError(f"the instant server does not serve {name}")
-        if type(command) is FetchTaskStatuses:
-            self.progress(at)
-        return answer_command(self._model(), command, at)
+        if type(command) is not FetchTaskStatuses:
+            return answer_command(self._model(), command, at)
+        self.progress(at)
+        event = answer_command(self._model(), command, at)
+        if self.repeat_last_second:
+            return event
+        assert isinstance(event, TaskStatusesFetched)
+        return self._once(event, full=command.since is None)
+
+    def _once(self, event: TaskStatusesFetched, full: bool) -> TaskStatusesFetched:
+        """``event`` less the entries the swarm was already told (a full answer is whole)."""
+        model = self._model()
+        told = self._told
+        if full:
+            told[:] = "".join(model.status).encode("ascii")
+            return event
+        index_of = model.index_of
+        kept: dict[str, list[int]] = {}
+        for code, task_ids in event.tasks_by_status.items():
+            letter = ord(code)
+            fresh = []
+            for task_id in task_ids:
+                i = index_of[task_id]
+                if told[i] != letter:
+                    told[i] = letter
+                    fresh.append(task_id)
+            if fresh:
+                kept[code] = fresh
+        return TaskStatusesFetched(event.command_id, event.at, kept, event.server_time)
 
     def _model(self) -> ServerModel:
         if self.model is None:

@@ -79,9 +79,6 @@ def test_history_attempts_and_resources_at_the_end(small_log: Path) -> None:
         HistoryEntry(1, "G", "RunStarted", "G"),
         HistoryEntry(4, "Q", "BatchQueued", "Q"),
         HistoryEntry(8, "D", "TaskStatusesFetched", "D"),
-        # The next sync asks since the previous answer's second and, as the real server
-        # does, gets that second's changes again: a report that changes nothing.
-        HistoryEntry(17, "D", "TaskStatusesFetched", "D"),
     )
     assert e.attempts == 1 and e.max_attempts == 3
     assert (e.resources_queue, e.resources) == ("all.q", {"memory": 2, "runtime": 60})
