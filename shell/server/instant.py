@@ -150,13 +150,11 @@ class InstantServer:
         if full:
             told[:] = "".join(model.status).encode("ascii")
             return event
-        index_of = model.index_of
         kept: dict[str, list[int]] = {}
         for code, task_ids in event.tasks_by_status.items():
             letter = ord(code)
             fresh = []
-            for task_id in task_ids:
-                i = index_of[task_id]
+            for task_id, i in zip(task_ids, model.indexes_of(task_ids), strict=True):
                 if told[i] != letter:
                     told[i] = letter
                     fresh.append(task_id)
