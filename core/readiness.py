@@ -7,6 +7,8 @@ always equals the number of upstreams currently DONE and never overshoots (quirk
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from swarmfold.core.resource_policy import adjust_for_retry, request_compute_resources
 from swarmfold.core.state import NOWHERE, Tx, in_ready_queue
 
@@ -57,7 +59,7 @@ def make_adjusted_ready(tx: Tx, index: int, front: bool = True) -> None:
     """An ADJUSTING_RESOURCES task: scaled resources, then the front of the queue.
 
     Resources are scaled on entering A; the task is queued only once all its upstreams are
-    DONE (after a reset of an upstream it waits, and ``propagate_done`` queues it later).
+    DONE (after a reset of an upstream it waits, and ``propagate_done_all`` queues it later).
     """
     if adjust_for_retry(tx, index) and ready_eligible(tx, index):
         enqueue(tx, index, front=front)
@@ -96,44 +98,49 @@ def count_initial_upstreams_done(tx: Tx) -> None:
         i = topo.initial_status.find("D", i + 1)
 
 
-def propagate_done(tx: Tx, index: int) -> None:
-    """A task became DONE: bump its downstreams and enqueue those now ready."""
+def propagate_done_all(tx: Tx, indexes: Iterable[int]) -> None:
+    """Tasks became DONE, in this order: for each, bump its downstreams and enqueue those now
+    ready (the lookups are made once for the whole group)."""
     topo = tx.topo
     upstream_done = tx.upstream_done
     num_upstreams = topo.num_upstreams
     status = tx.status
     place = tx.place
+    offsets = topo.down_offsets
     flat = topo.down_flat
     plain = not topo.compute_resources_of
     overrides = tx.resources.overrides
     array_of = topo.array_of
     resources_of = topo.resources_of
     appended = tx.appended_back
-    for k in range(topo.down_offsets[index], topo.down_offsets[index + 1]):
-        d = flat[k]
-        done = upstream_done[d] + 1
-        upstream_done[d] = done
-        if done != num_upstreams[d] or place[d] != NOWHERE:
-            continue
-        s = status[d]
-        if s == "G":
-            if plain:
-                # enqueue(tx, d), inlined: this is the hottest path of a big run.
-                res = overrides[d] if overrides else None
-                key = (array_of[d], res if res is not None else resources_of[d])
-                seq = tx.next_back_seq
-                tx.next_back_seq = seq + 1
-                bucket = appended.get(key)
-                if bucket is None:
-                    appended[key] = [(seq << 32) | d]
+    for index in indexes:
+        for k in range(offsets[index], offsets[index + 1]):
+            d = flat[k]
+            done = upstream_done[d] + 1
+            upstream_done[d] = done
+            if done != num_upstreams[d] or place[d] != NOWHERE:
+                continue
+            s = status[d]
+            if s == "G":
+                if plain:
+                    # enqueue(tx, d), inlined: this is the hottest path of a big run.
+                    res = overrides[d] if overrides else None
+                    key = (array_of[d], res if res is not None else resources_of[d])
+                    seq = tx.next_back_seq
+                    tx.next_back_seq = seq + 1
+                    bucket = appended.get(key)
+                    if bucket is None:
+                        appended[key] = [(seq << 32) | d]
+                    else:
+                        bucket.append((seq << 32) | d)
+                    place[d] = seq
+                    tx.ready_count += 1
                 else:
-                    bucket.append((seq << 32) | d)
-                place[d] = seq
-                tx.ready_count += 1
-            else:
-                make_ready(tx, d)
-        elif s == "A":
-            enqueue(tx, d, front=True)  # resources were scaled when it entered A
+                    make_ready(tx, d)
+                    overrides, appended = tx.resources.overrides, tx.appended_back
+            elif s == "A":
+                enqueue(tx, d, front=True)  # resources were scaled when it entered A
+                overrides, appended = tx.resources.overrides, tx.appended_back
 
 
 def retract_done(tx: Tx, index: int) -> None:

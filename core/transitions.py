@@ -39,7 +39,7 @@ from swarmfold.core.readiness import (
     enqueue,
     make_adjusted_ready,
     make_ready,
-    propagate_done,
+    propagate_done_all,
     ready_eligible,
     retract_done,
 )
@@ -134,8 +134,7 @@ def _react_done(tx: Tx, indexes: list[int], olds: list[str]) -> None:
     """Counts one execution each; each downstream counts one more DONE upstream and is queued
     when all are DONE."""
     tx.n_executions += len(indexes)
-    for i in indexes:
-        propagate_done(tx, i)
+    propagate_done_all(tx, indexes)
 
 
 def _react_registering(tx: Tx, indexes: list[int], olds: list[str]) -> None:

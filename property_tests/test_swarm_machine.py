@@ -94,7 +94,7 @@ def test_adjusting_task_waits_for_a_reset_upstream() -> None:
 def test_adjusting_task_requeued_when_its_upstream_is_done_again() -> None:
     """Task 2 waits in the queue as A (capacity held by task 3); upstream 1 goes D->G->D.
 
-    readiness.retract_done takes task 2 out of the queue; readiness.propagate_done only
+    readiness.retract_done takes task 2 out of the queue; readiness.propagate_done_all only
     re-enqueues G tasks, so task 2 sits nowhere until a report names it again.
     """
     spec = TopologySpec(
