@@ -41,24 +41,15 @@ class _ById:
     statuses are written). Statuses are one byte each (their letter), so a group's current
     statuses are gathered into ``bytes`` and compared in C."""
 
-    def __init__(self, tx: Tx, first: int, letters: bytes) -> None:
+    def __init__(self, tx: Tx, first: int) -> None:
         self.tx = tx
         self.first = first
-        self.status = bytearray(first) + letters
+        # Every status is one letter of TASK_STATUSES (checked when the topology is built, and
+        # reports write only the codes of ENTERED_FROM).
+        self.status = bytearray(first) + "".join(tx.status.persistent()).encode("ascii")
         self._place: list[Any] | None = None
         self._upstream_done: list[Any] | None = None
         self._num_upstreams: array[int] | None = None
-
-    @classmethod
-    def of(cls, tx: Tx, first: int) -> _ById | None:
-        """The columns of ``tx``, or None when a status is not one ASCII letter."""
-        try:
-            letters = "".join(tx.status.persistent()).encode("ascii")
-        except (TypeError, UnicodeEncodeError):
-            return None
-        if len(letters) != len(tx.status):
-            return None
-        return cls(tx, first, letters)
 
     @property
     def place(self) -> list[Any]:
@@ -99,11 +90,12 @@ def _split(
     if unchanged == len(current):
         differing: list[int] = []
     else:
-        differing = list(compress(task_ids, current.translate(_DIFFERS[code])))
+        differs = current.translate(_DIFFERS[code])
+        differing = list(compress(task_ids, differs))
     if not queueable or not unchanged:
         return differing, []
     if differing:
-        task_ids = list(compress(task_ids, map(not_, current.translate(_DIFFERS[code]))))
+        task_ids = list(compress(task_ids, map(not_, differs)))
         get = itemgetter(*task_ids) if len(task_ids) > 1 else (lambda seq: (seq[task_ids[0]],))
     # Ready (every upstream DONE) first: few of them, then those of them sitting nowhere.
     ready = list(compress(task_ids, map(eq, get(by_id.upstream_done), get(by_id.num_upstreams))))
@@ -157,10 +149,9 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
             and max(task_ids) < first + n_tasks
         ):
             if by_id is None:
-                by_id = _ById.of(tx, first)
-            if by_id is not None:
-                task_ids, heal = _split(task_ids, code, by_id, code_queueable)
-                unchanged_queueable.extend(h - first for h in heal)
+                by_id = _ById(tx, first)
+            task_ids, heal = _split(task_ids, code, by_id, code_queueable)
+            unchanged_queueable.extend(h - first for h in heal)
         for task_id in task_ids:
             if dense:
                 i = task_id - first

@@ -47,7 +47,7 @@ from swarmfold.core.events import (
 from swarmfold.core.state import SwarmState, initial_state
 from swarmfold.core.summary import RunSummary
 from swarmfold.core.topology import Topology, TopologySpec, build_topology
-from swarmfold.shell.server.in_process import ANSWERED_IN_PROCESS, answer_command
+from swarmfold.shell.server.in_process import ANSWERED_IN_PROCESS, UnservedCommand, answer_command
 from swarmfold.shell.server.model import ServerModel, server_time
 
 
@@ -132,16 +132,17 @@ class InstantServer:
         """Answer one server command with its event, at virtual time ``at``."""
         name = type(command).__name__
         self.calls[name] = self.calls.get(name, 0) + 1
-        if type(command) not in ANSWERED_IN_PROCESS:
-            raise DriveError(f"the instant server does not serve {name}")
-        if type(command) is not FetchTaskStatuses:
-            return answer_command(self._model(), command, at)
-        self.progress(at)
-        event = answer_command(self._model(), command, at)
-        if self.repeat_last_second:
+        fetch = command if isinstance(command, FetchTaskStatuses) else None
+        if fetch is not None:
+            self.progress(at)
+        try:
+            event = answer_command(self._model(), command, at)
+        except UnservedCommand as exc:
+            raise DriveError(f"the instant server does not serve {name}") from exc
+        if fetch is None or self.repeat_last_second:
             return event
         assert isinstance(event, TaskStatusesFetched)
-        return self._once(event, full=command.since is None)
+        return self._once(event, full=fetch.since is None)
 
     def _once(self, event: TaskStatusesFetched, full: bool) -> TaskStatusesFetched:
         """``event`` less the entries the swarm was already told (a full answer is whole)."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import gc
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from heapq import heappop, heappush
 from pathlib import Path
 from time import perf_counter
@@ -233,7 +233,7 @@ class _Simulation(WorldLoop, RequestFlow):
         #: Injected faults by kind (for the report).
         self.injected: dict[str, int] = {}
         self.world_events: list[tuple[float, str, str]] = []
-        self.report_history: deque[dict[str, Any]] = deque(maxlen=_REPORT_HISTORY)
+        self.report_history: deque[Mapping[str, Sequence[int]]] = deque(maxlen=_REPORT_HISTORY)
         #: The record being carried out, and the records that issued batches still on their way.
         self.current: tuple[Event, tuple[Command, ...]] | None = None
         self.issuers: dict[int, tuple[int, Event, tuple[Command, ...]]] = {}

@@ -45,7 +45,6 @@ from swarmfold.shell.server.model import ServerModel
 KEEP = 50
 
 
-
 @frozen
 class Violation:
     at: float

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from attrs import evolve as attrs_evolve
@@ -73,7 +74,7 @@ class RequestFlow:
     full_syncs: int
     decides: int
     duplicated: bool
-    report_history: deque[dict[str, Any]]
+    report_history: deque[Mapping[str, Sequence[int]]]
     world_events: list[tuple[float, str, str]]
 
     def push(self, t: float, prio: int, kind: str, payload: Any) -> None:
@@ -229,19 +230,20 @@ class RequestFlow:
                 )
                 self.issuers.pop(c.command_id, None)
             return BatchQueued(c.command_id, now, answer, latency)
-        if typ is FetchTaskStatuses:
-            if c.since is None:
-                self.full_syncs += 1
-            statuses, time_string = server.task_status_updates(c.since, now)
-            if self.faults.duplicate_report_rate:
-                statuses = self._duplicate(statuses)
-            return TaskStatusesFetched(c.command_id, now, statuses, time_string)
         try:
-            return answer_command(server, c, now)
+            event = answer_command(server, c, now)
         except UnservedCommand as exc:
             raise SimulationError(str(exc)) from None
+        if isinstance(event, TaskStatusesFetched):
+            if c.since is None:
+                self.full_syncs += 1
+            if self.faults.duplicate_report_rate:
+                merged = self._duplicate(event.tasks_by_status)
+                if merged is not event.tasks_by_status:
+                    event = attrs_evolve(event, tasks_by_status=merged)
+        return event
 
-    def _duplicate(self, statuses: dict[str, list[int]]) -> dict[str, list[int]]:
+    def _duplicate(self, statuses: Mapping[str, Sequence[int]]) -> Mapping[str, Sequence[int]]:
         """Maybe add an earlier status answer's entries to this one (a duplicated report).
 
         Entries for tasks this answer names under the same status are listed twice; under
@@ -249,18 +251,19 @@ class RequestFlow:
         re-delivered as they were, stale if the task has moved on since."""
         history = self.report_history
         reports = self.streams["reports"]
-        merged = statuses
+        merged: Mapping[str, Sequence[int]] = statuses
         self.duplicated = False
         if history and reports.random() < self.faults.duplicate_report_rate:
             earlier = history[reports.randrange(len(history))]
             here = {tid: code for code, ids in statuses.items() for tid in ids}
-            merged = {code: list(ids) for code, ids in statuses.items()}
+            grown: dict[str, list[int]] = {code: list(ids) for code, ids in statuses.items()}
             added = 0
             for code, ids in earlier.items():
                 extra = [tid for tid in ids if here.get(tid, code) == code]
                 if extra:
-                    merged.setdefault(code, []).extend(extra)
+                    grown.setdefault(code, []).extend(extra)
                     added += len(extra)
+            merged = grown
             self._count("duplicate_report")
             self.duplicated = True
             if added:
