@@ -38,6 +38,7 @@ from typing import Any
 
 from swarmfold.core.config import UNLIMITED
 from swarmfold.core.specs import NO_COERCION, ArraySpec, QueueSpec, ResourceSetSpec, TaskSpec, TopologySpec
+from swarmfold.core.statuses import RESUME_SIGNALS
 from swarmfold.core.topology import build_topology
 from swarmfold.shell.http import routes
 from swarmfold.shell.http.loopback import Connections, GzipJsonHandler
@@ -392,7 +393,7 @@ class JobmonStub(RouteAnswers):
             else:
                 model.log_done(ti, now)
             finished += 1
-        if model.run_status in ("C", "H"):
+        if model.run_status in RESUME_SIGNALS:
             return  # the distributor launches nothing more during a resume
         for ti in model.instantiate_and_launch(now):
             model.log_running(ti, now)
