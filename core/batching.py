@@ -128,7 +128,11 @@ def batch_queued(
     # (one reported G/A again was already put back by apply_reports).
     place = tx.place
     status = tx.status
-    missing = [i for i in landed if place[i] == NOWHERE and status[i] in ("G", "A")]
+    letters = status.letters_at(landed)
+    if letters.count(b"G") + letters.count(b"A"):
+        missing = [i for i in landed if place[i] == NOWHERE and status[i] in ("G", "A")]
+    else:
+        missing = []
     if missing and any(code not in TASK_STATUSES for code in tasks_by_status):
         # A task reported with an unknown code is not "omitted": the next sync settles it.
         unknown = {t for code, ids in tasks_by_status.items() if code not in TASK_STATUSES for t in ids}

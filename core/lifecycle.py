@@ -26,6 +26,7 @@ from swarmfold.core.state import (
     PendingTerminate,
     Tx,
 )
+from swarmfold.core.status_column import StatusColumn
 from swarmfold.core.statuses import ACTIVE, RESUME_SIGNALS, RUN_STATUSES, SERVER_STOP
 from swarmfold.core.summary import RunSummary
 from swarmfold.core.timing import maybe_start_sync, start_sync
@@ -52,7 +53,7 @@ def set_up(tx: Tx, at: float, spec: TopologySpec, workflow_limit: int | None = N
     tx.topology = topo
     n = topo.size
     statuses = topo.initial_status
-    tx.status = pvector(statuses).evolver()
+    tx.status = StatusColumn.of(statuses).evolver()
     tx.upstream_done = pvector([0] * n).evolver()
     tx.place = pvector([NOWHERE] * n).evolver()
     tx.status_counts = dict(Counter(statuses))

@@ -11,6 +11,9 @@ from collections.abc import Iterable
 
 from swarmfold.core.resource_policy import adjust_for_retry, request_compute_resources
 from swarmfold.core.state import NOWHERE, Tx, in_ready_queue
+from swarmfold.core.status_column import CHUNK_BITS, CHUNK_MASK
+
+_G, _A = ord("G"), ord("A")
 
 
 def enqueue(tx: Tx, index: int, front: bool = False) -> None:
@@ -104,7 +107,7 @@ def propagate_done_all(tx: Tx, indexes: Iterable[int]) -> None:
     topo = tx.topo
     upstream_done = tx.upstream_done
     num_upstreams = topo.num_upstreams
-    status = tx.status
+    status_chunks = tx.status.chunks
     place = tx.place
     offsets = topo.down_offsets
     flat = topo.down_flat
@@ -120,8 +123,8 @@ def propagate_done_all(tx: Tx, indexes: Iterable[int]) -> None:
             upstream_done[d] = done
             if done != num_upstreams[d] or place[d] != NOWHERE:
                 continue
-            s = status[d]
-            if s == "G":
+            s = status_chunks[d >> CHUNK_BITS][d & CHUNK_MASK]
+            if s == _G:
                 if plain:
                     # enqueue(tx, d), inlined: this is the hottest path of a big run.
                     res = overrides[d] if overrides else None
@@ -138,7 +141,7 @@ def propagate_done_all(tx: Tx, indexes: Iterable[int]) -> None:
                 else:
                     make_ready(tx, d)
                     overrides, appended = tx.resources.overrides, tx.appended_back
-            elif s == "A":
+            elif s == _A:
                 enqueue(tx, d, front=True)  # resources were scaled when it entered A
                 overrides, appended = tx.resources.overrides, tx.appended_back
 

@@ -26,6 +26,7 @@ from swarmfold.core.commands import Command
 from swarmfold.core.config import JOBMON_MAX_BATCH_SIZE, SwarmConfig
 from swarmfold.core.ready_queue import ReadyGroup
 from swarmfold.core.resources import Resources
+from swarmfold.core.status_column import EMPTY_STATUS_COLUMN, StatusColumn, StatusColumnTx, status_column
 from swarmfold.core.summary import RunSummary
 from swarmfold.core.topology import Topology
 
@@ -301,7 +302,7 @@ class SwarmState(CountQueries):
     workflow_run_id: int = 0
     run_status: str = "B"
     heartbeat_status: str = "B"
-    status: PVector[str] = field(default=pvector(), metadata=_VECTOR)
+    status: StatusColumn = field(default=EMPTY_STATUS_COLUMN, converter=status_column, metadata=_VECTOR)
     upstream_done: PVector[int] = field(default=pvector(), metadata=_VECTOR)
     place: PVector[int] = field(default=pvector(), metadata=_VECTOR)
     status_counts: PMap[str, int] = field(default=pmap(), metadata=_COUNTS)
@@ -366,7 +367,7 @@ class Tx(CountQueries):
     workflow_run_id: int
     run_status: str
     heartbeat_status: str
-    status: PVectorEvolver[str]
+    status: StatusColumnTx
     upstream_done: PVectorEvolver[int]
     place: PVectorEvolver[int]
     status_counts: dict[str, int]

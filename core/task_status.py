@@ -9,18 +9,24 @@ of core/transitions.py. Policies (see docs/decisions.md):
 - a report for an unknown task id is ignored (Jobmon filters them client-side);
 - an unknown status code is not applied; it is recorded with ``NoteAnomaly``;
 - ERROR_RECOVERABLE (E) is a transient, non-active status, not a crash (quirk Q1).
+
+A group above ``bulk_status_threshold`` ids is decided in C: a group listing an eighth of
+the workflow or more (a full sync) is first filtered against the status column as bytes
+(``_split``), then the rest is applied at once through byte masks
+(``_apply_group_at_once``); a small group, or one listing an id twice, is applied task by
+task. All paths decide the same (property_tests/test_bulk_reports.py).
 """
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Mapping, Sequence
-from itertools import compress
-from operator import eq, itemgetter, not_
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from itertools import compress, repeat
+from operator import eq, itemgetter, not_, sub
 from typing import Any
 
 from swarmfold.core.readiness import leave_ready_queue
-from swarmfold.core.state import NOWHERE, Tx, in_ready_queue
+from swarmfold.core.state import EVALUATING, IN_FLIGHT, NOWHERE, Tx, in_ready_queue
 from swarmfold.core.statuses import ACTIVE
 from swarmfold.core.topology import DenseIndex
 from swarmfold.core.transitions import ENTERED_FROM, HEALS, REACTIONS
@@ -29,63 +35,49 @@ from swarmfold.core.transitions import ENTERED_FROM, HEALS, REACTIONS
 _MAX_PAD = 1 << 22
 
 
-#: ``bytes.translate`` tables over status letters: 1 where the letter differs from the code.
-_DIFFERS: dict[str, bytes] = {
-    code: bytes(0 if b == ord(code) else 1 for b in range(256)) for code in ENTERED_FROM
-}
+def _mask(marks: Callable[[str], bool]) -> bytes:
+    """A ``bytes.translate`` table: 1 for each status letter ``marks`` accepts, else 0."""
+    return bytes(1 if marks(chr(b)) else 0 for b in range(256))
 
 
-class _ById:
-    """Per-task columns indexed by task id, for bulk filtering; built once per report and
-    kept current while statuses are written (upstream counts do not move until all
-    statuses are written). Statuses are one byte each (their letter), so a group's current
-    statuses are gathered into ``bytes`` and compared in C."""
+def _moves_to(code: str) -> Callable[[str], bool]:
+    return lambda old: old != code and old in ENTERED_FROM[code]
 
-    def __init__(self, tx: Tx, first: int) -> None:
-        self.tx = tx
-        self.first = first
-        # Every status is one letter of TASK_STATUSES (checked when the topology is built, and
-        # reports write only the codes of ENTERED_FROM).
-        self.status = bytearray(first) + "".join(tx.status.persistent()).encode("ascii")
-        self._place: list[Any] | None = None
-        self._upstream_done: list[Any] | None = None
-        self._num_upstreams: array[int] | None = None
 
-    @property
-    def place(self) -> list[Any]:
-        if self._place is None:
-            self._place = [None] * self.first + self.tx.place.persistent().tolist()
-        return self._place
+def _flips_activity_of(code: str) -> Callable[[str], bool]:
+    return lambda old: (old in ACTIVE) is not (code in ACTIVE)
 
-    @property
-    def upstream_done(self) -> list[Any]:
-        if self._upstream_done is None:
-            self._upstream_done = [None] * self.first + self.tx.upstream_done.persistent().tolist()
-        return self._upstream_done
 
-    @property
-    def num_upstreams(self) -> array[int]:
-        if self._num_upstreams is None:
-            padded = array("q", bytes(8 * self.first))
-            counts = self.tx.topo.num_upstreams
-            if isinstance(counts, memoryview):
-                padded.frombytes(counts.cast("B"))  # a copy in C
-            else:
-                padded.extend(counts)
-            self._num_upstreams = padded
-        return self._num_upstreams
+#: ``bytes.translate`` tables per reported code: which current letters differ from it, are
+#: the same, may move to it (``ENTERED_FROM``), or flip between active and not.
+_DIFFERS = {code: _mask(code.__ne__) for code in ENTERED_FROM}
+_SAME = {code: _mask(code.__eq__) for code in ENTERED_FROM}
+_MOVES = {code: _mask(_moves_to(code)) for code in ENTERED_FROM}
+_FLIPS_ACTIVE = {code: _mask(_flips_activity_of(code)) for code in ENTERED_FROM}
+
+
+def _status_by_id(tx: Tx, first: int) -> bytearray:
+    """Every task's status letter, indexed by task id (``first`` zero bytes in front): built
+    once per report when a large group is filtered in bulk, and kept current while
+    statuses are written."""
+    return bytearray(first) + tx.status.tobytes()
 
 
 def _split(
-    task_ids: Sequence[int], code: str, by_id: _ById, queueable: bool
-) -> tuple[list[int], list[int]]:
-    """``(ids whose status is not code, unchanged queueable ids sitting nowhere and ready)``.
+    tx: Tx, task_ids: Sequence[int], code: str, status_by_id: bytearray, first: int, queueable: bool
+) -> tuple[list[int], list[int]] | None:
+    """``(ids whose status is not code, indexes of unchanged queueable tasks to heal)``, or
+    ``None`` when an id lies beyond the last task (the per-task path then decides).
 
     Runs in C (itemgetter, ``bytes.count``/``translate``, compress): a full sync reports every
-    task, and almost all of them are unchanged.
+    task, and almost all of them are unchanged. An id below ``first`` reads a zero byte, so it
+    counts as differing and the per-task path ignores it.
     """
     get = itemgetter(*task_ids) if len(task_ids) > 1 else (lambda seq: (seq[task_ids[0]],))
-    current = bytes(get(by_id.status))
+    try:
+        current = bytes(get(status_by_id))
+    except IndexError:
+        return None
     unchanged = current.count(ord(code))
     if unchanged == len(current):
         differing: list[int] = []
@@ -96,11 +88,24 @@ def _split(
         return differing, []
     if differing:
         task_ids = list(compress(task_ids, map(not_, differs)))
-        get = itemgetter(*task_ids) if len(task_ids) > 1 else (lambda seq: (seq[task_ids[0]],))
-    # Ready (every upstream DONE) first: few of them, then those of them sitting nowhere.
-    ready = list(compress(task_ids, map(eq, get(by_id.upstream_done), get(by_id.num_upstreams))))
-    place = by_id.place
-    return differing, [t for t in ready if place[t] == NOWHERE]
+    indexes = list(map(sub, task_ids, repeat(first))) if first else list(task_ids)
+    return differing, _ready_and_nowhere(tx, indexes)
+
+
+def _gather(column: Any, indexes: Sequence[int]) -> tuple[Any, ...]:
+    """``column[i]`` for each of ``indexes``, in C."""
+    if len(indexes) == 1:
+        return (column[indexes[0]],)
+    return tuple(itemgetter(*indexes)(column)) if indexes else ()
+
+
+def _ready_and_nowhere(tx: Tx, indexes: list[int]) -> list[int]:
+    """The tasks of ``indexes`` whose upstreams are all DONE and that sit nowhere: the
+    readiness test runs in C over all of them, the place test on the few ready ones."""
+    done, needed = _gather(tx.upstream_done, indexes), _gather(tx.topo.num_upstreams, indexes)
+    ready = list(compress(indexes, map(eq, done, needed)))
+    place = tx.place
+    return [i for i in ready if place[i] == NOWHERE]
 
 
 def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: str) -> int:
@@ -122,7 +127,7 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     unchanged_queueable: list[int] = []
     stale = 0
     n_changed = 0
-    by_id: _ById | None = None
+    status_by_id: bytearray | None = None
     # Above this many ids per status, unchanged tasks are filtered out with C-level maps
     # first: a full sync reports every task, and almost all of them are unchanged.
     bulk = tx.config.bulk_status_threshold
@@ -145,13 +150,29 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
             and len(task_ids) * 8 >= n_tasks
             and len(task_ids) > bulk
             and first <= _MAX_PAD
-            and min(task_ids) >= first
-            and max(task_ids) < first + n_tasks
+            and min(task_ids) >= 0
         ):
-            if by_id is None:
-                by_id = _ById(tx, first)
-            task_ids, heal = _split(task_ids, code, by_id, code_queueable)
-            unchanged_queueable.extend(h - first for h in heal)
+            if status_by_id is None:
+                status_by_id = _status_by_id(tx, first)
+            split = _split(tx, task_ids, code, status_by_id, first, code_queueable)
+            if split is not None:
+                task_ids, heal = split
+                unchanged_queueable.extend(heal)
+        if dense and len(task_ids) > bulk and len(task_ids) > 1:
+            at_once = _apply_group_at_once(
+                tx, code, task_ids, first, n_tasks, status_by_id, original, active_delta
+            )
+            if at_once is not None:
+                heal, changed_group, old_statuses, n_stale = at_once
+                unchanged_queueable.extend(heal)
+                stale += n_stale
+                if changed_group:
+                    for old, k in Counter(old_statuses).items():
+                        counts[old] = counts.get(old, 0) - k
+                    counts[code] = counts.get(code, 0) + len(changed_group)
+                    changed.append((code, changed_group, old_statuses))
+                    n_changed += len(changed_group)
+                continue
         for task_id in task_ids:
             if dense:
                 i = task_id - first
@@ -171,16 +192,14 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
                 stale += 1
                 continue
             status[i] = code
-            if by_id is not None:
-                by_id.status[task_id] = ord(code)
+            if status_by_id is not None:
+                status_by_id[task_id] = ord(code)
             moved[old] = moved.get(old, 0) + 1
             if (old in ACTIVE) is not code_active:
                 a = array_of[i]
                 active_delta[a] = active_delta.get(a, 0) + (1 if code_active else -1)
             if not code_queueable and place[i] != NOWHERE and in_ready_queue(place[i]):
                 leave_ready_queue(tx, i)
-                if by_id is not None and by_id._place is not None:
-                    by_id._place[task_id] = NOWHERE
             indexes.append(i)
             olds.append(original.setdefault(i, old))
         if indexes:
@@ -207,6 +226,75 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     for i in unchanged_queueable:
         _heal(tx, i)
     return n_changed
+
+
+def _apply_group_at_once(
+    tx: Tx,
+    code: str,
+    task_ids: Sequence[int],
+    first: int,
+    n_tasks: int,
+    status_by_id: bytearray | None,
+    original: dict[int, str],
+    active_delta: dict[int, int],
+) -> tuple[list[int], list[int], list[str], int] | None:
+    """Apply one status group in a few C-level passes over byte masks: the group's current
+    statuses are gathered as bytes, and ``bytes.translate`` marks which tasks are unchanged,
+    which may move (``ENTERED_FROM``) and which would be stale. Decides exactly what the
+    per-task path does, in the same order.
+
+    Returns ``(unchanged tasks to heal, changed indexes, their old statuses, stale count)``,
+    or ``None`` when the group lists an id twice, a task already changed under another code,
+    or an id outside the workflow: the per-task path then decides.
+    """
+    if min(task_ids) < first or max(task_ids) >= first + n_tasks:
+        return None
+    indexes = list(map(sub, task_ids, repeat(first))) if first else list(task_ids)
+    listed = dict.fromkeys(indexes)
+    if len(listed) != len(indexes) or not original.keys().isdisjoint(listed):
+        return None
+    status = tx.status
+    olds = status.letters_at(indexes)
+    n = len(olds)
+    unchanged = olds.count(ord(code))
+    heal: list[int] = []
+    if unchanged and code in HEALS:
+        same = indexes if unchanged == n else list(compress(indexes, olds.translate(_SAME[code])))
+        heal = _ready_and_nowhere(tx, same)
+    moves = olds.translate(_MOVES[code])
+    n_moving = moves.count(1)
+    stale = n - unchanged - n_moving
+    if not n_moving:
+        return heal, [], [], stale
+    if n_moving == n:
+        changed, changed_olds, changed_ids = indexes, olds, task_ids
+    else:
+        changed = list(compress(indexes, moves))
+        changed_olds = bytes(compress(olds, moves))
+        changed_ids = list(compress(task_ids, moves))
+    status.fill(changed, code)
+    if status_by_id is not None:
+        letter = ord(code)
+        for task_id in changed_ids:
+            status_by_id[task_id] = letter
+    flips = changed_olds.translate(_FLIPS_ACTIVE[code])
+    if flips.count(1):
+        sign = 1 if code in ACTIVE else -1
+        arrays = _gather(tx.topo.array_of, changed)
+        for a, k in Counter(compress(arrays, flips)).items():
+            active_delta[a] = active_delta.get(a, 0) + sign * k
+    if code not in HEALS:
+        places = _gather(tx.place, changed)
+        queued = len(places) - places.count(NOWHERE) - places.count(IN_FLIGHT) - places.count(EVALUATING)
+        if queued:
+            for i, p in zip(changed, places, strict=True):
+                if in_ready_queue(p):
+                    leave_ready_queue(tx, i)
+    old_letters = list(changed_olds.decode("ascii"))
+    original.update(zip(changed, old_letters, strict=True))
+    return heal, changed, old_letters, stale
+
+
 
 
 def _final_only(

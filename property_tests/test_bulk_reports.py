@@ -1,8 +1,9 @@
 """Property: the bulk path of ``apply_reports`` decides exactly what the per-task path does.
 
-Reports above ``bulk_status_threshold`` ids per status are first filtered in C (statuses
-gathered as bytes and compared to the reported letter); below it every id is looked at in
-Python. For random chains, random local statuses and random reports (every status code,
+Reports above ``bulk_status_threshold`` ids per status are decided in C: large groups are
+first filtered (statuses gathered as bytes and compared to the reported letter), then a group
+is applied at once through byte masks (unchanged, may move, stale); below the threshold every
+id is looked at in Python. For random chains, random local statuses and random reports (every status code,
 unknown ids, ids listed under two codes, ready tasks fallen out of the queue), both paths give
 the same change count, the same commands and the same state, field for field.
 """
@@ -17,7 +18,7 @@ from swarmfold.core import SwarmConfig, decide, initial_state
 from swarmfold.core.events import RunStarted
 from swarmfold.core.readiness import leave_ready_queue
 from swarmfold.core.specs import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec
-from swarmfold.core.state import Tx, in_ready_queue
+from swarmfold.core.state import SwarmState, Tx, in_ready_queue
 from swarmfold.core.task_status import apply_reports
 
 CODES = "GQIORDEAF"
@@ -30,18 +31,22 @@ def reports(draw: st.DrawFn) -> tuple[int, str, dict[str, tuple[int, ...]], froz
     n = draw(st.integers(1, 30))
     first = draw(st.integers(0, 5))
     local = draw(st.text(alphabet=CODES, min_size=n, max_size=n))
-    ids = st.integers(first - 1, first + n)  # one unknown id on each side
-    report = draw(st.dictionaries(st.sampled_from(CODES), st.lists(ids, max_size=2 * n).map(tuple)))
+    known = st.integers(first, first + n - 1)
+    ids = draw(st.sampled_from([known, st.integers(first - 1, first + n)]))  # or one unknown each side
+    # Lists without repeats too: a group then goes through the mask path as a whole.
+    unique = draw(st.booleans())
+    report = draw(
+        st.dictionaries(st.sampled_from(CODES), st.lists(ids, max_size=2 * n, unique=unique).map(tuple))
+    )
     lost = draw(st.frozensets(st.integers(0, n - 1)))
     return first, local, report, lost
 
 
-@settings(max_examples=300, deadline=None)
-@given(reports())
-def test_the_bulk_and_the_per_task_paths_agree(
-    case: tuple[int, str, dict[str, tuple[int, ...]], frozenset[int]],
-) -> None:
-    first, local, report, lost = case
+def _outcomes(
+    first: int, local: str, report: dict[str, tuple[int, ...]], lost: frozenset[int]
+) -> tuple[tuple[object, ...], tuple[object, ...], SwarmState]:
+    """``(outcome in C, outcome per task, the state reported to)``: apply ``report`` to a
+    chain holding ``local`` statuses, with the ``lost`` tasks taken out of the ready queue."""
     n = len(local)
     chain = TopologySpec(
         tasks=[
@@ -67,4 +72,29 @@ def test_the_bulk_and_the_per_task_paths_agree(
         state = attrs.evolve(tx.commit(), config=SwarmConfig())
         return changed, tuple(tx.commands), state
 
-    assert outcome(0) == outcome(10**9)
+    return outcome(0), outcome(10**9), start
+
+
+@settings(max_examples=300, deadline=None)
+@given(reports())
+def test_the_bulk_and_the_per_task_paths_agree(
+    case: tuple[int, str, dict[str, tuple[int, ...]], frozenset[int]],
+) -> None:
+    in_c, per_task, _ = _outcomes(*case)
+    assert in_c == per_task
+
+
+def test_a_small_group_heals_lost_tasks_and_moves_the_others_through_byte_masks() -> None:
+    """A G group too small for the bulk filter (under an eighth of the tasks) is applied at
+    once: an unchanged ready task lost from the queue is healed, an unchanged waiting one is
+    left alone, a QUEUED one moves back, a DONE one is reset; as task by task."""
+    local = "GGGQD" + "G" * 35  # chains of three: tasks 0, 3, 6, ... are roots
+    lost = frozenset({0})
+    report = {"G": (1, 2, 4, 5)}  # task ids are indexes + 1: 0 (lost), 1 (waits), 3 (Q), 4 (D)
+    in_c, per_task, start = _outcomes(1, local, report, lost)
+    assert in_c == per_task
+    changed, _, state = in_c
+    assert changed == 2
+    assert in_ready_queue(state.place[0]) and not in_ready_queue(start.place[0])
+    assert state.status[3] == "G" and state.status[4] == "G"
+    assert not in_ready_queue(state.place[1])
