@@ -19,7 +19,7 @@ from swarmfold.core.events import AttachStarted, EdgeRow, TaskRow
 from swarmfold.core.lifecycle import fail, set_up
 from swarmfold.core.state import AttachProgress, PendingChunk, Tx
 from swarmfold.core.timing import send_heartbeat
-from swarmfold.core.topology import ArraySpec, QueueSpec, ResourceSetSpec, TaskSpec, TopologySpec
+from swarmfold.core.topology import ArraySpec, QueueSpec, ResourceSetSpec, TaskSpec, TaskTable, TopologySpec
 from swarmfold.core.transitions import ATTACH, advance
 
 
@@ -132,9 +132,78 @@ def _callable_for(callable_of: dict[str, str], r: TaskRow) -> str | None:
     return callable_of.get(f"task:{r.task_id}") or callable_of.get(f"array:{r.array_id}")
 
 
-def spec_from_rows(p: AttachProgress) -> TopologySpec:
-    """A topology spec from loaded task rows and edge rows."""
+def spec_from_rows(p: AttachProgress, columnar: bool = True) -> TopologySpec:
+    """A topology spec from loaded task rows and edge rows.
+
+    When every row shares one set of resource scales and names no fallback queue or
+    callable (Jobmon's common case), the tasks go into a columnar ``TaskTable`` with those
+    scales as the default, unless ``columnar`` is false (a spec meant to be read: one
+    ``TaskSpec`` per task). Both give the same topology, in the same order
+    (tests/core/test_attach.py compares them).
+    """
     rows: list[TaskRow] = [r for chunk in p.task_chunks for r in chunk]
+    upstreams = _upstreams_by_task(p, rows)
+    callable_of = dict(p.compute_resources)
+    queues: dict[str, QueueSpec] = {q.name: q for q in p.queues}
+    arrays: dict[int, ArraySpec] = {}
+    resource_sets: dict[tuple[str, tuple], int] = {}  # type: ignore[type-arg]
+    resource_set_ids: list[int] = []
+    for r in rows:
+        if r.array_id not in arrays:
+            arrays[r.array_id] = ArraySpec(r.array_id, limit=r.array_limit)
+        if r.queue_name not in queues:
+            queues[r.queue_name] = QueueSpec(r.queue_name)
+        for q in r.fallback_queues:
+            if q not in queues:
+                queues[q] = QueueSpec(q)
+        key = (r.queue_name, r.requested_resources)
+        rs = resource_sets.get(key)
+        if rs is None:
+            rs = resource_sets[key] = len(resource_sets) + 1
+        resource_set_ids.append(rs)
+    array_specs = tuple(arrays.values())
+    set_specs = tuple(ResourceSetSpec(i, q, req) for (q, req), i in resource_sets.items())
+    queue_specs = tuple(queues.values())
+    if columnar and _columnar(rows, callable_of):
+        offsets, flat = [0], []
+        for r in rows:
+            ups = upstreams.get(r.task_id)
+            if ups:
+                flat.extend(ups)
+            offsets.append(len(flat))
+        table = TaskTable(
+            task_ids=[r.task_id for r in rows],
+            array_ids=[r.array_id for r in rows],
+            resource_set_ids=resource_set_ids,
+            upstream_offsets=offsets,
+            upstream_ids=flat,
+            statuses="".join(r.status for r in rows),
+            max_attempts=[r.max_attempts for r in rows],
+        )
+        return TopologySpec(
+            (), array_specs, set_specs, queue_specs, p.workflow_limit,
+            default_resource_scales=rows[0].resource_scales, task_table=table,
+        )
+    tasks = [
+        TaskSpec(
+            task_id=r.task_id,
+            array_id=r.array_id,
+            resource_set_id=rs,
+            upstream_ids=tuple(upstreams.get(r.task_id, ())),
+            max_attempts=r.max_attempts,
+            status=r.status,
+            resource_scales=r.resource_scales,
+            fallback_queues=r.fallback_queues,
+            compute_resources=_callable_for(callable_of, r) if callable_of else None,
+        )
+        for r, rs in zip(rows, resource_set_ids, strict=True)
+    ]
+    return TopologySpec(tuple(tasks), array_specs, set_specs, queue_specs, p.workflow_limit)
+
+
+def _upstreams_by_task(p: AttachProgress, rows: list[TaskRow]) -> dict[int, list[int]]:
+    """Upstream task ids of each loaded task, from the edge rows (edges from tasks that were
+    not loaded, the DONE ones, do not count)."""
     loaded = {r.task_id for r in rows}
     task_of_node: dict[int, int] = {}
     for chunk in p.edge_chunks:
@@ -150,38 +219,16 @@ def spec_from_rows(p: AttachProgress) -> TopologySpec:
                 d = task_of_node.get(node)
                 if d is not None:
                     upstreams.setdefault(d, []).append(e.task_id)
-    queues: dict[str, QueueSpec] = {q.name: q for q in p.queues}
-    callable_of = dict(p.compute_resources)
-    arrays: dict[int, ArraySpec] = {}
-    resource_sets: dict[tuple[str, tuple], int] = {}  # type: ignore[type-arg]
-    tasks: list[TaskSpec] = []
-    for r in rows:
-        if r.array_id not in arrays:
-            arrays[r.array_id] = ArraySpec(r.array_id, limit=r.array_limit)
-        if r.queue_name not in queues:
-            queues[r.queue_name] = QueueSpec(r.queue_name)
-        for q in r.fallback_queues:
-            if q not in queues:
-                queues[q] = QueueSpec(q)
-        key = (r.queue_name, r.requested_resources)
-        rs = resource_sets.get(key)
-        if rs is None:
-            rs = resource_sets[key] = len(resource_sets) + 1
-        tasks.append(TaskSpec(
-            task_id=r.task_id,
-            array_id=r.array_id,
-            resource_set_id=rs,
-            upstream_ids=tuple(upstreams.get(r.task_id, ())),
-            max_attempts=r.max_attempts,
-            status=r.status,
-            resource_scales=r.resource_scales,
-            fallback_queues=r.fallback_queues,
-            compute_resources=_callable_for(callable_of, r) if callable_of else None,
-        ))
-    return TopologySpec(
-        tasks=tuple(tasks),
-        arrays=tuple(arrays.values()),
-        resource_sets=tuple(ResourceSetSpec(i, q, req) for (q, req), i in resource_sets.items()),
-        queues=tuple(queues.values()),
-        workflow_limit=p.workflow_limit,
+    return upstreams
+
+
+def _columnar(rows: list[TaskRow], callable_of: dict[str, str]) -> bool:
+    """Whether the rows fit a ``TaskTable``: one shared set of scales, no fallback queues,
+    no callables, one-letter statuses (a bad status is then named as a ``TaskSpec``'s)."""
+    if not rows or callable_of:
+        return False
+    scales = rows[0].resource_scales
+    return all(
+        r.resource_scales == scales and not r.fallback_queues and len(r.status) == 1 for r in rows
     )
+

@@ -240,7 +240,7 @@ def infer_from_log(path: str | Path) -> LogScenario:
                 spec = spec_from_rows(AttachProgress(
                     dag_id=attach.dag_id, workflow_limit=attach.workflow_limit, queues=queues,
                     task_chunks=tuple(task_chunks), edge_chunks=tuple(edge_chunks),
-                ))
+                ), columnar=False)  # the scenario is written for people: one task per entry
             if spec is not None and tracker is None:
                 rows = _rows_of(spec)
                 tracker = _Attempts({tid: m for tid, _, m, _ in rows}, t0)

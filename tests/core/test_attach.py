@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import attrs
+import pytest
+
 from swarmfold.core import RunSummary
+from swarmfold.core import attach as attach_module
 from swarmfold.core.commands import (
     BindResources,
     Fail,
@@ -26,7 +30,8 @@ from swarmfold.core.events import (
     TaskChunkLoaded,
     TaskRow,
 )
-from swarmfold.core.topology import QueueSpec
+from swarmfold.core.state import AttachProgress
+from swarmfold.core.topology import QueueSpec, build_topology
 
 from .lifecycle_helpers import WF_ID, WFR_ID, Run, config, ids0, kinds, of, one
 
@@ -110,7 +115,7 @@ def test_next_chunk_starts_after_the_numeric_max_id_then_edges_then_start() -> N
     assert run.state.phase == "starting"
 
     topo = run.state.topology
-    assert topo.task_ids == (9998, 9999, 10000, 10001, 10002)
+    assert tuple(topo.task_ids) == (9998, 9999, 10000, 10001, 10002)
     ups = {tid: topo.num_upstreams[i] for i, tid in enumerate(topo.task_ids)}
     assert ups == {9998: 0, 9999: 1, 10000: 1, 10001: 0, 10002: 1}  # 42 -> 10001 not counted
     assert run.state.workflow_limit == 50
@@ -215,3 +220,43 @@ def test_chunk_answers_after_stop_do_not_continue_the_attach() -> None:
     assert run.state.phase == "finalizing"
     (fail,) = run.feed(StatusUpdateAcknowledged(stop[0].command_id, 0.3, "S"))
     assert fail.reason == "stopped"
+
+
+def _topology_fields(spec):
+    """Every field of the topology built from ``spec``, as plain values."""
+    topo = build_topology(spec)
+    out = {}
+    for f in attrs.fields(type(topo)):
+        value = getattr(topo, f.name)
+        if f.name in ("scales_of", "fallbacks_of"):
+            value = [value[i] for i in range(topo.size)]
+        elif isinstance(value, (memoryview, tuple, list)) or hasattr(value, "tolist"):
+            value = list(value)
+        elif hasattr(value, "items"):
+            value = dict(value.items())
+        out[f.name] = value
+    return out
+
+
+@pytest.mark.parametrize("variant", ["plain", "fallback", "own_scales", "callable"])
+def test_rows_become_a_task_table_or_task_specs_with_the_same_topology(variant: str) -> None:
+    """Plain rows (one set of scales, no fallback queue, no callable) become a columnar
+    ``TaskTable``; any other row makes every task a ``TaskSpec``. Both build the same topology,
+    field for field and in the same order."""
+    rows = [row(t, status="GGDAG"[t % 5], array_id=1 + t % 2) for t in (5, 7, 8, 11, 12, 20)]
+    if variant == "fallback":
+        rows[2] = attrs.evolve(rows[2], fallback_queues=("long.q",))
+    elif variant == "own_scales":
+        rows[3] = attrs.evolve(rows[3], resource_scales=(("memory", 0.9),))
+    edges = [EdgeRow(5, 50, (70, 80)), EdgeRow(7, 70, (110,)), EdgeRow(8, 80, (110, 120)),
+             EdgeRow(11, 110, (200,)), EdgeRow(12, 120, (200,)), EdgeRow(20, 200, ())]
+    progress = AttachProgress(
+        dag_id=DAG_ID, workflow_limit=50, queues=(QUEUE_SPEC,), task_chunks=(tuple(rows),),
+        edge_chunks=(tuple(edges),),
+        compute_resources=(("array:2", "pkg:fn"),) if variant == "callable" else (),
+    )
+    spec = attach_module.spec_from_rows(progress)
+    assert (spec.task_table is not None) == (variant == "plain")
+    by_task = attach_module.spec_from_rows(progress, columnar=False)
+    assert by_task.task_table is None
+    assert _topology_fields(spec) == _topology_fields(by_task)
