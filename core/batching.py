@@ -12,6 +12,8 @@ pass before the answer can never overshoot a limit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import compress, repeat
+from operator import eq
 
 from swarmfold.core.batch_sizing import next_batch_size
 from swarmfold.core.commands import QueueBatch
@@ -19,7 +21,7 @@ from swarmfold.core.readiness import enqueue, ready_eligible
 from swarmfold.core.ready_queue import ReadyGroup, live_checker
 from swarmfold.core.resource_policy import request_binding
 from swarmfold.core.resources import Resources
-from swarmfold.core.state import IN_FLIGHT, NOWHERE, PendingBatch, PendingBind, Tx
+from swarmfold.core.state import IN_FLIGHT, NOWHERE, PendingBatch, PendingBind, Tx, gather
 from swarmfold.core.statuses import TASK_STATUSES
 from swarmfold.core.task_status import apply_reports
 
@@ -109,7 +111,12 @@ def _send(tx: Tx, batch: PendingBatch, task_resources_id: int) -> None:
 def _land(tx: Tx, batch: PendingBatch) -> list[int]:
     """The batch is no longer in flight; return the indexes that were still in it."""
     place = tx.place
-    landed = [i for i in batch.indexes if place[i] == IN_FLIGHT]
+    indexes = batch.indexes
+    places = gather(place, indexes)
+    if places.count(IN_FLIGHT) == len(indexes):
+        landed = list(indexes)
+    else:
+        landed = list(compress(indexes, map(eq, places, repeat(IN_FLIGHT))))
     for i in landed:
         place[i] = NOWHERE
     n = len(batch.indexes)

@@ -108,6 +108,7 @@ def propagate_done_all(tx: Tx, indexes: Iterable[int]) -> None:
     upstream_done = tx.upstream_done
     num_upstreams = topo.num_upstreams
     status_chunks = tx.status.chunks
+    bits, mask, registering, adjusting = CHUNK_BITS, CHUNK_MASK, _G, _A
     place = tx.place
     offsets = topo.down_offsets
     flat = topo.down_flat
@@ -116,6 +117,10 @@ def propagate_done_all(tx: Tx, indexes: Iterable[int]) -> None:
     array_of = topo.array_of
     resources_of = topo.resources_of
     appended = tx.appended_back
+    # The back sequence and the ready count live in locals, written back around any call
+    # that reads them (make_ready, enqueue) and at the end.
+    next_seq = tx.next_back_seq
+    added = 0
     for index in indexes:
         for k in range(offsets[index], offsets[index + 1]):
             d = flat[k]
@@ -123,27 +128,33 @@ def propagate_done_all(tx: Tx, indexes: Iterable[int]) -> None:
             upstream_done[d] = done
             if done != num_upstreams[d] or place[d] != NOWHERE:
                 continue
-            s = status_chunks[d >> CHUNK_BITS][d & CHUNK_MASK]
-            if s == _G:
+            s = status_chunks[d >> bits][d & mask]
+            if s == registering:
                 if plain:
                     # enqueue(tx, d), inlined: this is the hottest path of a big run.
                     res = overrides[d] if overrides else None
                     key = (array_of[d], res if res is not None else resources_of[d])
-                    seq = tx.next_back_seq
-                    tx.next_back_seq = seq + 1
+                    seq = next_seq
+                    next_seq += 1
                     bucket = appended.get(key)
                     if bucket is None:
                         appended[key] = [(seq << 32) | d]
                     else:
                         bucket.append((seq << 32) | d)
                     place[d] = seq
-                    tx.ready_count += 1
+                    added += 1
                 else:
+                    tx.next_back_seq, tx.ready_count, added = next_seq, tx.ready_count + added, 0
                     make_ready(tx, d)
+                    next_seq = tx.next_back_seq
                     overrides, appended = tx.resources.overrides, tx.appended_back
-            elif s == _A:
+            elif s == adjusting:
+                tx.next_back_seq, tx.ready_count, added = next_seq, tx.ready_count + added, 0
                 enqueue(tx, d, front=True)  # resources were scaled when it entered A
+                next_seq = tx.next_back_seq
                 overrides, appended = tx.resources.overrides, tx.appended_back
+    tx.next_back_seq = next_seq
+    tx.ready_count += added
 
 
 def retract_done(tx: Tx, index: int) -> None:

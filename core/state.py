@@ -13,8 +13,8 @@ for writing and frozen again (``_VECTOR``, ``_MAP``, ``_COUNTS``; none: copied a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from operator import attrgetter, methodcaller
+from collections.abc import Callable, Sequence
+from operator import attrgetter, itemgetter, methodcaller
 from typing import Any, Union
 
 import attrs
@@ -38,6 +38,13 @@ IN_FLIGHT = 1 << 62
 #: Waiting for the shell to evaluate a user callable for its resources.
 EVALUATING = (1 << 62) + 1
 # Any other value is the sequence number of the task's live entry in the ready queue.
+
+
+def gather(column: Any, indexes: Sequence[int]) -> tuple[Any, ...]:
+    """``column[i]`` for each of ``indexes``, in order, gathered in C (``itemgetter``)."""
+    if len(indexes) == 1:
+        return (column[indexes[0]],)
+    return tuple(itemgetter(*indexes)(column)) if indexes else ()
 
 
 def in_ready_queue(place: int) -> bool:

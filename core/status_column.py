@@ -147,8 +147,10 @@ class StatusColumnTx:
     def letters_at(self, indexes: Sequence[int]) -> bytes:
         """The status bytes of ``indexes``, in order."""
         chunks = self.chunks
-        if len(chunks) == 1 and len(indexes) > 1:
-            return bytes(itemgetter(*indexes)(chunks[0]))
+        if len(indexes) > 1 and (len(chunks) == 1 or len(indexes) * 64 >= self._n):
+            # Joining the chunks costs a copy of the column; gathering from it runs in C.
+            whole = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return bytes(itemgetter(*indexes)(whole))
         return bytes([chunks[i >> CHUNK_BITS][i & CHUNK_MASK] for i in indexes])
 
     def tobytes(self) -> bytes:

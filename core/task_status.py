@@ -26,7 +26,7 @@ from operator import eq, itemgetter, not_, sub
 from typing import Any
 
 from swarmfold.core.readiness import leave_ready_queue
-from swarmfold.core.state import EVALUATING, IN_FLIGHT, NOWHERE, Tx, in_ready_queue
+from swarmfold.core.state import EVALUATING, IN_FLIGHT, NOWHERE, Tx, gather, in_ready_queue
 from swarmfold.core.statuses import ACTIVE
 from swarmfold.core.topology import DenseIndex
 from swarmfold.core.transitions import ENTERED_FROM, HEALS, REACTIONS
@@ -92,17 +92,10 @@ def _split(
     return differing, _ready_and_nowhere(tx, indexes)
 
 
-def _gather(column: Any, indexes: Sequence[int]) -> tuple[Any, ...]:
-    """``column[i]`` for each of ``indexes``, in C."""
-    if len(indexes) == 1:
-        return (column[indexes[0]],)
-    return tuple(itemgetter(*indexes)(column)) if indexes else ()
-
-
 def _ready_and_nowhere(tx: Tx, indexes: list[int]) -> list[int]:
     """The tasks of ``indexes`` whose upstreams are all DONE and that sit nowhere: the
     readiness test runs in C over all of them, the place test on the few ready ones."""
-    done, needed = _gather(tx.upstream_done, indexes), _gather(tx.topo.num_upstreams, indexes)
+    done, needed = gather(tx.upstream_done, indexes), gather(tx.topo.num_upstreams, indexes)
     ready = list(compress(indexes, map(eq, done, needed)))
     place = tx.place
     return [i for i in ready if place[i] == NOWHERE]
@@ -280,11 +273,11 @@ def _apply_group_at_once(
     flips = changed_olds.translate(_FLIPS_ACTIVE[code])
     if flips.count(1):
         sign = 1 if code in ACTIVE else -1
-        arrays = _gather(tx.topo.array_of, changed)
+        arrays = gather(tx.topo.array_of, changed)
         for a, k in Counter(compress(arrays, flips)).items():
             active_delta[a] = active_delta.get(a, 0) + sign * k
     if code not in HEALS:
-        places = _gather(tx.place, changed)
+        places = gather(tx.place, changed)
         queued = len(places) - places.count(NOWHERE) - places.count(IN_FLIGHT) - places.count(EVALUATING)
         if queued:
             for i, p in zip(changed, places, strict=True):
