@@ -28,11 +28,14 @@ def _chunked(data: bytes) -> tuple[bytes, ...]:
 
 
 class StatusColumn(Sequence[str]):
-    """Immutable status letters, one byte each. Build with ``StatusColumn.of``."""
+    """Immutable status letters, one byte each. Build with ``StatusColumn.of``.
+
+    Its chunks are ``bytes`` or ``bytearray``s handed over by a ``StatusColumnTx``, which
+    never writes to a chunk once handed over; nothing else writes to them either."""
 
     __slots__ = ("_chunks", "_n")
 
-    def __init__(self, chunks: tuple[bytes, ...] = (), n: int = 0) -> None:
+    def __init__(self, chunks: tuple[bytes | bytearray, ...] = (), n: int = 0) -> None:
         self._chunks = chunks
         self._n = n
 
@@ -157,10 +160,14 @@ class StatusColumnTx:
         return b"".join(self.chunks)
 
     def persistent(self) -> StatusColumn:
-        """The column as it stands (later writes to this copy do not reach it)."""
+        """The column as it stands. The chunks written so far are handed over to it as they
+        are (no copy) and this copy gives up owning them: a later write copies them again,
+        so the returned column never changes."""
         if not any(self._owned):
             return self._base
-        return StatusColumn(tuple(bytes(c) if isinstance(c, bytearray) else c for c in self.chunks), self._n)
+        self._owned = bytearray(len(self.chunks))
+        self._base = StatusColumn(tuple(self.chunks), self._n)
+        return self._base
 
 
 def status_column(value: Any) -> StatusColumn:

@@ -94,11 +94,16 @@ def _split(
 
 def _ready_and_nowhere(tx: Tx, indexes: list[int]) -> list[int]:
     """The tasks of ``indexes`` whose upstreams are all DONE and that sit nowhere: the
-    readiness test runs in C over all of them, the place test on the few ready ones."""
-    done, needed = gather(tx.upstream_done, indexes), gather(tx.topo.num_upstreams, indexes)
+    readiness test runs in C over all of them, the place test on the ready ones."""
+    upstream_done: Any = tx.upstream_done
+    if len(indexes) * 8 >= len(upstream_done):
+        upstream_done = upstream_done.persistent().tolist()  # a flat copy gathers faster
+    done, needed = gather(upstream_done, indexes), gather(tx.topo.num_upstreams, indexes)
     ready = list(compress(indexes, map(eq, done, needed)))
-    place = tx.place
-    return [i for i in ready if place[i] == NOWHERE]
+    if not ready:
+        return ready
+    places = gather(tx.place, ready)
+    return list(compress(ready, map(eq, places, repeat(NOWHERE))))
 
 
 def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: str) -> int:
