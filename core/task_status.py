@@ -19,6 +19,7 @@ task. All paths decide the same (property_tests/test_bulk_reports.py).
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from itertools import compress, repeat
@@ -88,22 +89,33 @@ def _split(
         return differing, []
     if differing:
         task_ids = list(compress(task_ids, map(not_, differs)))
-    indexes = list(map(sub, task_ids, repeat(first))) if first else list(task_ids)
-    return differing, _ready_and_nowhere(tx, indexes)
+        get = itemgetter(*task_ids) if len(task_ids) > 1 else (lambda seq: (seq[task_ids[0]],))
+    # Readiness by task id too: the upstream counts as flat copies with ``first`` in front.
+    done: list[Any] = tx.upstream_done.persistent().tolist()
+    done[0:0] = [None] * first
+    needed = array("q", bytes(8 * first))
+    counts = tx.topo.num_upstreams
+    if isinstance(counts, memoryview):
+        needed.frombytes(counts.cast("B"))  # a copy in C
+    else:
+        needed.extend(counts)
+    ready = list(compress(task_ids, map(eq, get(done), get(needed))))
+    return differing, _nowhere(tx, list(map(sub, ready, repeat(first))) if first else ready)
 
 
 def _ready_and_nowhere(tx: Tx, indexes: list[int]) -> list[int]:
     """The tasks of ``indexes`` whose upstreams are all DONE and that sit nowhere: the
     readiness test runs in C over all of them, the place test on the ready ones."""
-    upstream_done: Any = tx.upstream_done
-    if len(indexes) * 8 >= len(upstream_done):
-        upstream_done = upstream_done.persistent().tolist()  # a flat copy gathers faster
-    done, needed = gather(upstream_done, indexes), gather(tx.topo.num_upstreams, indexes)
-    ready = list(compress(indexes, map(eq, done, needed)))
-    if not ready:
-        return ready
-    places = gather(tx.place, ready)
-    return list(compress(ready, map(eq, places, repeat(NOWHERE))))
+    done, needed = gather(tx.upstream_done, indexes), gather(tx.topo.num_upstreams, indexes)
+    return _nowhere(tx, list(compress(indexes, map(eq, done, needed))))
+
+
+def _nowhere(tx: Tx, indexes: list[int]) -> list[int]:
+    """The tasks of ``indexes`` in no queue, no batch and no evaluation."""
+    if not indexes:
+        return indexes
+    places = gather(tx.place, indexes)
+    return list(compress(indexes, map(eq, places, repeat(NOWHERE))))
 
 
 def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: str) -> int:
