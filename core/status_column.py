@@ -77,6 +77,10 @@ class StatusColumn(Sequence[str]):
         """Every status letter, as one ``bytes`` (index ``i`` is task ``i``)."""
         return b"".join(self._chunks)
 
+    def tolist(self) -> list[str]:
+        """Every status letter, as a list (as ``PVector.tolist``)."""
+        return list(self.tobytes().decode("ascii"))
+
     def evolver(self) -> StatusColumnTx:
         return StatusColumnTx(self)
 

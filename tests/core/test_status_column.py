@@ -22,6 +22,7 @@ def test_reads_as_a_sequence_of_letters() -> None:
     assert len(col) == len(letters)
     assert col[0] == "G" and col[CHUNK_SIZE] == letters[CHUNK_SIZE] and col[-1] == letters[-1]
     assert "".join(col) == letters and col.tobytes() == letters.encode()
+    assert col.tolist() == list(letters) and col.count("G") == letters.count("G")
     assert col[3:9] == letters[3:9]
     with pytest.raises(IndexError):
         col[len(col)]
