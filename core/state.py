@@ -40,11 +40,20 @@ EVALUATING = (1 << 62) + 1
 # Any other value is the sequence number of the task's live entry in the ready queue.
 
 
+def getter(indexes: Sequence[int]) -> Callable[[Any], tuple[Any, ...]]:
+    """``column -> (column[i] for each of indexes)``, in order, in C (``itemgetter``), as a
+    tuple whatever the number of indexes; build it once to read several columns."""
+    if len(indexes) > 1:
+        return itemgetter(*indexes)
+    if indexes:
+        i = indexes[0]
+        return lambda column: (column[i],)
+    return lambda column: ()
+
+
 def gather(column: Any, indexes: Sequence[int]) -> tuple[Any, ...]:
-    """``column[i]`` for each of ``indexes``, in order, gathered in C (``itemgetter``)."""
-    if len(indexes) == 1:
-        return (column[indexes[0]],)
-    return tuple(itemgetter(*indexes)(column)) if indexes else ()
+    """``column[i]`` for each of ``indexes``, in order, gathered in C."""
+    return getter(indexes)(column)
 
 
 def in_ready_queue(place: int) -> bool:

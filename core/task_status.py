@@ -23,11 +23,11 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from itertools import compress, repeat
-from operator import eq, itemgetter, not_, sub
+from operator import eq, not_, sub
 from typing import Any
 
 from swarmfold.core.readiness import leave_ready_queue
-from swarmfold.core.state import EVALUATING, IN_FLIGHT, NOWHERE, Tx, gather, in_ready_queue
+from swarmfold.core.state import EVALUATING, IN_FLIGHT, NOWHERE, Tx, gather, getter, in_ready_queue
 from swarmfold.core.statuses import ACTIVE
 from swarmfold.core.topology import DenseIndex
 from swarmfold.core.transitions import ENTERED_FROM, HEALS, REACTIONS
@@ -74,7 +74,7 @@ def _split(
     task, and almost all of them are unchanged. An id below ``first`` reads a zero byte, so it
     counts as differing and the per-task path ignores it.
     """
-    get = itemgetter(*task_ids) if len(task_ids) > 1 else (lambda seq: (seq[task_ids[0]],))
+    get = getter(task_ids)
     try:
         current = bytes(get(status_by_id))
     except IndexError:
@@ -89,7 +89,7 @@ def _split(
         return differing, []
     if differing:
         task_ids = list(compress(task_ids, map(not_, differs)))
-        get = itemgetter(*task_ids) if len(task_ids) > 1 else (lambda seq: (seq[task_ids[0]],))
+        get = getter(task_ids)
     # Readiness by task id too: the upstream counts as flat copies with ``first`` in front.
     done: list[Any] = tx.upstream_done.persistent().tolist()
     done[0:0] = [None] * first
@@ -303,8 +303,6 @@ def _apply_group_at_once(
     old_letters = list(changed_olds.decode("ascii"))
     original.update(zip(changed, old_letters, strict=True))
     return heal, changed, old_letters, stale
-
-
 
 
 def _final_only(
