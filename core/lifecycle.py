@@ -14,6 +14,7 @@ from pyrsistent import pmap, pvector
 
 from swarmfold.core.batching import schedule
 from swarmfold.core.commands import Fail, Finish, TerminateTaskInstances, UpdateWorkflowRunStatus
+from swarmfold.core.count_column import CountColumn
 from swarmfold.core.readiness import count_initial_upstreams_done, initial_fringe
 from swarmfold.core.state import (
     DONE,
@@ -54,7 +55,7 @@ def set_up(tx: Tx, at: float, spec: TopologySpec, workflow_limit: int | None = N
     n = topo.size
     statuses = topo.initial_status
     tx.status = StatusColumn.of(statuses).evolver()
-    tx.upstream_done = pvector([0] * n).evolver()
+    tx.upstream_done = CountColumn.zeros(n).evolver()
     tx.place = pvector([NOWHERE] * n).evolver()
     tx.status_counts = dict(Counter(statuses))
     active: dict[int, int] = {}

@@ -7,13 +7,17 @@ always equals the number of upstreams currently DONE and never overshoots (quirk
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
+import numpy as np
+import numpy.typing as npt
+
+from swarmfold.core.count_column import int_view
 from swarmfold.core.resource_policy import adjust_for_retry, request_compute_resources
 from swarmfold.core.state import NOWHERE, Tx, in_ready_queue
 from swarmfold.core.status_column import CHUNK_BITS, CHUNK_MASK
 
-_G, _A = ord("G"), ord("A")
+_G, _A, _D = ord("G"), ord("A"), ord("D")
 
 
 def enqueue(tx: Tx, index: int, front: bool = False) -> None:
@@ -78,40 +82,63 @@ def initial_fringe(tx: Tx) -> None:
     while i >= 0:
         make_adjusted_ready(tx, i, front=False)
         i = initial.find("A", i + 1)
-    num_upstreams = tx.topo.num_upstreams
-    upstream_done = tx.upstream_done
-    plain = not tx.topo.compute_resources_of
-    for i, s in enumerate(initial):
-        if s == "G" and upstream_done[i] == num_upstreams[i]:
-            if plain:
-                enqueue(tx, i)
-            else:
-                make_ready(tx, i)
+    letters = np.frombuffer(initial.encode("ascii"), dtype=np.uint8)
+    ready = (letters == _G) & (tx.upstream_done.values == int_view(tx.topo.num_upstreams))
+    if tx.topo.compute_resources_of:
+        for i in np.flatnonzero(ready).tolist():
+            make_ready(tx, i)
+    else:
+        for i in np.flatnonzero(ready).tolist():
+            enqueue(tx, i)
 
 
 def count_initial_upstreams_done(tx: Tx) -> None:
     """Tasks DONE before this run count for their downstreams (``compute_initial_...``)."""
-    topo = tx.topo
-    offsets, flat = topo.down_offsets, topo.down_flat
-    upstream_done = tx.upstream_done
-    i = topo.initial_status.find("D")
-    while i >= 0:
-        for k in range(offsets[i], offsets[i + 1]):
-            upstream_done[flat[k]] += 1
-        i = topo.initial_status.find("D", i + 1)
+    letters = np.frombuffer(tx.topo.initial_status.encode("ascii"), dtype=np.uint8)
+    done = np.flatnonzero(letters == _D)
+    if len(done):
+        np.add.at(tx.upstream_done.writable(), _downstreams_of(tx, done), 1)
 
 
-def propagate_done_all(tx: Tx, indexes: Iterable[int]) -> None:
-    """Tasks became DONE, in this order: for each, bump its downstreams and enqueue those now
-    ready (the lookups are made once for the whole group)."""
+def _downstreams_of(tx: Tx, indexes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The downstream indexes of every task of ``indexes``, row after row, in order."""
+    offsets = int_view(tx.topo.down_offsets)
+    starts = offsets[indexes]
+    lengths = offsets[indexes + 1] - starts
+    total = int(lengths.sum())
+    if not total:
+        return np.empty(0, dtype=np.int64)
+    # Edge k of the concatenated rows is flat[starts[row] + (k - row's first k)].
+    row_first = np.cumsum(lengths) - lengths
+    edges = np.arange(total, dtype=np.int64) + np.repeat(starts - row_first, lengths)
+    return int_view(tx.topo.down_flat)[edges]
+
+
+def propagate_done_all(tx: Tx, indexes: Sequence[int]) -> None:
+    """Tasks became DONE, in this order: bump their downstreams' counts, then enqueue those
+    now ready, in the order the last of their upstreams came in.
+
+    The bump is one scatter-add over all the group's edges, the readiness test one gather
+    and compare. A downstream counted twice in the group becomes ready at its last edge
+    (counts never overshoot: only a task that *became* DONE is propagated).
+    """
+    if not len(indexes):
+        return
+    targets = _downstreams_of(tx, np.asarray(indexes, dtype=np.int64))
+    if not len(targets):
+        return
+    counts = tx.upstream_done.writable()
+    np.add.at(counts, targets, 1)
+    reached = targets[counts[targets] == int_view(tx.topo.num_upstreams)[targets]]
+    if len(reached) > 1:
+        # Keep each task's last occurrence, in order of position.
+        _, last_from_end = np.unique(reached[::-1], return_index=True)
+        if len(last_from_end) < len(reached):
+            reached = reached[np.sort(len(reached) - 1 - last_from_end)]
     topo = tx.topo
-    upstream_done = tx.upstream_done
-    num_upstreams = topo.num_upstreams
     status_chunks = tx.status.chunks
     bits, mask, registering, adjusting = CHUNK_BITS, CHUNK_MASK, _G, _A
     place = tx.place
-    offsets = topo.down_offsets
-    flat = topo.down_flat
     plain = not topo.compute_resources_of
     overrides = tx.resources.overrides
     array_of = topo.array_of
@@ -121,47 +148,44 @@ def propagate_done_all(tx: Tx, indexes: Iterable[int]) -> None:
     # that reads them (make_ready, enqueue) and at the end.
     next_seq = tx.next_back_seq
     added = 0
-    for index in indexes:
-        for k in range(offsets[index], offsets[index + 1]):
-            d = flat[k]
-            done = upstream_done[d] + 1
-            upstream_done[d] = done
-            if done != num_upstreams[d] or place[d] != NOWHERE:
-                continue
-            s = status_chunks[d >> bits][d & mask]
-            if s == registering:
-                if plain:
-                    # enqueue(tx, d), inlined: this is the hottest path of a big run.
-                    res = overrides[d] if overrides else None
-                    key = (array_of[d], res if res is not None else resources_of[d])
-                    seq = next_seq
-                    next_seq += 1
-                    bucket = appended.get(key)
-                    if bucket is None:
-                        appended[key] = [(seq << 32) | d]
-                    else:
-                        bucket.append((seq << 32) | d)
-                    place[d] = seq
-                    added += 1
+    for d in reached.tolist():
+        if place[d] != NOWHERE:
+            continue
+        s = status_chunks[d >> bits][d & mask]
+        if s == registering:
+            if plain:
+                # enqueue(tx, d), inlined: this is the hottest path of a big run.
+                res = overrides[d] if overrides else None
+                key = (array_of[d], res if res is not None else resources_of[d])
+                seq = next_seq
+                next_seq += 1
+                bucket = appended.get(key)
+                if bucket is None:
+                    appended[key] = [(seq << 32) | d]
                 else:
-                    tx.next_back_seq, tx.ready_count, added = next_seq, tx.ready_count + added, 0
-                    make_ready(tx, d)
-                    next_seq = tx.next_back_seq
-                    overrides, appended = tx.resources.overrides, tx.appended_back
-            elif s == adjusting:
+                    bucket.append((seq << 32) | d)
+                place[d] = seq
+                added += 1
+            else:
                 tx.next_back_seq, tx.ready_count, added = next_seq, tx.ready_count + added, 0
-                enqueue(tx, d, front=True)  # resources were scaled when it entered A
+                make_ready(tx, d)
                 next_seq = tx.next_back_seq
                 overrides, appended = tx.resources.overrides, tx.appended_back
+        elif s == adjusting:
+            tx.next_back_seq, tx.ready_count, added = next_seq, tx.ready_count + added, 0
+            enqueue(tx, d, front=True)  # resources were scaled when it entered A
+            next_seq = tx.next_back_seq
+            overrides, appended = tx.resources.overrides, tx.appended_back
     tx.next_back_seq = next_seq
     tx.ready_count += added
 
 
 def retract_done(tx: Tx, index: int) -> None:
     """A task left DONE (reset): its downstreams lose that upstream again."""
-    upstream_done = tx.upstream_done
-    for d in tx.topo.downstream[index]:
-        upstream_done[d] -= 1
+    downstream = tx.topo.downstream[index]
+    if downstream:
+        np.subtract.at(tx.upstream_done.writable(), list(downstream), 1)
+    for d in downstream:
         leave_ready_queue(tx, d)
 
 

@@ -24,6 +24,7 @@ from pyrsistent.typing import PVectorEvolver
 
 from swarmfold.core.commands import Command
 from swarmfold.core.config import JOBMON_MAX_BATCH_SIZE, SwarmConfig
+from swarmfold.core.count_column import EMPTY_COUNT_COLUMN, CountColumn, CountColumnTx, count_column
 from swarmfold.core.ready_queue import ReadyGroup
 from swarmfold.core.resources import Resources
 from swarmfold.core.status_column import EMPTY_STATUS_COLUMN, StatusColumn, StatusColumnTx, status_column
@@ -319,7 +320,7 @@ class SwarmState(CountQueries):
     run_status: str = "B"
     heartbeat_status: str = "B"
     status: StatusColumn = field(default=EMPTY_STATUS_COLUMN, converter=status_column, metadata=_VECTOR)
-    upstream_done: PVector[int] = field(default=pvector(), metadata=_VECTOR)
+    upstream_done: CountColumn = field(default=EMPTY_COUNT_COLUMN, converter=count_column, metadata=_VECTOR)
     place: PVector[int] = field(default=pvector(), metadata=_VECTOR)
     status_counts: PMap[str, int] = field(default=pmap(), metadata=_COUNTS)
     active_by_array: PMap[int, int] = field(default=pmap(), metadata=_MAP)
@@ -384,7 +385,7 @@ class Tx(CountQueries):
     run_status: str
     heartbeat_status: str
     status: StatusColumnTx
-    upstream_done: PVectorEvolver[int]
+    upstream_done: CountColumnTx
     place: PVectorEvolver[int]
     status_counts: dict[str, int]
     active_by_array: MapTx

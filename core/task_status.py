@@ -19,15 +19,17 @@ task. All paths decide the same (property_tests/test_bulk_reports.py).
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from itertools import compress, repeat
-from operator import eq, not_, sub
+from operator import eq, sub
 from typing import Any
 
+import numpy as np
+
+from swarmfold.core.count_column import int_view
 from swarmfold.core.readiness import leave_ready_queue
-from swarmfold.core.state import EVALUATING, IN_FLIGHT, NOWHERE, Tx, gather, getter, in_ready_queue
+from swarmfold.core.state import EVALUATING, IN_FLIGHT, NOWHERE, Tx, gather, in_ready_queue
 from swarmfold.core.statuses import ACTIVE
 from swarmfold.core.topology import DenseIndex
 from swarmfold.core.transitions import ENTERED_FROM, HEALS, REACTIONS
@@ -68,46 +70,32 @@ def _split(
     tx: Tx, task_ids: Sequence[int], code: str, status_by_id: bytearray, first: int, queueable: bool
 ) -> tuple[list[int], list[int]] | None:
     """``(ids whose status is not code, indexes of unchanged queueable tasks to heal)``, or
-    ``None`` when an id lies beyond the last task (the per-task path then decides).
+    ``None`` when an id is negative or lies beyond the last task (the per-task path then
+    decides).
 
-    Runs in C (itemgetter, ``bytes.count``/``translate``, compress): a full sync reports every
-    task, and almost all of them are unchanged. An id below ``first`` reads a zero byte, so it
-    counts as differing and the per-task path ignores it.
+    A few numpy calls over the whole group (a gather, a compare, a count): a full sync
+    reports every task, and almost all of them are unchanged. An id below ``first`` reads a
+    zero byte, so it counts as differing and the per-task path ignores it.
     """
-    get = getter(task_ids)
-    try:
-        current = bytes(get(status_by_id))
-    except IndexError:
+    ids = np.fromiter(task_ids, dtype=np.int64, count=len(task_ids))
+    if ids.min() < 0 or ids.max() >= len(status_by_id):
         return None
-    unchanged = current.count(ord(code))
-    if unchanged == len(current):
-        differing: list[int] = []
-    else:
-        differs = current.translate(_DIFFERS[code])
-        differing = list(compress(task_ids, differs))
+    same = np.frombuffer(status_by_id, dtype=np.uint8)[ids] == ord(code)
+    unchanged = int(np.count_nonzero(same))
+    differing: list[int] = [] if unchanged == len(ids) else ids[~same].tolist()
     if not queueable or not unchanged:
         return differing, []
-    if differing:
-        task_ids = list(compress(task_ids, map(not_, differs)))
-        get = getter(task_ids)
-    # Readiness by task id too: the upstream counts as flat copies with ``first`` in front.
-    done: list[Any] = tx.upstream_done.persistent().tolist()
-    done[0:0] = [None] * first
-    needed = array("q", bytes(8 * first))
-    counts = tx.topo.num_upstreams
-    if isinstance(counts, memoryview):
-        needed.frombytes(counts.cast("B"))  # a copy in C
-    else:
-        needed.extend(counts)
-    ready = list(compress(task_ids, map(eq, get(done), get(needed))))
-    return differing, _nowhere(tx, list(map(sub, ready, repeat(first))) if first else ready)
+    indexes = (ids[same] if differing else ids) - first
+    ready = indexes[tx.upstream_done.values[indexes] == int_view(tx.topo.num_upstreams)[indexes]]
+    return differing, _nowhere(tx, ready.tolist())
 
 
 def _ready_and_nowhere(tx: Tx, indexes: list[int]) -> list[int]:
     """The tasks of ``indexes`` whose upstreams are all DONE and that sit nowhere: the
-    readiness test runs in C over all of them, the place test on the ready ones."""
-    done, needed = gather(tx.upstream_done, indexes), gather(tx.topo.num_upstreams, indexes)
-    return _nowhere(tx, list(compress(indexes, map(eq, done, needed))))
+    readiness test runs in numpy over all of them, the place test on the ready ones."""
+    at = np.asarray(indexes, dtype=np.int64)
+    ready = at[tx.upstream_done.values[at] == int_view(tx.topo.num_upstreams)[at]]
+    return _nowhere(tx, ready.tolist())
 
 
 def _nowhere(tx: Tx, indexes: list[int]) -> list[int]:
@@ -160,7 +148,6 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
             and len(task_ids) * 8 >= n_tasks
             and len(task_ids) > bulk
             and first <= _MAX_PAD
-            and min(task_ids) >= 0
         ):
             if status_by_id is None:
                 status_by_id = _status_by_id(tx, first)

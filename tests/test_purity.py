@@ -37,7 +37,19 @@ ALLOWED = frozenset(
         "heapq",
         "bisect",
         "array",
+        "numpy",
         "swarmfold",
+    }
+)
+#: Parts of allowed packages that read the clock, draw random numbers or do file I/O:
+#: importing them (``from numpy.random import ...``) or reaching them as an attribute
+#: (``np.random.default_rng()``, ``np.load(...)``, ``a.tofile(...)``) is impure.
+FORBIDDEN_SUBMODULES = frozenset({"numpy.random", "numpy.lib.npyio", "numpy.lib.format"})
+FORBIDDEN_ATTRIBUTES = frozenset(
+    {
+        "random", "load", "loadtxt", "save", "savez", "savez_compressed", "savetxt",
+        "fromfile", "tofile", "genfromtxt", "memmap", "DataSource", "datetime64",
+        "timedelta64", "datetime_as_string", "busday_count", "is_busday", "busday_offset",
     }
 )
 #: Named explicitly so the failure says why (none of these is in ALLOWED either).
@@ -110,7 +122,9 @@ def violations(source: str, package: str = CORE, filename: str = "<source>") -> 
             found.append(f"{where}: relative import {written!r} leaves the top-level package")
             continue
         top = name.split(".")[0]
-        if top in FORBIDDEN:
+        if any(name == m or name.startswith(m + ".") for m in FORBIDDEN_SUBMODULES):
+            found.append(f"{where}: imports {name!r}: clock, randomness or file I/O")
+        elif top in FORBIDDEN:
             found.append(f"{where}: imports {name!r}: clock, randomness, I/O or logging")
         elif top not in ALLOWED:
             found.append(f"{where}: imports {name!r}, which is not in the allow-list")
@@ -123,6 +137,8 @@ def violations(source: str, package: str = CORE, filename: str = "<source>") -> 
             and node.func.id in FORBIDDEN_CALLS
         ):
             found.append(f"{filename}:{node.lineno}: calls {node.func.id}()")
+        elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
+            found.append(f"{filename}:{node.lineno}: uses .{node.attr} (randomness, clock or file I/O)")
     return found
 
 
@@ -182,6 +198,12 @@ def test_core_imports_only_pure_modules() -> None:
         "open('state.json')",
         "print('tick')",
         "m = __import__('time')",
+        "from numpy.random import default_rng",
+        "import numpy.random",
+        "import numpy as np\nrng = np.random.default_rng(0)",
+        "import numpy as np\ncounts = np.load('counts.npy')",
+        "def f(a):\n    a.tofile('counts.bin')",
+        "import numpy as np\nnow = np.datetime64('now')",
     ],
 )
 def test_checker_catches_impure_source(source: str) -> None:
@@ -201,6 +223,8 @@ def test_checker_accepts_pure_source() -> None:
         "from typing import Union\n"
         "from attrs import frozen\n"
         "import pyrsistent as pyr\n"
+        "import numpy as np\n"
+        "counts = np.zeros(3, dtype=np.int32)\n"
         "from swarmfold.core.events import Event\n"
         "from swarmfold.core import commands\n"
         "from . import state\n"
