@@ -111,7 +111,8 @@ def _downstreams_of(tx: Tx, indexes: npt.NDArray[np.int64]) -> npt.NDArray[np.in
     # Edge k of the concatenated rows is flat[starts[row] + (k - row's first k)].
     row_first = np.cumsum(lengths) - lengths
     edges = np.arange(total, dtype=np.int64) + np.repeat(starts - row_first, lengths)
-    return int_view(tx.topo.down_flat)[edges]
+    downstreams: npt.NDArray[np.int64] = int_view(tx.topo.down_flat)[edges]
+    return downstreams
 
 
 def propagate_done_all(tx: Tx, indexes: Sequence[int]) -> None:

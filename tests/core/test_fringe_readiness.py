@@ -191,6 +191,33 @@ def test_done_propagation_enqueues_newly_ready_downstreams_at_the_back():
     assert ready_ids(state) == [3, 4]
 
 
+@pytest.mark.parametrize(
+    ("report", "expected_batch", "left_ready"),
+    [
+        # Edges walked: 1->10, 1->12, 2->10 (10 ready), 2->13 (ready), 3->11 (ready), 3->12 (ready).
+        ([1, 2, 3], (10, 13, 11), [12]),
+        # 3->11 (ready), 3->12, 1->10, 1->12 (ready), 2->10 (ready), 2->13 (ready).
+        ([3, 1, 2], (11, 12, 10), [13]),
+    ],
+)
+def test_downstreams_made_ready_by_one_report_queue_in_the_order_their_last_upstream_came_in(
+    report, expected_batch, left_ready
+):
+    # Three roots done in one report; 10 and 12 have two upstreams in that report, so each
+    # becomes ready at the edge of its second one (not at its first, not in index order).
+    spec = topo(task(1), task(2), task(3), task(10, 2, 1), task(11, 3), task(12, 1, 3), task(13, 2),
+                workflow_limit=3)
+    state, commands = started(spec)
+    state, seen = launch(state, commands)
+    assert [c.task_ids for c in of_type(seen, QueueBatch)] == [(1, 2, 3)]
+
+    state, answered = sync_at(state, 30.0, {"D": report})
+    assert [c.task_ids for c in of_type(answered, QueueBatch)] == [expected_batch]
+    assert ready_ids(state) == left_ready
+    assert [upstream_done(state, t) for t in (10, 11, 12, 13)] == [2, 1, 2, 1]
+    assert_consistent(state)
+
+
 def test_fatal_upstream_means_downstream_never_runs_and_run_ends_in_error():
     state, commands = started(topo(*chain(1, 2)))
     state, _ = launch(state, commands)

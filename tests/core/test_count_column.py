@@ -1,0 +1,65 @@
+"""The upstream-done column (core/count_column.py): one frozen numpy array, copied on first write."""
+
+from __future__ import annotations
+
+import pickle
+from array import array
+
+import numpy as np
+import pytest
+from pyrsistent import pvector
+
+from swarmfold.core.count_column import CountColumn, int_view
+
+
+def test_reads_as_a_sequence_of_ints() -> None:
+    col = CountColumn.of([0, 2, 1, 3])
+    assert len(col) == 4 and col[1] == 2 and col[-1] == 3 and col[1:3] == [2, 1]
+    assert type(col[0]) is int and list(col) == [0, 2, 1, 3] and col.tolist() == [0, 2, 1, 3]
+    assert col == CountColumn.of([0, 2, 1, 3]) and col == [0, 2, 1, 3] and col == pvector([0, 2, 1, 3])
+    assert col != CountColumn.of([0, 2, 1, 4]) and col != [0, 2, 1]
+    assert hash(col) == hash(CountColumn.of((0, 2, 1, 3)))
+    with pytest.raises(IndexError):
+        col[4]
+    with pytest.raises(ValueError):
+        col.values[0] = 5  # read-only: nothing writes into a state's column
+
+
+def test_a_working_copy_never_changes_the_column_it_came_from() -> None:
+    col = CountColumn.zeros(5)
+    tx = col.evolver()
+    tx[1] = 2
+    np.add.at(tx.writable(), [3, 3, 4], 1)
+    assert col == [0, 0, 0, 0, 0]
+    assert tx[1] == 2 and tx[3] == 2 and tx.values.tolist() == [0, 2, 0, 2, 1]
+    after = tx.persistent()
+    assert after == [0, 2, 0, 2, 1] and col == [0, 0, 0, 0, 0]
+
+
+def test_a_frozen_column_is_not_reached_by_later_writes_to_its_working_copy() -> None:
+    tx = CountColumn.zeros(3).evolver()
+    tx[0] = 1
+    first = tx.persistent()
+    tx[0] = 2  # the array was handed over to ``first``: this write copies it again
+    second = tx.persistent()
+    assert first[0] == 1 and second[0] == 2
+    untouched = CountColumn.of([1, 2]).evolver()
+    assert untouched.persistent() is untouched.persistent()
+
+
+def test_set_pickle_and_the_empty_column() -> None:
+    col = CountColumn.of([3, 1])
+    assert col.set(0, 0) == [0, 1] and col == [3, 1]
+    assert pickle.loads(pickle.dumps(col)) == col
+    assert CountColumn.of([]) == [] and len(CountColumn.zeros(0)) == 0
+    assert CountColumn.of(col) is col
+
+
+def test_int_view_reads_64_bit_columns_without_a_copy_and_copies_the_rest() -> None:
+    ints = array("q", [4, 5, 6])
+    view = int_view(memoryview(ints).toreadonly())
+    assert view.tolist() == [4, 5, 6] and not view.flags.writeable
+    ints[0] = 9  # a view, not a copy
+    assert view[0] == 9
+    assert int_view(array("i", [1, 2])).tolist() == [1, 2]  # 32-bit: copied, not misread
+    assert int_view((7, 8)).tolist() == [7, 8]
