@@ -9,6 +9,7 @@ full sync. The next iteration begins as soon as the sync is answered.
 from __future__ import annotations
 
 from collections import Counter
+from itertools import compress
 
 from pyrsistent import pmap, pvector
 
@@ -261,15 +262,15 @@ def fail(tx: Tx, at: float, reason: str, message: str) -> None:
 
 def build_summary(tx: Tx, at: float, reason: str) -> RunSummary:
     """The result summary: one pass over the tasks, done once per run."""
-    by_status: dict[str, list[int]] = {}
+    by_status: dict[str, tuple[int, ...]] = {}
     if tx.topology is not None:
-        status = tx.status.persistent()
-        for task_id, s in zip(tx.topology.task_ids, status, strict=True):
-            bucket = by_status.get(s)
-            if bucket is None:
-                by_status[s] = [task_id]
-            else:
-                bucket.append(task_id)
+        # One C-level pass per status present: a byte mask of the column, then compress.
+        letters = tx.status.tobytes()
+        task_ids = tx.topology.task_ids
+        for code in sorted(set(letters.decode("ascii"))):
+            is_code = bytearray(256)  # a translate table: 1 for this letter, else 0
+            is_code[ord(code)] = 1
+            by_status[code] = tuple(compress(task_ids, letters.translate(is_code)))
     counts = tx.status_counts
     return RunSummary(
         final_status=tx.run_status,
@@ -279,5 +280,5 @@ def build_summary(tx: Tx, at: float, reason: str) -> RunSummary:
         failed_count=counts.get("F", 0),
         num_previously_complete=tx.num_previously_complete,
         elapsed=at - tx.timing.started_at,
-        tasks_by_status={s: tuple(ids) for s, ids in sorted(by_status.items())},
+        tasks_by_status=by_status,
     )

@@ -367,10 +367,8 @@ def _check_table(table: TaskTable) -> None:
         raise InvalidTopology(f"task_table.statuses: {len(table.statuses)} letters for {k} tasks")
     if len(table.max_attempts) not in (0, k):
         raise InvalidTopology(f"task_table.max_attempts: {len(table.max_attempts)} entries for {k} tasks")
-    off = table.upstream_offsets
-    if k and (off[0] != 0 or off[k] != len(table.upstream_ids) or any(
-        b < a for a, b in zip(off, off[1:], strict=False)
-    )):
+    off = int_view(table.upstream_offsets)
+    if k and (off[0] != 0 or off[k] != len(table.upstream_ids) or bool((off[1:] < off[:-1]).any())):
         raise InvalidTopology("task_table.upstream_offsets: must start at 0, never decrease and "
                               "end at len(upstream_ids)")
 
@@ -454,9 +452,7 @@ class DenseIndex(_ReadOnly, Mapping[int, int]):
 def _index_of(task_ids: Sequence[int]) -> Mapping[int, int]:
     """A dense index when ids are consecutive, else a dict; rejects duplicate ids."""
     n = len(task_ids)
-    if n and task_ids[-1] - task_ids[0] == n - 1 and all(
-        b - a == 1 for a, b in zip(task_ids, task_ids[1:], strict=False)
-    ):
+    if n and task_ids[-1] - task_ids[0] == n - 1 and bool((np.diff(int_view(task_ids)) == 1).all()):
         return DenseIndex(task_ids[0], n)
     index_of: dict[int, int] = {}
     for i, task_id in enumerate(task_ids):
