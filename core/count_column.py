@@ -20,6 +20,8 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
+from swarmfold.core.frozen import FrozenColumn
+
 #: A task has at most this many upstreams' completions counted (int32).
 COUNT_DTYPE = np.int32
 Counts = npt.NDArray[np.int32]
@@ -30,7 +32,7 @@ def _frozen(values: Counts) -> Counts:
     return values
 
 
-class CountColumn(Sequence[int]):
+class CountColumn(FrozenColumn[int]):
     """Immutable per-task counts. Build with ``CountColumn.of`` or ``CountColumn.zeros``."""
 
     __slots__ = ("_values",)
@@ -79,18 +81,8 @@ class CountColumn(Sequence[int]):
     def evolver(self) -> CountColumnTx:
         return CountColumnTx(self)
 
-    def set(self, i: int, count: int) -> CountColumn:
-        """This column with task ``i`` at ``count`` (a copy; this one is unchanged)."""
-        ev = self.evolver()
-        ev[i] = count
-        return ev.persistent()
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, CountColumn):
-            return bool(np.array_equal(self._values, other._values))
-        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
-            return len(other) == len(self._values) and self.tolist() == list(other)
-        return NotImplemented
+    def same_column(self, other: CountColumn) -> bool:
+        return bool(np.array_equal(self._values, other._values))
 
     def __hash__(self) -> int:
         return hash(self._values.tobytes())

@@ -4,14 +4,16 @@
 insertion order (the core iterates payloads in the order the server sent them, so order is
 part of a decision) and a dict's read speed (the topology's maps are read per task).
 ``frozen_ints`` turns an ``array`` of ints into a read-only ``memoryview`` over it: same
-indexing speed, no copy, no way to write through it.
+indexing speed, no copy, no way to write through it. ``FrozenColumn`` is what the state's
+per-task columns (statuses, upstream counts) share: a one-value change through their
+working copy, and equality with any sequence of the same values.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Mapping
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NoReturn, Self, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -53,6 +55,37 @@ class FrozenDict(dict[K, V]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({dict.__repr__(self)})"
+
+
+class FrozenColumn(Sequence[V]):
+    """An immutable per-task column whose ``evolver()`` is a working copy with a
+    ``persistent()`` freeze (as a pvector's)."""
+
+    __slots__ = ()
+
+    def evolver(self) -> Any:
+        raise NotImplementedError
+
+    def tolist(self) -> list[V]:
+        raise NotImplementedError
+
+    def set(self, i: int, value: V) -> Self:
+        """This column with task ``i`` at ``value`` (a copy; this one is unchanged)."""
+        ev = self.evolver()
+        ev[i] = value
+        column: Self = ev.persistent()
+        return column
+
+    def same_column(self, other: Self) -> bool:
+        """Equality with another column of the same class (compared in bulk)."""
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is type(self):
+            return self.same_column(other)
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == len(self) and self.tolist() == list(other)
+        return NotImplemented
 
 
 def freeze_map(value: Mapping[K, V] | Iterable[tuple[K, V]]) -> FrozenDict[K, V]:

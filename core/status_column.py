@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, overload
 
+from swarmfold.core.frozen import FrozenColumn
+
 CHUNK_BITS = 12
 CHUNK_SIZE = 1 << CHUNK_BITS
 CHUNK_MASK = CHUNK_SIZE - 1
@@ -27,7 +29,7 @@ def _chunked(data: bytes) -> tuple[bytes, ...]:
     return tuple(data[k:k + CHUNK_SIZE] for k in range(0, len(data), CHUNK_SIZE))
 
 
-class StatusColumn(Sequence[str]):
+class StatusColumn(FrozenColumn[str]):
     """Immutable status letters, one byte each. Build with ``StatusColumn.of``.
 
     Its chunks are ``bytes`` or ``bytearray``s handed over by a ``StatusColumnTx``, which
@@ -84,18 +86,8 @@ class StatusColumn(Sequence[str]):
     def evolver(self) -> StatusColumnTx:
         return StatusColumnTx(self)
 
-    def set(self, i: int, letter: str) -> StatusColumn:
-        """This column with task ``i`` at ``letter`` (a copy; this one is unchanged)."""
-        ev = self.evolver()
-        ev[i] = letter
-        return ev.persistent()
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, StatusColumn):
-            return self._n == other._n and self.tobytes() == other.tobytes()
-        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
-            return len(other) == self._n and list(self) == list(other)
-        return NotImplemented
+    def same_column(self, other: StatusColumn) -> bool:
+        return self._n == other._n and self.tobytes() == other.tobytes()
 
     def __hash__(self) -> int:
         return hash(self.tobytes())
