@@ -8,16 +8,21 @@ always equals the number of upstreams currently DONE and never overshoots (quirk
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import compress, repeat
+from operator import eq
 
 import numpy as np
 import numpy.typing as npt
 
 from swarmfold.core.count_column import int_view
 from swarmfold.core.resource_policy import adjust_for_retry, request_compute_resources
-from swarmfold.core.state import NOWHERE, Tx, in_ready_queue
-from swarmfold.core.status_column import CHUNK_BITS, CHUNK_MASK
+from swarmfold.core.resources import Resources
+from swarmfold.core.state import NOWHERE, Tx, gather, in_ready_queue
 
 _G, _A, _D = ord("G"), ord("A"), ord("D")
+#: ``bytes.translate`` tables: 1 for the letter, 0 for any other byte.
+_IS_G = bytes(1 if b == _G else 0 for b in range(256))
+_IS_A = bytes(1 if b == _A else 0 for b in range(256))
 
 
 def enqueue(tx: Tx, index: int, front: bool = False) -> None:
@@ -88,8 +93,7 @@ def initial_fringe(tx: Tx) -> None:
         for i in np.flatnonzero(ready).tolist():
             make_ready(tx, i)
     else:
-        for i in np.flatnonzero(ready).tolist():
-            enqueue(tx, i)
+        enqueue_all(tx, np.flatnonzero(ready).tolist())
 
 
 def count_initial_upstreams_done(tx: Tx) -> None:
@@ -136,49 +140,65 @@ def propagate_done_all(tx: Tx, indexes: Sequence[int]) -> None:
         _, last_from_end = np.unique(reached[::-1], return_index=True)
         if len(last_from_end) < len(reached):
             reached = reached[np.sort(len(reached) - 1 - last_from_end)]
+    _enqueue_made_ready(tx, reached.tolist())
+
+
+def _enqueue_made_ready(tx: Tx, ready: list[int]) -> None:
+    """Enqueue tasks whose upstreams just became all DONE, in order: REGISTERING ones at the
+    back (``make_ready``), ADJUSTING ones at the front (their resources were scaled when they
+    entered A). A task already queued, in flight or being evaluated is left where it is.
+
+    The REGISTERING and the ADJUSTING tasks touch disjoint parts of the state (the back and
+    the front sequence), so doing all of the first, then all of the second, decides what a
+    task-by-task pass does."""
+    nowhere = list(compress(ready, map(eq, gather(tx.place, ready), repeat(NOWHERE))))
+    if not nowhere:
+        return
+    letters = tx.status.letters_at(nowhere)
+    if letters.count(_G) == len(letters):
+        registering, adjusting = nowhere, []
+    else:
+        registering = list(compress(nowhere, letters.translate(_IS_G)))
+        adjusting = list(compress(nowhere, letters.translate(_IS_A)))
+    if tx.topo.compute_resources_of:
+        for i in registering:
+            make_ready(tx, i)
+    else:
+        enqueue_all(tx, registering)
+    for i in adjusting:
+        enqueue(tx, i, front=True)
+
+
+def enqueue_all(tx: Tx, indexes: list[int]) -> None:
+    """``enqueue(tx, i)`` for each of ``indexes`` in order (at the back), with the columns
+    read in C: the hottest path of a big run."""
+    if not indexes:
+        return
     topo = tx.topo
-    status_chunks = tx.status.chunks
-    bits, mask, registering, adjusting = CHUNK_BITS, CHUNK_MASK, _G, _A
-    place = tx.place
-    plain = not topo.compute_resources_of
-    overrides = tx.resources.overrides
-    array_of = topo.array_of
-    resources_of = topo.resources_of
+    keys = zip(gather(topo.array_of, indexes), _resources_at(tx, indexes), strict=True)
     appended = tx.appended_back
-    # The back sequence and the ready count live in locals, written back around any call
-    # that reads them (make_ready, enqueue) and at the end.
-    next_seq = tx.next_back_seq
-    added = 0
-    for d in reached.tolist():
-        if place[d] != NOWHERE:
-            continue
-        s = status_chunks[d >> bits][d & mask]
-        if s == registering:
-            if plain:
-                # enqueue(tx, d), inlined: this is the hottest path of a big run.
-                res = overrides[d] if overrides else None
-                key = (array_of[d], res if res is not None else resources_of[d])
-                seq = next_seq
-                next_seq += 1
-                bucket = appended.get(key)
-                if bucket is None:
-                    appended[key] = [(seq << 32) | d]
-                else:
-                    bucket.append((seq << 32) | d)
-                place[d] = seq
-                added += 1
-            else:
-                tx.next_back_seq, tx.ready_count, added = next_seq, tx.ready_count + added, 0
-                make_ready(tx, d)
-                next_seq = tx.next_back_seq
-                overrides, appended = tx.resources.overrides, tx.appended_back
-        elif s == adjusting:
-            tx.next_back_seq, tx.ready_count, added = next_seq, tx.ready_count + added, 0
-            enqueue(tx, d, front=True)  # resources were scaled when it entered A
-            next_seq = tx.next_back_seq
-            overrides, appended = tx.resources.overrides, tx.appended_back
-    tx.next_back_seq = next_seq
-    tx.ready_count += added
+    place = tx.place
+    seq = tx.next_back_seq
+    for i, key in zip(indexes, keys, strict=True):
+        bucket = appended.get(key)
+        if bucket is None:
+            appended[key] = [(seq << 32) | i]
+        else:
+            bucket.append((seq << 32) | i)
+        place[i] = seq
+        seq += 1
+    tx.next_back_seq = seq
+    tx.ready_count += len(indexes)
+
+
+def _resources_at(tx: Tx, indexes: list[int]) -> Sequence[Resources]:
+    """``tx.resources_of(i)`` for each of ``indexes``."""
+    shared: tuple[Resources, ...] = gather(tx.topo.resources_of, indexes)
+    overrides = tx.resources.overrides
+    if not overrides:
+        return shared
+    own = gather(overrides, indexes)
+    return [r if o is None else o for o, r in zip(own, shared, strict=True)]
 
 
 def retract_done(tx: Tx, index: int) -> None:
