@@ -27,23 +27,17 @@ _IS_A = bytes(1 if b == _A else 0 for b in range(256))
 
 def enqueue(tx: Tx, index: int, front: bool = False) -> None:
     """Put a task into the ready queue with its current resources."""
+    if not front:
+        enqueue_all(tx, [index])
+        return
     key = (tx.topo.array_of[index], tx.resources_of(index))
-    if front:
-        seq = tx.next_front_seq
-        tx.next_front_seq = seq - 1
-        bucket = tx.appended_front.get(key)
-        if bucket is None:
-            tx.appended_front[key] = [(seq << 32) | index]
-        else:
-            bucket.append((seq << 32) | index)
+    seq = tx.next_front_seq
+    tx.next_front_seq = seq - 1
+    bucket = tx.appended_front.get(key)
+    if bucket is None:
+        tx.appended_front[key] = [(seq << 32) | index]
     else:
-        seq = tx.next_back_seq
-        tx.next_back_seq = seq + 1
-        bucket = tx.appended_back.get(key)
-        if bucket is None:
-            tx.appended_back[key] = [(seq << 32) | index]
-        else:
-            bucket.append((seq << 32) | index)
+        bucket.append((seq << 32) | index)
     tx.place[index] = seq
     tx.ready_count += 1
 

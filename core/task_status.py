@@ -11,8 +11,8 @@ of core/transitions.py. Policies (see docs/decisions.md):
 - ERROR_RECOVERABLE (E) is a transient, non-active status, not a crash (quirk Q1).
 
 A group above ``bulk_status_threshold`` ids is decided in C: a group listing an eighth of
-the workflow or more (a full sync) is first filtered against the status column as bytes
-(``_split``), then the rest is applied at once through byte masks
+the workflow or more (a full sync) is first filtered against the status column with a few
+numpy calls (``_split``), then the rest is applied at once through byte masks
 (``_apply_group_at_once``); a small group, or one listing an id twice, is applied task by
 task. All paths decide the same (property_tests/test_bulk_reports.py).
 """
