@@ -28,7 +28,7 @@ from swarmfold.core.state import (
     PendingTerminate,
     Tx,
 )
-from swarmfold.core.status_column import StatusColumn
+from swarmfold.core.status_column import StatusColumn, status_mask
 from swarmfold.core.statuses import ACTIVE, RESUME_SIGNALS, RUN_STATUSES, SERVER_STOP
 from swarmfold.core.summary import RunSummary
 from swarmfold.core.timing import maybe_start_sync, start_sync
@@ -268,9 +268,7 @@ def build_summary(tx: Tx, at: float, reason: str) -> RunSummary:
         letters = tx.status.tobytes()
         task_ids = tx.topology.task_ids
         for code in sorted(set(letters.decode("ascii"))):
-            is_code = bytearray(256)  # a translate table: 1 for this letter, else 0
-            is_code[ord(code)] = 1
-            by_status[code] = tuple(compress(task_ids, letters.translate(is_code)))
+            by_status[code] = tuple(compress(task_ids, letters.translate(status_mask(code.__eq__))))
     counts = tx.status_counts
     return RunSummary(
         final_status=tx.run_status,

@@ -18,11 +18,12 @@ from swarmfold.core.count_column import int_view
 from swarmfold.core.resource_policy import adjust_for_retry, request_compute_resources
 from swarmfold.core.resources import Resources
 from swarmfold.core.state import NOWHERE, Tx, gather, in_ready_queue
+from swarmfold.core.status_column import status_mask
 
 _G, _A, _D = ord("G"), ord("A"), ord("D")
 #: ``bytes.translate`` tables: 1 for the letter, 0 for any other byte.
-_IS_G = bytes(1 if b == _G else 0 for b in range(256))
-_IS_A = bytes(1 if b == _A else 0 for b in range(256))
+_IS_G = status_mask("G".__eq__)
+_IS_A = status_mask("A".__eq__)
 
 
 def enqueue(tx: Tx, index: int, front: bool = False) -> None:

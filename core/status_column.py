@@ -13,7 +13,7 @@ the live chunks directly: ``chunks[i >> CHUNK_BITS][i & CHUNK_MASK]`` is the let
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, overload
 
@@ -23,6 +23,11 @@ CHUNK_BITS = 12
 CHUNK_SIZE = 1 << CHUNK_BITS
 CHUNK_MASK = CHUNK_SIZE - 1
 _LETTER = tuple(chr(b) for b in range(256))
+
+
+def status_mask(marks: Callable[[str], bool]) -> bytes:
+    """A ``bytes.translate`` table: 1 for each status letter ``marks`` accepts, else 0."""
+    return bytes(1 if marks(chr(b)) else 0 for b in range(256))
 
 
 def _chunked(data: bytes) -> tuple[bytes, ...]:
@@ -176,4 +181,5 @@ __all__ = [
     "StatusColumn",
     "StatusColumnTx",
     "status_column",
+    "status_mask",
 ]

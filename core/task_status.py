@@ -30,17 +30,13 @@ import numpy as np
 from swarmfold.core.count_column import int_view
 from swarmfold.core.readiness import leave_ready_queue
 from swarmfold.core.state import EVALUATING, IN_FLIGHT, NOWHERE, Tx, gather, in_ready_queue
+from swarmfold.core.status_column import status_mask
 from swarmfold.core.statuses import ACTIVE
 from swarmfold.core.topology import DenseIndex
 from swarmfold.core.transitions import ENTERED_FROM, HEALS, REACTIONS
 
 #: Largest first task id for which a full sync pads a list indexed by task id.
 _MAX_PAD = 1 << 22
-
-
-def _mask(marks: Callable[[str], bool]) -> bytes:
-    """A ``bytes.translate`` table: 1 for each status letter ``marks`` accepts, else 0."""
-    return bytes(1 if marks(chr(b)) else 0 for b in range(256))
 
 
 def _moves_to(code: str) -> Callable[[str], bool]:
@@ -53,10 +49,10 @@ def _flips_activity_of(code: str) -> Callable[[str], bool]:
 
 #: ``bytes.translate`` tables per reported code: which current letters differ from it, are
 #: the same, may move to it (``ENTERED_FROM``), or flip between active and not.
-_DIFFERS = {code: _mask(code.__ne__) for code in ENTERED_FROM}
-_SAME = {code: _mask(code.__eq__) for code in ENTERED_FROM}
-_MOVES = {code: _mask(_moves_to(code)) for code in ENTERED_FROM}
-_FLIPS_ACTIVE = {code: _mask(_flips_activity_of(code)) for code in ENTERED_FROM}
+_DIFFERS = {code: status_mask(code.__ne__) for code in ENTERED_FROM}
+_SAME = {code: status_mask(code.__eq__) for code in ENTERED_FROM}
+_MOVES = {code: status_mask(_moves_to(code)) for code in ENTERED_FROM}
+_FLIPS_ACTIVE = {code: status_mask(_flips_activity_of(code)) for code in ENTERED_FROM}
 
 
 def _status_by_id(tx: Tx, first: int) -> bytearray:

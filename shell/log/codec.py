@@ -126,6 +126,11 @@ def _structure_bool(value: Any, _: Any) -> bool:
     raise _mismatch("bool", value)
 
 
+def ints_only(values: Any) -> bool:
+    """Every item of ``values`` is an ``int`` (not a ``bool``), checked in C."""
+    return set(map(type, values)) <= _INT_ONLY
+
+
 def _make_int_column_structure(conv: JsonConverter) -> _Hook:
     """``Sequence[int]`` (a ``TaskTable`` column, a million entries at scale) as an
     ``array('q')``, checked in C; a column with a non-int item goes through the per-item
@@ -133,7 +138,7 @@ def _make_int_column_structure(conv: JsonConverter) -> _Hook:
     per_item = conv.get_structure_hook(Sequence[int])
 
     def structure_int_column(value: Any, type_: Any) -> Any:
-        if type(value) in (list, tuple) and set(map(type, value)) <= _INT_ONLY:
+        if type(value) in (list, tuple) and ints_only(value):
             try:
                 return array("q", value)
             except OverflowError:
@@ -202,7 +207,7 @@ def _make_tuple_structure(t: Any, conv: JsonConverter) -> _Hook:
         def structure_tuple(value: Any, _: Any) -> tuple[Any, ...]:
             if type(value) not in (list, tuple):
                 raise _mismatch("an array", value)
-            if item_type is int and set(map(type, value)) <= _INT_ONLY:
+            if item_type is int and ints_only(value):
                 return tuple(value)  # checked in C (a summary lists every task id)
             out: list[Any] = []
             errors: list[Exception] = []

@@ -20,6 +20,7 @@ from swarmfold.core.events import EVENT_TYPES
 from swarmfold.shell.log.codec import (
     TAG,
     converter,
+    ints_only,
     unstructure,
 )
 
@@ -88,7 +89,7 @@ def encode_value(obj: Any) -> Any:
 
 
 def _int_list(value: Any) -> bool:
-    return type(value) is list and (not value or set(map(type, value)) == {int})
+    return type(value) is list and ints_only(value)
 
 
 class _Slow(Exception):
