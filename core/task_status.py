@@ -47,9 +47,8 @@ def _flips_activity_of(code: str) -> Callable[[str], bool]:
     return lambda old: (old in ACTIVE) is not (code in ACTIVE)
 
 
-#: ``bytes.translate`` tables per reported code: which current letters differ from it, are
-#: the same, may move to it (``ENTERED_FROM``), or flip between active and not.
-_DIFFERS = {code: status_mask(code.__ne__) for code in ENTERED_FROM}
+#: ``bytes.translate`` tables per reported code: which current letters are the same, may
+#: move to it (``ENTERED_FROM``), or flip between active and not.
 _SAME = {code: status_mask(code.__eq__) for code in ENTERED_FROM}
 _MOVES = {code: status_mask(_moves_to(code)) for code in ENTERED_FROM}
 _FLIPS_ACTIVE = {code: status_mask(_flips_activity_of(code)) for code in ENTERED_FROM}
