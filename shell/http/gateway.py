@@ -1,4 +1,4 @@
-"""The HTTP gateway to a Jobmon 3.6 server: one ``requests.Session`` for the v3 routes.
+"""The HTTP gateway to a Jobmon 3.6 server: one connection pool for the v3 routes.
 
 ``JobmonGateway.execute(command)`` carries out one core command that talks to the server and
 answers with the event the core expects: the response as data, or a failure naming what went
@@ -10,7 +10,7 @@ expected an int, got 'x'``.
 
 Transport conventions (spec §11, jobmon-protocol.md): every request carries the
 ``client_jobmon_version`` query parameter; POST and PUT send JSON bodies, GET messages go in
-the query string; the server gzips its responses (``requests`` decodes them); the route
+the query string; the server gzips its responses (the wire decodes them, ``shell/http/wire.py``); the route
 prefix defaults to ``/api/v3``.
 
 Retries (Jobmon's ``Requester``): connection errors, timeouts, 5xx and 423 are retried with
@@ -88,7 +88,14 @@ from swarmfold.shell.http.transport import (
     forgotten,
     json_error,
     retryable_status,
-    transport_error,
+)
+from swarmfold.shell.http.wire import (
+    PooledWire,
+    RequestNotSent,
+    SessionWire,
+    UndecodableBody,
+    Wire,
+    WireDown,
 )
 
 #: Writes that go one at a time, by group (on SQLite, two at once stall Jobmon's server on
@@ -122,7 +129,7 @@ __all__ = [
     "parse_terminated",
 ]
 
-if TYPE_CHECKING:  # ``requests`` is imported when a gateway is made: the CLI starts fast.
+if TYPE_CHECKING:  # ``requests`` is imported only for a caller's session: the CLI starts fast.
     import requests
 
 #: Core commands the gateway answers.
@@ -153,7 +160,7 @@ class _Response:
 
 class JobmonGateway:
     """Speaks the Jobmon v3 routes the swarm uses. Thread-safe: ``execute`` may be called
-    from many threads at once (one shared ``requests.Session`` and connection pool).
+    from many threads at once (one shared connection pool: ``shell/http/wire.py``).
 
     ``clock`` gives the ``at`` of every answer event (the runner passes its clock);
     ``on_attempt`` sees every HTTP attempt (for logging); ``cancel()`` stops pending
@@ -215,27 +222,19 @@ class JobmonGateway:
         for group in SERIALIZED_WRITES:
             lock = threading.Lock()
             self._write_locks.update(dict.fromkeys(group, lock))
-        import requests
-        from requests.adapters import HTTPAdapter
-
-        self._requests = requests
-        self._retryable_errors = (
-            requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError
-        )
-        self._own_session = session is None
-        if session is None:
-            session = requests.Session()
-            # Like Jobmon's aiohttp session (trust_env=False): no proxy variables or ~/.netrc
-            # lookups per request, which cost more CPU than the request itself on loopback.
-            # Pass your own session to use them.
-            session.trust_env = False
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
         from swarmfold import __version__
 
-        session.headers.setdefault("User-Agent", f"swarmfold/{__version__}")
-        self.session = session
+        #: How each attempt goes over the wire (``shell/http/wire.py``): urllib3's pool, or
+        #: the caller's ``requests.Session`` (then it is the caller's to close).
+        self.wire: Wire
+        self._own_wire = session is None
+        if session is None:
+            # Like Jobmon's aiohttp session (trust_env=False): no proxy variables or ~/.netrc
+            # lookups. Pass your own ``requests.Session`` to use them.
+            self.wire = PooledWire(pool_size=pool_size, user_agent=f"swarmfold/{__version__}")
+        else:
+            session.headers.setdefault("User-Agent", f"swarmfold/{__version__}")
+            self.wire = SessionWire(session)
         self._cancel = threading.Event()
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
@@ -256,8 +255,8 @@ class JobmonGateway:
 
     def close(self) -> None:
         self.cancel()
-        if self._own_session:
-            self.session.close()
+        if self._own_wire:
+            self.wire.close()
 
     # --- transport -----------------------------------------------------------------------
 
@@ -283,7 +282,6 @@ class JobmonGateway:
         budget: float | None = None,
     ) -> _Response:
         """Send with retries; return the decoded JSON body or raise ``_Failed``."""
-        requests = self._requests
         route = f"{method} {path}"
         query: dict[str, Any] = {"client_jobmon_version": self.client_version}
         if params:
@@ -300,26 +298,18 @@ class JobmonGateway:
             status: int | None = None
             try:
                 with self._slot(route):
-                    response = self.session.request(
-                        method,
-                        self.url(path),
-                        params=query,
-                        json=body if method in ("POST", "PUT") else None,
-                        timeout=self.timeout,
-                    )
-                    status = response.status_code
-                    content = response.content
-            except requests.exceptions.ContentDecodingError as exc:
-                self._report(route, attempt, status, t0, f"undecodable body: {exc}", False)
+                    status, content = self.wire.send(method, self.url(path), query, body, self.timeout)
+            except UndecodableBody as exc:
+                self._report(route, attempt, None, t0, f"undecodable body: {exc}", False)
                 raise _Failed(
                     f"{route}: the response body cannot be decoded (Content-Encoding): "
                     f"{excerpt(str(exc), 160)}"
                 ) from None
-            except self._retryable_errors as exc:
-                last = transport_error(exc)
-            except requests.RequestException as exc:
+            except WireDown as exc:
+                last = str(exc)
+            except RequestNotSent as exc:
                 self._report(route, attempt, None, t0, str(exc), False)
-                raise _Failed(f"{route}: request failed: {type(exc).__name__}: {exc}") from None
+                raise _Failed(f"{route}: request failed: {exc}") from None
             else:
                 duration = time.monotonic() - t0
                 if 200 <= status < 300:

@@ -1,5 +1,5 @@
 """The transport's vocabulary: defaults, the retry policy, attempts as reported, and how a
-failed attempt is described (``shell/http/gateway.py`` sends the requests)."""
+failed answer is described (``shell/http/gateway.py`` retries, ``shell/http/wire.py`` sends)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ __all__ = [
     "forgotten",
     "json_error",
     "retryable_status",
-    "transport_error",
 ]
 
 DEFAULT_ROUTE_PREFIX = "/api/v3"
@@ -90,24 +89,6 @@ def forgotten(status: int, detail: str) -> bool:
 
 def retryable_status(status: int) -> bool:
     return status >= 500 or status == 423
-
-
-def transport_error(exc: BaseException) -> str:
-    import requests
-
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        kind = "connect timeout"
-    elif isinstance(exc, requests.Timeout):
-        kind = "read timeout"
-    elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        kind = "connection broken mid-response"
-    else:
-        kind = "connection error"
-    text = str(exc)
-    # urllib3 messages repeat the pool repr; keep the informative tail.
-    if "Caused by" in text:
-        text = text[text.index("Caused by"):]
-    return f"{kind}: {excerpt(text, 160)}"
 
 
 def json_error(exc: BaseException) -> str:

@@ -14,7 +14,17 @@ import pytest
 
 from swarmfold.core.commands import COMMAND_TYPES, Command, QueueBatch
 from swarmfold.core.config import SwarmConfig
-from swarmfold.core.events import EVENT_TYPES, BatchQueued, Event, TaskStatusesFetched, TimerFired
+from swarmfold.core.events import (
+    EVENT_TYPES,
+    BatchQueued,
+    EdgeChunkLoaded,
+    EdgeRow,
+    Event,
+    TaskChunkLoaded,
+    TaskRow,
+    TaskStatusesFetched,
+    TimerFired,
+)
 from swarmfold.shell.log import eventlog
 from swarmfold.shell.log.codec import command_from_dict, event_from_dict, to_json
 from swarmfold.shell.log.eventlog import (
@@ -327,6 +337,30 @@ def _codec_samples() -> list[Any]:
     return [*module.EVENT_SAMPLES, *module.COMMAND_SAMPLES]
 
 
+def _rows_sharing_equal_values() -> TaskChunkLoaded:
+    """Rows whose resource tuples are one shared object, or equal but differently typed
+    (``("cores", 1)`` == ``("cores", 1.0)``): the writer remembers encodings by identity."""
+    ints = (("cores", 1), ("memory", 2))
+    floats = (("cores", 1.0), ("memory", 2.0))
+    scales = (("memory", 0.5), ("runtime", (0.5, 1)))
+
+    def row(task_id: int, requested: Any) -> TaskRow:
+        return TaskRow(task_id, 1, "G", 3, scales, ("b.q",), requested, "c", "all.q", 10)
+
+    return TaskChunkLoaded(1, 2.0, (row(1, ints), row(2, floats), row(3, ints), row(4, floats)))
+
+
+def test_rows_are_written_by_identity_not_equality() -> None:
+    chunk = _rows_sharing_equal_values()
+    for _ in range(2):  # the second pass reads the remembered encodings
+        assert eventlog._dumps(encode_value(chunk)) == to_json(chunk)
+        written = json.loads(eventlog._dumps(encode_value(chunk)))["tasks"]
+        assert [r["requested_resources"][0][1] for r in written] == [1, 1.0, 1, 1.0]
+        assert [type(r["requested_resources"][0][1]) for r in written] == [int, float, int, float]
+    loaded = EdgeChunkLoaded(3, 4.0, (EdgeRow(1, 10, (11, 12)), EdgeRow(2, 11, ())))
+    assert eventlog._dumps(encode_value(loaded)) == to_json(loaded)
+
+
 def test_fast_encoding_and_decoding_equal_the_codec(tmp_path: Path) -> None:
     path = tmp_path / "run.log"
     _pipeline_log(path)
@@ -336,7 +370,7 @@ def test_fast_encoding_and_decoding_equal_the_codec(tmp_path: Path) -> None:
         BatchQueued(command_id=1, at=2, tasks_by_status={"R": [3, 1], "Q": ()}, duration=1),
         TaskStatusesFetched(command_id=2, at=0.5, tasks_by_status={}, server_time=None),
     ]
-    samples = [*_codec_samples(), *recorded, *extra]
+    samples = [*_codec_samples(), *recorded, *extra, _rows_sharing_equal_values()]
     assert {type(x) for x in samples} == set(EVENT_TYPES) | set(COMMAND_TYPES)
     for value in samples:
         union = Event if type(value) in EVENT_TYPES else Command

@@ -1,0 +1,244 @@
+"""The wire under the gateway (``shell/http/wire.py``), over a real loopback socket: what goes
+out, redirects, and how each way an answer can go wrong is sorted for the retry loop. Both
+wires (urllib3's pool, a caller's ``requests.Session``) must sort the same way."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import socketserver
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from swarmfold.core.commands import FetchTaskStatuses
+from swarmfold.core.events import SyncPartFailed, TaskStatusesFetched
+from swarmfold.shell.http.gateway import Attempt, JobmonGateway, RetryPolicy
+from swarmfold.shell.http.wire import (
+    PooledWire,
+    RequestNotSent,
+    SessionWire,
+    UndecodableBody,
+    Wire,
+    WireDown,
+)
+
+#: Raw answers by path: the bytes the server writes, then whether it closes the connection.
+Script = dict[str, Callable[[bytes], tuple[bytes, bool]]]
+
+
+def _answer(
+    status: str, body: bytes, headers: dict[str, str] | None = None, length: int | None = None
+) -> bytes:
+    head = [f"HTTP/1.1 {status}", f"Content-Length: {len(body) if length is None else length}"]
+    head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.seen: list[bytes] = []
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        while True:
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                chunk = self.rfile.readline()
+                if not chunk:
+                    return
+                head += chunk
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            request = head + self.rfile.read(length)
+            self.server.seen.append(request)
+            path = request.split(b" ")[1].decode().split("?")[0]
+            raw, close = self.server.script[path](request)
+            self.wfile.write(raw)
+            self.wfile.flush()
+            if close:
+                return
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Script], _Server]]:
+    servers: list[_Server] = []
+
+    def start(script: Script) -> _Server:
+        server = _Server(script)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _url(server: _Server, path: str) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}{path}"
+
+
+WIRES: dict[str, Callable[[], Wire]] = {
+    "urllib3 pool": lambda: PooledWire(pool_size=4, user_agent="swarmfold/test"),
+    "requests session": lambda: SessionWire(requests.Session()),
+}
+
+
+@pytest.fixture(params=sorted(WIRES))
+def wire(request: pytest.FixtureRequest) -> Iterator[Wire]:
+    made = WIRES[request.param]()
+    yield made
+    made.close()
+
+
+def _ok(body: Any) -> Callable[[bytes], tuple[bytes, bool]]:
+    data = gzip.compress(json.dumps(body).encode())
+    return lambda _: (_answer("200 OK", data, {"Content-Encoding": "gzip"}), False)
+
+
+def test_a_post_goes_out_as_json_with_its_query_and_the_gzipped_answer_is_decoded(
+    serve: Callable[[Script], _Server], wire: Wire
+) -> None:
+    server = serve({"/api/v3/x": _ok({"tasks": [1, 2]})})
+    status, body = wire.send("POST", _url(server, "/api/v3/x"), {"client_jobmon_version": "3.6.0", "n": 2},
+                             {"task_ids": [1, 2]}, 5.0)
+    assert status == 200 and json.loads(body) == {"tasks": [1, 2]}
+    head, _, sent = server.seen[0].partition(b"\r\n\r\n")
+    lines = head.decode().lower().split("\r\n")
+    assert lines[0] == "post /api/v3/x?client_jobmon_version=3.6.0&n=2 http/1.1"
+    assert "content-type: application/json" in lines
+    assert any(x.startswith("accept-encoding: gzip") for x in lines)
+    assert json.loads(sent) == {"task_ids": [1, 2]}
+
+
+def test_the_connection_is_kept_alive_between_requests(
+    serve: Callable[[Script], _Server], wire: Wire
+) -> None:
+    connections: set[int] = set()
+
+    def answer(_: bytes) -> tuple[bytes, bool]:
+        connections.add(threading.get_ident())  # one handler thread per connection
+        return _answer("200 OK", b"{}"), False
+
+    server = serve({"/t": answer})
+    for _ in range(5):
+        assert wire.send("GET", _url(server, "/t"), {}, None, 5.0) == (200, b"{}")
+    assert len(connections) == 1
+
+
+def test_redirects_are_followed(serve: Callable[[Script], _Server], wire: Wire) -> None:
+    server = serve({
+        "/old": lambda _: (_answer("307 Temporary Redirect", b"", {"Location": "/new"}), False),
+        "/new": _ok({"moved": True}),
+    })
+    status, body = wire.send("POST", _url(server, "/old"), {}, {"a": 1}, 5.0)
+    assert status == 200 and json.loads(body) == {"moved": True}
+    assert json.loads(server.seen[-1].partition(b"\r\n\r\n")[2]) == {"a": 1}  # 307 keeps the body
+
+
+def test_error_statuses_are_answers_not_failures(serve: Callable[[Script], _Server], wire: Wire) -> None:
+    server = serve({"/x": lambda _: (_answer("503 Service Unavailable", b"busy"), False)})
+    assert wire.send("GET", _url(server, "/x"), {}, None, 5.0) == (503, b"busy")
+
+
+def test_a_corrupt_gzip_body_is_undecodable(serve: Callable[[Script], _Server], wire: Wire) -> None:
+    corrupt = _answer("200 OK", b"not gzip at all", {"Content-Encoding": "gzip"})
+    server = serve({"/x": lambda _: (corrupt, False)})
+    with pytest.raises(UndecodableBody):
+        wire.send("GET", _url(server, "/x"), {}, None, 5.0)
+
+
+def test_a_body_cut_short_is_a_broken_connection(serve: Callable[[Script], _Server], wire: Wire) -> None:
+    server = serve({"/x": lambda _: (_answer("200 OK", b'{"tasks"', length=100), True)})
+    with pytest.raises(WireDown, match="^connection broken mid-response: "):
+        wire.send("GET", _url(server, "/x"), {}, None, 5.0)
+
+
+def test_a_closed_connection_without_an_answer_is_a_connection_error(
+    serve: Callable[[Script], _Server], wire: Wire
+) -> None:
+    server = serve({"/x": lambda _: (b"", True)})
+    with pytest.raises(WireDown, match="^connection (error|broken mid-response): "):
+        wire.send("GET", _url(server, "/x"), {}, None, 5.0)
+
+
+def test_a_silent_server_is_a_read_timeout(serve: Callable[[Script], _Server], wire: Wire) -> None:
+    gate = threading.Event()
+
+    def silent(_: bytes) -> tuple[bytes, bool]:
+        gate.wait(5)
+        return b"", True
+
+    server = serve({"/x": silent})
+    try:
+        with pytest.raises(WireDown, match="^read timeout: "):
+            wire.send("GET", _url(server, "/x"), {}, None, (5.0, 0.2))
+    finally:
+        gate.set()
+
+
+def test_nobody_listening_is_a_connection_error(wire: Wire) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(WireDown, match="^connection error: "):
+        wire.send("GET", f"http://127.0.0.1:{port}/x", {}, None, 2.0)
+
+
+def test_a_body_that_is_not_json_is_never_sent(serve: Callable[[Script], _Server], wire: Wire) -> None:
+    server = serve({"/x": _ok({})})
+    with pytest.raises(RequestNotSent):
+        wire.send("POST", _url(server, "/x"), {}, {"bad": math.nan}, 5.0)
+    assert server.seen == []
+
+
+def test_the_gateway_reports_an_undecodable_body_once_and_does_not_retry(
+    serve: Callable[[Script], _Server],
+) -> None:
+    server = serve({"/api/v3/workflow/1/task_status_updates": lambda _: (
+        _answer("200 OK", b"\x1f\x8b garbage", {"Content-Encoding": "gzip"}), False)})
+    attempts: list[Attempt] = []
+    gw = JobmonGateway(_url(server, ""), on_attempt=attempts.append, max_attempts=3)
+    try:
+        event = gw.execute(FetchTaskStatuses(7, 1, None))
+    finally:
+        gw.close()
+    assert isinstance(event, SyncPartFailed)
+    assert "POST /workflow/1/task_status_updates: the response body cannot be decoded" in event.error
+    assert len(attempts) == 1 and not attempts[0].will_retry and len(server.seen) == 1
+
+
+def test_the_gateway_retries_a_cut_answer_and_takes_the_next(serve: Callable[[Script], _Server]) -> None:
+    answers = iter([
+        (_answer("200 OK", b'{"tasks_by', length=500), True),
+        (_answer("200 OK", json.dumps({"tasks_by_status": {"D": [1]}, "time": "t"}).encode()), False),
+    ])
+    server = serve({"/api/v3/workflow/1/task_status_updates": lambda _: next(answers)})
+    attempts: list[Attempt] = []
+    gw = JobmonGateway(_url(server, ""), on_attempt=attempts.append, seed=1,
+                       retry=RetryPolicy(max_attempts=3, backoff_base=0.01))
+    try:
+        event = gw.execute(FetchTaskStatuses(7, 1, None))
+    finally:
+        gw.close()
+    assert isinstance(event, TaskStatusesFetched) and event.tasks_by_status == {"D": (1,)}
+    assert [a.will_retry for a in attempts] == [True, False]
+    assert attempts[0].error.startswith("connection broken mid-response")
