@@ -35,9 +35,6 @@ from swarmfold.core.statuses import ACTIVE
 from swarmfold.core.topology import DenseIndex
 from swarmfold.core.transitions import ENTERED_FROM, HEALS, REACTIONS
 
-#: Largest first task id for which a full sync pads a list indexed by task id.
-_MAX_PAD = 1 << 22
-
 
 def _moves_to(code: str) -> Callable[[str], bool]:
     return lambda old: old != code and old in ENTERED_FROM[code]
@@ -54,33 +51,27 @@ _MOVES = {code: status_mask(_moves_to(code)) for code in ENTERED_FROM}
 _FLIPS_ACTIVE = {code: status_mask(_flips_activity_of(code)) for code in ENTERED_FROM}
 
 
-def _status_by_id(tx: Tx, first: int) -> bytearray:
-    """Every task's status letter, indexed by task id (``first`` zero bytes in front): built
-    once per report when a large group is filtered in bulk, and kept current while
-    statuses are written."""
-    return bytearray(first) + tx.status.tobytes()
-
-
 def _split(
-    tx: Tx, task_ids: Sequence[int], code: str, status_by_id: bytearray, first: int, queueable: bool
+    tx: Tx, task_ids: Sequence[int], code: str, first: int, queueable: bool
 ) -> tuple[list[int], list[int]] | None:
     """``(ids whose status is not code, indexes of unchanged queueable tasks to heal)``, or
-    ``None`` when an id is negative or lies beyond the last task (the per-task path then
-    decides).
+    ``None`` when an id lies outside the workflow (the per-task path then decides).
 
-    A few numpy calls over the whole group (a gather, a compare, a count): a full sync
-    reports every task, and almost all of them are unchanged. An id below ``first`` reads a
-    zero byte, so it counts as differing and the per-task path ignores it.
+    A few numpy calls over the whole group (a gather from the status column as it stands,
+    a compare, a count): a full sync reports every task, and almost all of them are
+    unchanged.
     """
     ids = np.fromiter(task_ids, dtype=np.int64, count=len(task_ids))
-    if ids.min() < 0 or ids.max() >= len(status_by_id):
+    indexes = ids - first
+    if indexes.min() < 0 or indexes.max() >= len(tx.status):
         return None
-    same = np.frombuffer(status_by_id, dtype=np.uint8)[ids] == ord(code)
+    same = np.frombuffer(tx.status.tobytes(), dtype=np.uint8)[indexes] == ord(code)
     unchanged = int(np.count_nonzero(same))
     differing: list[int] = [] if unchanged == len(ids) else ids[~same].tolist()
     if not queueable or not unchanged:
         return differing, []
-    indexes = (ids[same] if differing else ids) - first
+    if differing:
+        indexes = indexes[same]
     ready = indexes[tx.upstream_done.values[indexes] == int_view(tx.topo.num_upstreams)[indexes]]
     return differing, _nowhere(tx, ready.tolist())
 
@@ -120,7 +111,6 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     unchanged_queueable: list[int] = []
     stale = 0
     n_changed = 0
-    status_by_id: bytearray | None = None
     # Above this many ids per status, unchanged tasks are filtered out with C-level maps
     # first: a full sync reports every task, and almost all of them are unchanged.
     bulk = tx.config.bulk_status_threshold
@@ -138,22 +128,13 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
         indexes: list[int] = []
         olds: list[str] = []
         moved: dict[str, int] = {}
-        if (
-            dense
-            and len(task_ids) * 8 >= n_tasks
-            and len(task_ids) > bulk
-            and first <= _MAX_PAD
-        ):
-            if status_by_id is None:
-                status_by_id = _status_by_id(tx, first)
-            split = _split(tx, task_ids, code, status_by_id, first, code_queueable)
+        if dense and len(task_ids) * 8 >= n_tasks and len(task_ids) > bulk:
+            split = _split(tx, task_ids, code, first, code_queueable)
             if split is not None:
                 task_ids, heal = split
                 unchanged_queueable.extend(heal)
         if dense and len(task_ids) > bulk and len(task_ids) > 1:
-            at_once = _apply_group_at_once(
-                tx, code, task_ids, first, n_tasks, status_by_id, original, active_delta
-            )
+            at_once = _apply_group_at_once(tx, code, task_ids, first, n_tasks, original, active_delta)
             if at_once is not None:
                 heal, changed_group, old_statuses, n_stale = at_once
                 unchanged_queueable.extend(heal)
@@ -184,8 +165,6 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
                 stale += 1
                 continue
             status[i] = code
-            if status_by_id is not None:
-                status_by_id[task_id] = ord(code)
             moved[old] = moved.get(old, 0) + 1
             if (old in ACTIVE) is not code_active:
                 a = array_of[i]
@@ -226,7 +205,6 @@ def _apply_group_at_once(
     task_ids: Sequence[int],
     first: int,
     n_tasks: int,
-    status_by_id: bytearray | None,
     original: dict[int, str],
     active_delta: dict[int, int],
 ) -> tuple[list[int], list[int], list[str], int] | None:
@@ -259,16 +237,11 @@ def _apply_group_at_once(
     if not n_moving:
         return heal, [], [], stale
     if n_moving == n:
-        changed, changed_olds, changed_ids = indexes, olds, task_ids
+        changed, changed_olds = indexes, olds
     else:
         changed = list(compress(indexes, moves))
         changed_olds = bytes(compress(olds, moves))
-        changed_ids = list(compress(task_ids, moves))
     status.fill(changed, code)
-    if status_by_id is not None:
-        letter = ord(code)
-        for task_id in changed_ids:
-            status_by_id[task_id] = letter
     flips = changed_olds.translate(_FLIPS_ACTIVE[code])
     if flips.count(1):
         sign = 1 if code in ACTIVE else -1
