@@ -44,7 +44,7 @@ from swarmfold.shell.log.codec import (
     event_from_dict,
     unstructure,
 )
-from swarmfold.shell.log.record_codec import decode_value, encode_value
+from swarmfold.shell.log.record_codec import decode_value, dumps, record_text
 
 __all__ = [
     "LOG_FORMAT",
@@ -80,8 +80,7 @@ _EVENTS_BY_NAME: dict[str, type] = {cls.__name__: cls for cls in EVENT_TYPES}
 _COMMANDS_BY_NAME: dict[str, type] = {cls.__name__: cls for cls in COMMAND_TYPES}
 
 
-def _dumps(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+_dumps = dumps
 
 
 # --- header ------------------------------------------------------------------------------
@@ -244,16 +243,9 @@ class EventLogWriter:
     def record(self, event: Event, commands: tuple[Command, ...] | list[Command]) -> int:
         """Append one record and flush it; return its ``seq`` (1-based)."""
         seq = self.seq + 1
-        # One encoding pass: the codec's plain data, dumped once with sorted keys.
-        line = _dumps(
-            {
-                "commands": [encode_value(c) for c in commands],
-                "event": encode_value(event),
-                "runner_id": self.header.runner_id,
-                "seq": seq,
-            }
-        )
-        self._write(line)
+        # One encoding pass: the codec's plain data, dumped once with sorted keys (rows of
+        # tasks and edges written straight as text).
+        self._write(record_text(seq, self.header.runner_id, event, commands))
         self.seq = seq
         return seq
 

@@ -14,8 +14,10 @@ codec itself.
 
 from __future__ import annotations
 
+import json
 import typing
 from collections.abc import Callable, Mapping
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from operator import attrgetter
 from typing import Any
 
@@ -30,7 +32,7 @@ from swarmfold.shell.log.codec import (
     unstructure,
 )
 
-__all__ = ["decode_value", "encode_value"]
+__all__ = ["decode_value", "dumps", "encode_value", "record_text"]
 
 _MEMBERS = frozenset(EVENT_TYPES) | frozenset(COMMAND_TYPES)
 
@@ -93,31 +95,72 @@ def _encoded_once(value: Any, hook: Callable[[Any], Any]) -> Any:
     return hit[1]
 
 
-def _rows_encoder(row_cls: type) -> Callable[[Any], list[dict[str, Any]]]:
-    """Rows of ``row_cls`` as the codec writes them (a list of objects)."""
-    plan = _field_kinds(row_cls)
-    names = tuple(name for name, _, _ in plan)
-    values_of = attrgetter(*names) if len(names) > 1 else (lambda row: (getattr(row, names[0]),))
-    floats = tuple(k for k, (_, kind, _) in enumerate(plan) if kind in (_FLOAT, _OPT_FLOAT))
-    coded = tuple(
-        (k, converter.get_unstructure_hook(t)) for k, (_, kind, t) in enumerate(plan) if kind == _CODEC
-    )
+class _Rows:
+    """Rows of one attrs class (``tuple[TaskRow, ...]``), as the codec writes them: as data
+    (``data``) or straight as JSON text (``text``), one C-level pass per field."""
 
-    def encode_rows(rows: Any) -> list[dict[str, Any]]:
+    def __init__(self, row_cls: type) -> None:
+        self.row_cls = row_cls
+        plan = _field_kinds(row_cls)
+        self.names = tuple(name for name, _, _ in plan)
+        self.values_of = attrgetter(*self.names) if len(plan) > 1 else (lambda r: (getattr(r, plan[0][0]),))
+        self.floats = tuple(k for k, (_, kind, _) in enumerate(plan) if kind in (_FLOAT, _OPT_FLOAT))
+        self.coded = tuple(
+            (k, converter.get_unstructure_hook(t)) for k, (_, kind, t) in enumerate(plan) if kind == _CODEC
+        )
+        # JSON keys are sorted: the text columns go in key order.
+        self.by_key = sorted(
+            (name, kind, t, attrgetter(name), converter.get_unstructure_hook(t) if kind == _CODEC else None)
+            for name, kind, t in plan
+        )
+
+    def data(self, rows: Any) -> list[dict[str, Any]]:
         out = []
+        names, values_of = self.names, self.values_of
         for row in rows:
-            if type(row) is not row_cls:
+            if type(row) is not self.row_cls:
                 return [unstructure(r) for r in rows]  # the codec names the problem
             values = list(values_of(row))
-            for k in floats:
+            for k in self.floats:
                 value = values[k]
                 values[k] = None if value is None else float(value)
-            for k, hook in coded:
+            for k, hook in self.coded:
                 values[k] = _encoded_once(values[k], hook)
             out.append(dict(zip(names, values, strict=True)))
         return out
 
-    return encode_rows
+    def text(self, rows: Any) -> str | None:
+        """The rows' JSON array, or ``None`` when a row is not of the class (``data`` then
+        goes through the codec)."""
+        if set(map(type, rows)) != {self.row_cls}:
+            return None if rows else "[]"
+        formats: list[str] = []
+        columns: list[Any] = []
+        for name, kind, t, get, hook in self.by_key:
+            column = list(map(get, rows))
+            spec = "%s"
+            if kind == _PLAIN and t is int and ints_only(column):
+                spec = "%d"
+            elif kind == _PLAIN and t is str and set(map(type, column)) == {str}:
+                column = list(map(encode_basestring_ascii, column))
+            elif kind == _PLAIN:
+                column = list(map(dumps, column))
+            elif kind in (_FLOAT, _OPT_FLOAT):
+                column = [dumps(None if v is None else float(v)) for v in column]
+            else:
+                assert hook is not None
+                distinct = {id(v): v for v in column}
+                texts = {k: dumps(_encoded_once(v, hook)) for k, v in distinct.items()}
+                column = [texts[id(v)] for v in column]
+            formats.append(f"{dumps(name)}:{spec}")
+            columns.append(column)
+        row_format = "{" + ",".join(formats) + "}"
+        return "[" + ",".join(map(row_format.__mod__, zip(*columns, strict=True))) + "]"
+
+
+def dumps(data: Any) -> str:
+    """The log's JSON: sorted keys, compact."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def _encode_plan(cls: type) -> tuple[str, _Plan]:
@@ -125,14 +168,34 @@ def _encode_plan(cls: type) -> tuple[str, _Plan]:
     for name, kind, t in _field_kinds(cls):
         row_cls = _row_class(t) if kind == _CODEC else None
         if row_cls is not None:
-            plan.append((name, _ROWS, _rows_encoder(row_cls)))
+            plan.append((name, _ROWS, _Rows(row_cls)))
         else:
             plan.append((name, kind, converter.get_unstructure_hook(t) if kind == _CODEC else None))
     return cls.__name__, tuple(plan)
 
 
-def encode_value(obj: Any) -> Any:
-    """The codec's ``unstructure(obj)`` for an event or command, without per-item hooks."""
+class _RawRows:
+    """Stands in a record for rows already written as JSON text (``record_text``)."""
+
+
+_RAW = _RawRows()
+#: What ``_RAW`` is dumped as before the rows' text replaces it; a string that happens to
+#: hold the same text makes ``record_text`` write the record the plain way instead.
+_RAW_TOKEN = "\x00swarmfold rows\x00"
+_RAW_DUMPED = json.dumps(_RAW_TOKEN)
+
+
+def _raw_default(value: Any) -> Any:
+    if value is _RAW:
+        return _RAW_TOKEN
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def encode_value(obj: Any, raw_rows: list[str] | None = None) -> Any:
+    """The codec's ``unstructure(obj)`` for an event or command, without per-item hooks.
+
+    With ``raw_rows``, rows fields are written as JSON text appended there, and stand in
+    the data as a placeholder (``record_text`` puts the text in its place)."""
     cls = type(obj)
     entry = _ENCODE_PLANS.get(cls)
     if entry is None:
@@ -149,10 +212,43 @@ def encode_value(obj: Any) -> Any:
             out[field] = float(value)
         elif kind == _OPT_FLOAT:
             out[field] = None if value is None else float(value)
+        elif kind == _ROWS:
+            text = None if raw_rows is None else hook.text(value)
+            if text is None:
+                out[field] = hook.data(value)
+            else:
+                raw_rows.append(text)
+                out[field] = _RAW
         else:
-            assert hook is not None  # _CODEC and _ROWS fields always carry their hook
+            assert hook is not None  # _CODEC fields always carry their hook
             out[field] = hook(value)
     return out
+
+
+def record_text(seq: int, runner_id: str, event: Any, commands: Any) -> str:
+    """One log record as the codec writes it (sorted keys, compact), without its newline."""
+    raw_rows: list[str] = []
+    data = {
+        "commands": [encode_value(c, raw_rows) for c in commands],
+        "event": encode_value(event, raw_rows),
+        "runner_id": runner_id,
+        "seq": seq,
+    }
+    if not raw_rows:
+        return dumps(data)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=_raw_default)
+    pieces = text.split(_RAW_DUMPED)
+    if len(pieces) != len(raw_rows) + 1:  # the token also stands in a string of the record
+        return dumps({
+            "commands": [encode_value(c) for c in commands],
+            "event": encode_value(event),
+            "runner_id": runner_id,
+            "seq": seq,
+        })
+    out = [pieces[0]]
+    for rows, piece in zip(raw_rows, pieces[1:], strict=True):
+        out += (rows, piece)
+    return "".join(out)
 
 
 def _int_list(value: Any) -> bool:

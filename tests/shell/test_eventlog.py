@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from swarmfold.core.commands import COMMAND_TYPES, Command, QueueBatch
+from swarmfold.core.commands import COMMAND_TYPES, Command, NoteAnomaly, QueueBatch
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.events import (
     EVENT_TYPES,
@@ -25,7 +25,7 @@ from swarmfold.core.events import (
     TaskStatusesFetched,
     TimerFired,
 )
-from swarmfold.shell.log import eventlog
+from swarmfold.shell.log import eventlog, record_codec
 from swarmfold.shell.log.codec import command_from_dict, event_from_dict, to_json
 from swarmfold.shell.log.eventlog import (
     LOG_FORMAT,
@@ -359,6 +359,37 @@ def test_rows_are_written_by_identity_not_equality() -> None:
         assert [type(r["requested_resources"][0][1]) for r in written] == [int, float, int, float]
     loaded = EdgeChunkLoaded(3, 4.0, (EdgeRow(1, 10, (11, 12)), EdgeRow(2, 11, ())))
     assert eventlog._dumps(encode_value(loaded)) == to_json(loaded)
+
+
+def _codec_line(seq: int, runner_id: str, event: Event, commands: list[Command]) -> str:
+    """A record line written the slow way: every value through the codec."""
+    return eventlog._dumps({
+        "commands": [json.loads(to_json(c)) for c in commands],
+        "event": json.loads(to_json(event)),
+        "runner_id": runner_id,
+        "seq": seq,
+    })
+
+
+def test_records_with_rows_written_as_text_equal_the_codec(tmp_path: Path) -> None:
+    path = tmp_path / "run.log"
+    steps = _pipeline_log(path)
+    chunk = _rows_sharing_equal_values()
+    edges = EdgeChunkLoaded(3, 4.0, (EdgeRow(1, 10, (11, 12)), EdgeRow(2, 11, ())))
+    token = record_codec._RAW_TOKEN
+    anomaly = NoteAnomaly(9, "odd", token)  # a string that is the placeholder itself
+    cases: list[tuple[str, Event, list[Command]]] = [
+        *(("r", e, list(c)) for e, c in steps),
+        ("r", chunk, []),
+        ("r", TaskChunkLoaded(1, 2.0, ()), []),
+        ("r", edges, [QueueBatch(1, 2, (5, 6), 3, 4)]),
+        ("r", chunk, [anomaly]),  # the placeholder's text elsewhere in the record
+        (token, edges, []),
+    ]
+    for runner_id, event, commands in cases:
+        assert record_codec.record_text(7, runner_id, event, commands) == _codec_line(
+            7, runner_id, event, commands
+        ), event
 
 
 def test_fast_encoding_and_decoding_equal_the_codec(tmp_path: Path) -> None:
