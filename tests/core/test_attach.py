@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swarmfold.core import RunSummary
 from swarmfold.core import attach as attach_module
@@ -260,3 +262,59 @@ def test_rows_become_a_task_table_or_task_specs_with_the_same_topology(variant: 
     by_task = attach_module.spec_from_rows(progress, columnar=False)
     assert by_task.task_table is None
     assert _topology_fields(spec) == _topology_fields(by_task)
+
+
+_REQUESTS = st.sampled_from([(("memory", 2),), (("memory", 2.0),), (("cores", 1), ("memory", 4))])
+
+
+@st.composite
+def _loaded_rows(draw: st.DrawFn) -> AttachProgress:
+    """Rows that fit a ``TaskTable`` (shared scales, no fallbacks), in one or more chunks,
+    with edges that name unloaded tasks and nodes, repeat a node, or list a task twice."""
+    ids = draw(st.lists(st.integers(1, 40), min_size=1, max_size=25))
+    rows = [
+        TaskRow(
+            task_id=t, array_id=draw(st.integers(1, 3)), status=draw(st.sampled_from("GQD")),
+            max_attempts=draw(st.integers(1, 4)), resource_scales=(("memory", 0.5),),
+            fallback_queues=(), requested_resources=draw(_REQUESTS),
+            cluster_name="c", queue_name=draw(st.sampled_from(["all.q", "long.q", "gpu.q"])),
+            array_limit=draw(st.integers(1, 9)),
+        )
+        for t in ids
+    ]
+    node = st.integers(100, 145)
+    edges = [
+        EdgeRow(draw(st.integers(1, 45)), draw(node), tuple(draw(st.lists(node, max_size=4))))
+        for _ in range(draw(st.integers(0, 30)))
+    ]
+    cut = draw(st.integers(0, len(rows)))
+    return AttachProgress(
+        dag_id=DAG_ID, workflow_limit=50, queues=(QUEUE_SPEC,),
+        task_chunks=tuple(c for c in (tuple(rows[:cut]), tuple(rows[cut:])) if c),
+        edge_chunks=(tuple(edges[::2]), tuple(edges[1::2])),
+    )
+
+
+@given(_loaded_rows())
+@settings(max_examples=150, deadline=None)
+def test_the_columnar_build_equals_the_per_row_build(progress: AttachProgress) -> None:
+    """The column-at-a-time ``TaskTable`` build gives what the per-row ``TaskSpec`` build
+    gives: the same arrays, resource sets (``2`` and ``2.0`` kept as first seen), queues,
+    and every task's columns and upstreams, in the same order."""
+    table_spec = attach_module.spec_from_rows(progress)
+    by_task = attach_module.spec_from_rows(progress, columnar=False)
+    table = table_spec.task_table
+    assert table is not None
+    assert repr(table_spec.arrays) == repr(by_task.arrays)
+    assert repr(table_spec.resource_sets) == repr(by_task.resource_sets)
+    assert table_spec.queues == by_task.queues
+    tasks = by_task.tasks
+    assert list(table.task_ids) == [t.task_id for t in tasks]
+    assert list(table.array_ids) == [t.array_id for t in tasks]
+    assert list(table.resource_set_ids) == [t.resource_set_id for t in tasks]
+    assert table.statuses == "".join(t.status for t in tasks)
+    assert list(table.max_attempts) == [t.max_attempts for t in tasks]
+    offsets, ups = list(table.upstream_offsets), list(table.upstream_ids)
+    assert [tuple(ups[offsets[k]:offsets[k + 1]]) for k in range(len(tasks))] == [
+        t.upstream_ids for t in tasks
+    ]
