@@ -545,3 +545,32 @@ def test_progress_counts_the_tasks_done_before_an_attached_run(tmp_path: Path) -
         assert outcome.exit_code == 0
     # as the summary does: "30 total, 10 previously complete", not 20/20
     assert stream.getvalue().splitlines()[-1].startswith("[r] D done 30/30 (100.0%)")
+
+
+def test_the_collector_is_paused_only_while_the_run_attaches(tmp_path: Path) -> None:
+    """Loading the pages runs with the cyclic garbage collector paused; it resumes once the
+    topology is built, and stays on after the run (and after a failed attach)."""
+    import gc
+
+    seen: list[tuple[bool, bool]] = []  # (topology built, collector on), per event
+
+    class Watch(Progress):
+        def update(self, state: Any, now: float, *, force: bool = False) -> None:
+            seen.append((state.topology is not None, gc.isenabled()))
+
+        def close(self, state: Any, now: float) -> None:
+            pass
+
+    assert gc.isenabled()
+    with JobmonStub(layered_tasks(60, layers=3, arrays=2)) as stub:
+        outcome = run(stub, tmp_path, progress=Watch(None, "off"),
+                      config=SwarmConfig(heartbeat_interval=0.1, chunk_size=20))
+    assert outcome.final_status == "D" and gc.isenabled()
+    attaching = [on for built, on in seen if not built]
+    running = [on for built, on in seen if built]
+    assert len(attaching) >= 5 and not any(attaching)  # metadata, time, 3 task pages, edges...
+    assert running and all(running)
+    with JobmonStub(layered_tasks(10)) as stub:
+        stub.inject("get_tasks", Fault.body({"tasks": {"1": [1, "G"]}}))
+        failed = run(stub, tmp_path, name="failed.log")
+    assert failed.final_status != "D" and gc.isenabled()
