@@ -17,15 +17,9 @@ import requests
 
 from swarmfold.core.commands import FetchTaskStatuses
 from swarmfold.core.events import SyncPartFailed, TaskStatusesFetched
+from swarmfold.shell.http import wire as wires
 from swarmfold.shell.http.gateway import Attempt, JobmonGateway, RetryPolicy
-from swarmfold.shell.http.wire import (
-    PooledWire,
-    RequestNotSent,
-    SessionWire,
-    UndecodableBody,
-    Wire,
-    WireDown,
-)
+from swarmfold.shell.http.wire import Wire
 
 #: Raw answers by path: the bytes the server writes, then whether it closes the connection.
 Script = dict[str, Callable[[bytes], tuple[bytes, bool]]]
@@ -95,8 +89,8 @@ def _url(server: _Server, path: str) -> str:
 
 
 WIRES: dict[str, Callable[[], Wire]] = {
-    "urllib3 pool": lambda: PooledWire(pool_size=4, user_agent="swarmfold/test"),
-    "requests session": lambda: SessionWire(requests.Session()),
+    "urllib3 pool": lambda: wires.PooledWire(pool_size=4, user_agent="swarmfold/test"),
+    "requests session": lambda: wires.SessionWire(requests.Session()),
 }
 
 
@@ -160,13 +154,13 @@ def test_error_statuses_are_answers_not_failures(serve: Callable[[Script], _Serv
 def test_a_corrupt_gzip_body_is_undecodable(serve: Callable[[Script], _Server], wire: Wire) -> None:
     corrupt = _answer("200 OK", b"not gzip at all", {"Content-Encoding": "gzip"})
     server = serve({"/x": lambda _: (corrupt, False)})
-    with pytest.raises(UndecodableBody):
+    with pytest.raises(wires.UndecodableBody):
         wire.send("GET", _url(server, "/x"), {}, None, 5.0)
 
 
 def test_a_body_cut_short_is_a_broken_connection(serve: Callable[[Script], _Server], wire: Wire) -> None:
     server = serve({"/x": lambda _: (_answer("200 OK", b'{"tasks"', length=100), True)})
-    with pytest.raises(WireDown, match="^connection broken mid-response: "):
+    with pytest.raises(wires.WireDown, match="^connection broken mid-response: "):
         wire.send("GET", _url(server, "/x"), {}, None, 5.0)
 
 
@@ -174,7 +168,7 @@ def test_a_closed_connection_without_an_answer_is_a_connection_error(
     serve: Callable[[Script], _Server], wire: Wire
 ) -> None:
     server = serve({"/x": lambda _: (b"", True)})
-    with pytest.raises(WireDown, match="^connection (error|broken mid-response): "):
+    with pytest.raises(wires.WireDown, match="^connection (error|broken mid-response): "):
         wire.send("GET", _url(server, "/x"), {}, None, 5.0)
 
 
@@ -187,7 +181,7 @@ def test_a_silent_server_is_a_read_timeout(serve: Callable[[Script], _Server], w
 
     server = serve({"/x": silent})
     try:
-        with pytest.raises(WireDown, match="^read timeout: "):
+        with pytest.raises(wires.WireDown, match="^read timeout: "):
             wire.send("GET", _url(server, "/x"), {}, None, (5.0, 0.2))
     finally:
         gate.set()
@@ -199,13 +193,13 @@ def test_nobody_listening_is_a_connection_error(wire: Wire) -> None:
     with socket.socket() as s:  # a port that was free a moment ago
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(WireDown, match="^connection error: "):
+    with pytest.raises(wires.WireDown, match="^connection error: "):
         wire.send("GET", f"http://127.0.0.1:{port}/x", {}, None, 2.0)
 
 
 def test_a_body_that_is_not_json_is_never_sent(serve: Callable[[Script], _Server], wire: Wire) -> None:
     server = serve({"/x": _ok({})})
-    with pytest.raises(RequestNotSent):
+    with pytest.raises(wires.RequestNotSent):
         wire.send("POST", _url(server, "/x"), {}, {"bad": math.nan}, 5.0)
     assert server.seen == []
 
