@@ -9,7 +9,9 @@ retry policy, budget and reports live in ``shell/http/gateway.py``).
   (cookie jars, hooks, settings merges, URL re-parsing): about half the client CPU per
   request on loopback (docs/performance.md).
 - ``SessionWire`` sends through a caller's ``requests.Session`` (``JobmonGateway(session=...)``),
-  for proxies, certificates or authentication configured on it.
+  for proxies, certificates or authentication configured on it. (``PooledWire`` reads no
+  proxy variables, and checks HTTPS certificates against the system's store, where
+  ``requests`` uses ``certifi``'s bundle.)
 
 Failures are told apart for the retry loop: ``WireDown`` (no answer: connect or read
 timeout, refused or broken connection; retried), ``UndecodableBody`` (an answer whose
