@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Callable, Mapping
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from operator import attrgetter
 from typing import Any
 
@@ -214,7 +214,7 @@ def encode_value(obj: Any, raw_rows: list[str] | None = None) -> Any:
             out[field] = None if value is None else float(value)
         elif kind == _ROWS:
             text = None if raw_rows is None else hook.text(value)
-            if text is None:
+            if raw_rows is None or text is None:
                 out[field] = hook.data(value)
             else:
                 raw_rows.append(text)
