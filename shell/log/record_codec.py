@@ -4,8 +4,8 @@ A big run's records are mostly task-id lists (QueueBatch.task_ids, tasks_by_stat
 when a run attaches over HTTP, the task and edge rows of its bootstrap pages. The codec
 (un)structures them item by item through cattrs hooks; here fields whose JSON form is the
 value itself are passed straight to ``json`` (which writes tuples as arrays), and such lists
-are checked in bulk when read. Rows (``tuple[TaskRow, ...]``) are written field by field
-with the same plan; their nested values (resource tuples, shared by thousands of rows) go
+are checked in bulk when read. Rows (``tuple[TaskRow, ...]``) are written as text, a
+column per field; their nested values (resource tuples, shared by thousands of rows) go
 through the codec once per distinct object, remembered by identity (never by equality:
 ``("cores", 1)`` equals ``("cores", 1.0)`` but is written differently). The bytes are
 exactly the codec's (tested); anything else, and every decoding error, goes through the
@@ -96,38 +96,17 @@ def _encoded_once(value: Any, hook: Callable[[Any], Any]) -> Any:
 
 
 class _Rows:
-    """Rows of one attrs class (``tuple[TaskRow, ...]``), as the codec writes them: as data
-    (``data``) or straight as JSON text (``text``), one C-level pass per field."""
+    """Rows of one attrs class (``tuple[TaskRow, ...]``) written straight as JSON text, one
+    C-level pass per field; ``data`` is the codec's hook for the whole field (the plain way)."""
 
-    def __init__(self, row_cls: type) -> None:
+    def __init__(self, field_type: Any, row_cls: type) -> None:
         self.row_cls = row_cls
-        plan = _field_kinds(row_cls)
-        self.names = tuple(name for name, _, _ in plan)
-        self.values_of = attrgetter(*self.names) if len(plan) > 1 else (lambda r: (getattr(r, plan[0][0]),))
-        self.floats = tuple(k for k, (_, kind, _) in enumerate(plan) if kind in (_FLOAT, _OPT_FLOAT))
-        self.coded = tuple(
-            (k, converter.get_unstructure_hook(t)) for k, (_, kind, t) in enumerate(plan) if kind == _CODEC
-        )
+        self.data = converter.get_unstructure_hook(field_type)
         # JSON keys are sorted: the text columns go in key order.
         self.by_key = sorted(
             (name, kind, t, attrgetter(name), converter.get_unstructure_hook(t) if kind == _CODEC else None)
-            for name, kind, t in plan
+            for name, kind, t in _field_kinds(row_cls)
         )
-
-    def data(self, rows: Any) -> list[dict[str, Any]]:
-        out = []
-        names, values_of = self.names, self.values_of
-        for row in rows:
-            if type(row) is not self.row_cls:
-                return [unstructure(r) for r in rows]  # the codec names the problem
-            values = list(values_of(row))
-            for k in self.floats:
-                value = values[k]
-                values[k] = None if value is None else float(value)
-            for k, hook in self.coded:
-                values[k] = _encoded_once(values[k], hook)
-            out.append(dict(zip(names, values, strict=True)))
-        return out
 
     def text(self, rows: Any) -> str | None:
         """The rows' JSON array, or ``None`` when a row is not of the class (``data`` then
@@ -158,9 +137,9 @@ class _Rows:
         return "[" + ",".join(map(row_format.__mod__, zip(*columns, strict=True))) + "]"
 
 
-def dumps(data: Any) -> str:
-    """The log's JSON: sorted keys, compact."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+def dumps(data: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """The log's JSON: sorted keys, compact (``default`` as ``json.dumps`` takes it)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=default)
 
 
 def _encode_plan(cls: type) -> tuple[str, _Plan]:
@@ -168,7 +147,7 @@ def _encode_plan(cls: type) -> tuple[str, _Plan]:
     for name, kind, t in _field_kinds(cls):
         row_cls = _row_class(t) if kind == _CODEC else None
         if row_cls is not None:
-            plan.append((name, _ROWS, _Rows(row_cls)))
+            plan.append((name, _ROWS, _Rows(t, row_cls)))
         else:
             plan.append((name, kind, converter.get_unstructure_hook(t) if kind == _CODEC else None))
     return cls.__name__, tuple(plan)
@@ -228,27 +207,28 @@ def encode_value(obj: Any, raw_rows: list[str] | None = None) -> Any:
 def record_text(seq: int, runner_id: str, event: Any, commands: Any) -> str:
     """One log record as the codec writes it (sorted keys, compact), without its newline."""
     raw_rows: list[str] = []
-    data = {
+    text = dumps(_record(seq, runner_id, event, commands, raw_rows), default=_raw_default)
+    if not raw_rows:
+        return text
+    pieces = text.split(_RAW_DUMPED)
+    if len(pieces) != len(raw_rows) + 1:  # the token also stands in a string of the record
+        return dumps(_record(seq, runner_id, event, commands, None))
+    out = [pieces[0]]
+    for rows, piece in zip(raw_rows, pieces[1:], strict=True):
+        out += (rows, piece)
+    return "".join(out)
+
+
+def _record(
+    seq: int, runner_id: str, event: Any, commands: Any, raw_rows: list[str] | None
+) -> dict[str, Any]:
+    """The record's data; with ``raw_rows``, rows stand in it as placeholders (``encode_value``)."""
+    return {
         "commands": [encode_value(c, raw_rows) for c in commands],
         "event": encode_value(event, raw_rows),
         "runner_id": runner_id,
         "seq": seq,
     }
-    if not raw_rows:
-        return dumps(data)
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=_raw_default)
-    pieces = text.split(_RAW_DUMPED)
-    if len(pieces) != len(raw_rows) + 1:  # the token also stands in a string of the record
-        return dumps({
-            "commands": [encode_value(c) for c in commands],
-            "event": encode_value(event),
-            "runner_id": runner_id,
-            "seq": seq,
-        })
-    out = [pieces[0]]
-    for rows, piece in zip(raw_rows, pieces[1:], strict=True):
-        out += (rows, piece)
-    return "".join(out)
 
 
 def _int_list(value: Any) -> bool:

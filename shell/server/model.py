@@ -54,6 +54,7 @@ EPOCH = _dt.datetime(2026, 1, 1)
 #: Task-instance statuses that are not final yet (a live instance).
 TI_LIVE = frozenset("QIORKTX")
 
+
 def server_time(at: float) -> str:
     """``"YYYY-MM-DD HH:MM:SS"`` of virtual time ``at`` (1-second resolution)."""
     return (EPOCH + _dt.timedelta(seconds=int(at))).strftime("%Y-%m-%d %H:%M:%S")
@@ -339,10 +340,11 @@ class ServerModel(ClusterSide):
             # Every task, grouped by status, in id order: a numpy compare per status present.
             letters = np.frombuffer("".join(status).encode("ascii"), dtype=np.uint8)
             first = self._first
+            id_column = None if first is not None else np.asarray(ids, dtype=np.int64)
             for code, count in self.counts.items():
                 if count:
                     at = np.flatnonzero(letters == ord(code))
-                    found = at + first if first is not None else np.asarray(ids, dtype=np.int64)[at]
+                    found = id_column[at] if id_column is not None else at + (first or 0)
                     answer[code] = found.tolist()
         else:
             floor = self._second_of(since)
