@@ -28,7 +28,11 @@ scales_text = st.one_of(
     st.just("{}"),
 )
 fallbacks_text = st.lists(names, max_size=2).map(repr)
-requested_text = st.dictionaries(names, st.integers(1, 64) | names, max_size=3).map(json.dumps)
+requested_objects = st.dictionaries(names, st.integers(1, 64) | names, max_size=3)
+#: As Jobmon sends it (JSON text, often one string shared by many rows) or as an object.
+requested_text = st.one_of(
+    st.just('{"cores": 1}'), requested_objects.map(json.dumps), requested_objects, st.none()
+)
 row = st.tuples(
     st.integers(1, 50), st.sampled_from("GQIORDEAF"), st.integers(1, 5), scales_text, fallbacks_text,
     requested_text, names, names, st.integers(1, 2_147_483_647),
@@ -84,8 +88,9 @@ def test_a_malformed_edge_is_named(body: dict[str, Any], data: st.DataObject) ->
     where = f'$.downstream_tasks["{key}"]'
     bad, field = data.draw(st.sampled_from([
         ("node", f"{where}[0]"), ([1, "x"], f"{where}[1][1]"), ("[1,", f"{where}[1]"),
+        ([True], f"{where}[1][0]"),
     ]), label="damage")
-    if field.endswith("[0]"):
+    if field == f"{where}[0]":
         body["downstream_tasks"][key][0] = bad
     else:
         body["downstream_tasks"][key][1] = bad

@@ -13,11 +13,14 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Callable
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 from attrs import frozen
 
 from swarmfold.core.events import EdgeRow, TaskRow
+from swarmfold.shell.log.codec import ints_only
 
 __all__ = [
     "ResponseError",
@@ -126,8 +129,8 @@ def parse_tasks_by_status(
     mapping = _dict(route, field, body)
     out: dict[str, tuple[int, ...]] = {}
     for code, ids in mapping.items():
-        if type(ids) is list and all(type(v) is int for v in ids):
-            out[code] = tuple(ids)  # the common case, checked in one pass
+        if type(ids) is list and ints_only(ids):
+            out[code] = tuple(ids)  # the common case, checked in one C-level pass
             continue
         where = _key(field, code)
         items = _list(route, where, ids)
@@ -295,6 +298,8 @@ def _requested(route: str, field: str, text: Any) -> tuple[tuple[str, Any], ...]
 
 #: Length of a ``get_tasks`` row.
 TASK_ROW_LENGTH = 9
+#: Rows and edges are returned in ascending task id order.
+_BY_TASK_ID = attrgetter("task_id")
 
 
 class _Recheck(Exception):
@@ -330,7 +335,7 @@ def _fast_task_rows(body: Any, route: str) -> tuple[TaskRow, ...]:
             task_id, array_id, status, max_attempts, _scales(route, "", scales),
             _fallbacks(route, "", fallbacks), _requested(route, "", requested), cluster, queue, limit,
         ))
-    rows.sort(key=lambda r: r.task_id)
+    rows.sort(key=_BY_TASK_ID)
     return tuple(rows)
 
 
@@ -358,7 +363,7 @@ def _checked_task_rows(body: Any, route: str) -> tuple[TaskRow, ...]:
             queue_name=_str(route, f"{where}[7]", items[7]),
             array_limit=_int(route, f"{where}[8]", items[8]),
         ))
-    rows.sort(key=lambda r: r.task_id)
+    rows.sort(key=_BY_TASK_ID)
     return tuple(rows)
 
 
@@ -390,6 +395,7 @@ def parse_edges(body: Any, route: str = "get_downstream_tasks") -> tuple[EdgeRow
 
 def _fast_edges(body: Any) -> tuple[EdgeRow, ...]:
     edges: list[EdgeRow] = []
+    lists: list[list[Any]] = []
     for key, items in body["downstream_tasks"].items():
         task_id = int(key)
         if str(task_id) != key or type(items) is not list or len(items) < 2 or type(items[0]) is not int:
@@ -397,12 +403,15 @@ def _fast_edges(body: Any) -> tuple[EdgeRow, ...]:
         downstream = items[1]
         if downstream is None:
             ids: tuple[int, ...] = ()
-        elif type(downstream) is list and all(type(v) is int for v in downstream):
+        elif type(downstream) is list:
             ids = tuple(downstream)
+            lists.append(downstream)
         else:
             raise _Recheck  # quoted JSON strings (old servers) and anything odd
         edges.append(EdgeRow(task_id, items[0], ids))
-    edges.sort(key=lambda e: e.task_id)
+    if not ints_only(chain.from_iterable(lists)):
+        raise _Recheck  # the checked parser names the id that is not an int
+    edges.sort(key=_BY_TASK_ID)
     return tuple(edges)
 
 
@@ -421,7 +430,7 @@ def _checked_edges(body: Any, route: str) -> tuple[EdgeRow, ...]:
             _int(route, f"{where}[0]", items[0]),
             parse_downstream_ids(items[1], route, f"{where}[1]"),
         ))
-    edges.sort(key=lambda e: e.task_id)
+    edges.sort(key=_BY_TASK_ID)
     return tuple(edges)
 
 

@@ -63,3 +63,17 @@ def test_int_view_reads_64_bit_columns_without_a_copy_and_copies_the_rest() -> N
     assert view[0] == 9
     assert int_view(array("i", [1, 2])).tolist() == [1, 2]  # 32-bit: copied, not misread
     assert int_view((7, 8)).tolist() == [7, 8]
+
+
+def test_a_column_is_as_narrow_as_its_largest_count_allows() -> None:
+    assert CountColumn.for_upstreams([0, 3, 127]).values.dtype == np.int8
+    assert CountColumn.for_upstreams([128]).values.dtype == np.int16
+    assert CountColumn.for_upstreams([40_000]).values.dtype == np.int32
+    assert CountColumn.for_upstreams([]).tolist() == []
+    narrow, wide = CountColumn.of([0, 5, 2]), CountColumn.of([0, 5, 40_000])
+    assert narrow.values.dtype == np.int8 and wide.values.dtype == np.int32
+    as_int32 = CountColumn(np.array([0, 5, 2], dtype=np.int32))
+    assert as_int32 == narrow and hash(as_int32) == hash(narrow)  # equal whatever the width
+    tx = CountColumn.for_upstreams([3, 1]).evolver()
+    np.add.at(tx.writable(), [0, 0, 0, 1], 1)
+    assert tx.persistent() == [3, 1]
