@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
+import numpy as np
 from attrs import field, frozen
 
 from swarmfold.core.config import UNLIMITED
@@ -128,7 +129,13 @@ class TaskSpec:
 
 
 def _int_array(value: Any) -> array[int]:
-    return value if isinstance(value, array) and value.typecode == "q" else array("q", value)
+    if isinstance(value, array) and value.typecode == "q":
+        return value
+    if isinstance(value, np.ndarray):  # its bytes, not an int object per entry
+        out = array("q")
+        out.frombytes(value.astype(np.int64, copy=False).tobytes())
+        return out
+    return array("q", value)
 
 
 @frozen

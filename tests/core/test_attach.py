@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 from hypothesis import given, settings
@@ -268,7 +270,7 @@ _REQUESTS = st.sampled_from([(("memory", 2),), (("memory", 2.0),), (("cores", 1)
 
 
 @st.composite
-def _loaded_rows(draw: st.DrawFn) -> AttachProgress:
+def _loaded_rows(draw: st.DrawFn, nodes: int = 46) -> AttachProgress:
     """Rows that fit a ``TaskTable`` (shared scales, no fallbacks), in one or more chunks,
     with edges that name unloaded tasks and nodes, repeat a node, or list a task twice."""
     ids = draw(st.lists(st.integers(1, 40), min_size=1, max_size=25))
@@ -282,7 +284,7 @@ def _loaded_rows(draw: st.DrawFn) -> AttachProgress:
         )
         for t in ids
     ]
-    node = st.integers(100, 145)
+    node = st.integers(100, 99 + nodes)
     edges = [
         EdgeRow(draw(st.integers(1, 45)), draw(node), tuple(draw(st.lists(node, max_size=4))))
         for _ in range(draw(st.integers(0, 30)))
@@ -318,3 +320,129 @@ def test_the_columnar_build_equals_the_per_row_build(progress: AttachProgress) -
     assert [tuple(ups[offsets[k]:offsets[k + 1]]) for k in range(len(tasks))] == [
         t.upstream_ids for t in tasks
     ]
+
+
+def _upstreams_one_edge_at_a_time(progress: AttachProgress) -> dict[int, list[int]]:
+    """The rule, stated one edge at a time: an edge row counts when its task was loaded; a
+    node belongs to the last loaded task whose row names it; upstreams in edge order."""
+    loaded = {r.task_id for chunk in progress.task_chunks for r in chunk}
+    edges = [e for chunk in progress.edge_chunks for e in chunk if e.task_id in loaded]
+    task_of_node = {e.node_id: e.task_id for e in edges}
+    upstreams: dict[int, list[int]] = {}
+    for e in edges:
+        for node in e.downstream_node_ids:
+            if node in task_of_node:
+                upstreams.setdefault(task_of_node[node], []).append(e.task_id)
+    return upstreams
+
+
+@given(st.one_of(_loaded_rows(), _loaded_rows(nodes=6)))
+@settings(max_examples=200, deadline=None)
+def test_upstream_columns_follow_the_edges_one_at_a_time(progress: AttachProgress) -> None:
+    """The vectorised upstream build gives each loaded row (ids listed twice included) the
+    upstreams the edge-at-a-time rule gives, in the same order."""
+    import numpy as np
+
+    rows = [r for chunk in progress.task_chunks for r in chunk]
+    row_ids = np.array([r.task_id for r in rows], dtype=np.int64)
+    offsets, flat = attach_module.upstream_columns(progress, row_ids)
+    expected = _upstreams_one_edge_at_a_time(progress)
+    got = [flat[offsets[k]:offsets[k + 1]].tolist() for k in range(len(rows))]
+    assert got == [expected.get(r.task_id, []) for r in rows]
+    assert offsets[0] == 0 and len(offsets) == len(rows) + 1
+
+
+_QUEUE_NAMES = st.sampled_from(["all.q", "long.q", "gpu.q", "i.q"])
+
+
+@given(
+    st.lists(
+        st.tuples(_QUEUE_NAMES, st.lists(_QUEUE_NAMES, max_size=2), st.sampled_from(["c1", "c2", "c3"])),
+        min_size=1, max_size=12,
+    ),
+    st.sets(_QUEUE_NAMES),
+    st.integers(0, 12),
+)
+@settings(max_examples=200, deadline=None)
+def test_unknown_queues_are_asked_of_the_first_row_naming_them(
+    named: list[tuple[str, list[str], str]], known: set[str], cut: int
+) -> None:
+    """Each queue the rows name (as their queue or a fallback) that ``AttachStarted`` did not
+    give is asked for once, on the cluster of the first row that names it, sorted by name."""
+    rows = [
+        attrs.evolve(row(k + 1), queue_name=q, fallback_queues=tuple(f), cluster_name=c)
+        for k, (q, f, c) in enumerate(named)
+    ]
+    progress = AttachProgress(
+        dag_id=DAG_ID, workflow_limit=5, queues=tuple(QueueSpec(name) for name in sorted(known)),
+        task_chunks=tuple(c for c in (tuple(rows[:cut]), tuple(rows[cut:])) if c),
+    )
+    wanted: dict[str, str] = {}
+    for r in rows:
+        for name in (r.queue_name, *r.fallback_queues):
+            if name not in known:
+                wanted.setdefault(name, r.cluster_name)
+    assert attach_module._unknown_queues(progress) == tuple(
+        (cluster, name) for name, cluster in sorted(wanted.items())
+    )
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 4), st.integers(1, 9), _QUEUE_NAMES, st.lists(_QUEUE_NAMES, max_size=2),
+            # the same requested object for many rows, or an equal copy of its own
+            st.one_of(_REQUESTS, _REQUESTS.map(lambda req: tuple(tuple(pair) for pair in req))),
+        ),
+        min_size=1, max_size=15,
+    ),
+    st.sets(_QUEUE_NAMES),
+)
+@settings(max_examples=200, deadline=None)
+def test_arrays_queues_and_resource_sets_are_numbered_in_order_of_first_use(
+    named: list[tuple[int, int, str, list[str], tuple[tuple[str, int | float], ...]]], known: set[str]
+) -> None:
+    """Arrays take the limit of their first row; queues follow the ones ``AttachStarted``
+    gave, in order of first mention (a row's queue, then its fallbacks); resource sets are
+    numbered in order of first use, equal requests (``2`` and ``2.0``) sharing the first."""
+    rows = [
+        attrs.evolve(row(k + 1, array_id=a), array_limit=limit, queue_name=q,
+                     fallback_queues=tuple(f), requested_resources=req)
+        for k, (a, limit, q, f, req) in enumerate(named)
+    ]
+    given_queues = tuple(QueueSpec(name) for name in sorted(known))
+    progress = AttachProgress(dag_id=DAG_ID, workflow_limit=5, queues=given_queues,
+                              task_chunks=(tuple(rows),))
+    arrays: dict[int, int] = {}
+    queues = [q.name for q in given_queues]
+    sets: dict[tuple[str, Any], int] = {}
+    set_ids = []
+    for r in rows:
+        arrays.setdefault(r.array_id, r.array_limit)
+        for name in (r.queue_name, *r.fallback_queues):
+            if name not in queues:
+                queues.append(name)
+        set_ids.append(sets.setdefault((r.queue_name, r.requested_resources), len(sets) + 1))
+    for columnar in (True, False):
+        spec = attach_module.spec_from_rows(progress, columnar=columnar)
+        assert [(a.array_id, a.limit) for a in spec.arrays] == list(arrays.items())
+        assert [q.name for q in spec.queues] == queues
+        assert [(s.resource_set_id, s.queue, s.requested) for s in spec.resource_sets] == [
+            (i, q, req) for (q, req), i in sets.items()
+        ]
+        assert repr([s.requested for s in spec.resource_sets]) == repr([req for _, req in sets])
+        by_task = spec.task_table.resource_set_ids if spec.task_table else [
+            t.resource_set_id for t in spec.tasks
+        ]
+        assert list(by_task) == set_ids
+
+
+def test_rows_built_by_hand_with_list_scales_are_still_compared() -> None:
+    """A row built by hand may hold a list in its scales (unhashable): the rows are then
+    compared one by one, and equal scales still make one ``TaskTable``."""
+    rows = tuple(attrs.evolve(row(t), resource_scales=(("memory", [0.5, 0.7]),)) for t in (1, 2))
+    progress = AttachProgress(dag_id=DAG_ID, workflow_limit=5, queues=(QUEUE_SPEC,), task_chunks=(rows,))
+    assert attach_module.spec_from_rows(progress).task_table is not None
+    other = (rows[0], attrs.evolve(rows[1], resource_scales=(("memory", [0.5, 0.8]),)))
+    mixed = AttachProgress(dag_id=DAG_ID, workflow_limit=5, queues=(QUEUE_SPEC,), task_chunks=(other,))
+    assert attach_module.spec_from_rows(mixed).task_table is None
