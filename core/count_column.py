@@ -56,18 +56,17 @@ class CountColumn(FrozenColumn[int]):
         """A column of ``counts`` (any iterable of ints; a column is returned as it is)."""
         if isinstance(counts, CountColumn):
             return counts
-        values = list(counts)
-        most = max(map(abs, values), default=0)
-        return cls(_frozen(np.array(values, dtype=dtype_for(most))))
+        return cls(_frozen(np.array(list(counts), dtype=COUNT_DTYPE)))
 
     @classmethod
-    def zeros(cls, n: int, most: int = 0) -> CountColumn:
-        """``n`` zero counts, none of which will exceed ``most``."""
-        return cls(_frozen(np.zeros(n, dtype=dtype_for(most))))
+    def zeros(cls, n: int, most: int | None = None) -> CountColumn:
+        """``n`` zero counts, none of which will exceed ``most`` (unknown: the widest)."""
+        return cls(_frozen(np.zeros(n, dtype=COUNT_DTYPE if most is None else dtype_for(most))))
 
     @classmethod
     def for_upstreams(cls, num_upstreams: Sequence[int]) -> CountColumn:
-        """Zero DONE-upstream counts for tasks with ``num_upstreams`` upstreams each."""
+        """Zero DONE-upstream counts for tasks with ``num_upstreams`` upstreams each, as
+        narrow as the largest allows: a count never exceeds its task's upstreams (Q15)."""
         needed = int_view(num_upstreams)
         return cls.zeros(len(needed), most=int(needed.max()) if len(needed) else 0)
 
