@@ -19,6 +19,7 @@ from swarmfold.core.resources import Requested
 from swarmfold.core.topology import Topology
 from swarmfold.shell.http import routes
 from swarmfold.shell.http.routes import Request, Response, Route
+from swarmfold.shell.log.codec import ints_only
 from swarmfold.shell.server import resume
 from swarmfold.shell.server.model import ServerModel
 from swarmfold.shell.sim.scenario import Scenario
@@ -293,7 +294,7 @@ class RouteAnswers:
         if not 0 < tr < len(model.task_resources):
             raise _Abort(400, f"unknown task_resources_id {tr}")
         task_ids = b["task_ids"]
-        if not all(type(t) is int for t in task_ids):
+        if not ints_only(task_ids):
             raise _Abort(400, "field 'task_ids': expected a list of ints")
         array_of = model.array_of
         for i in model.indexes_of(task_ids):
