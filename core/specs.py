@@ -128,7 +128,8 @@ class TaskSpec:
     compute_resources: str | None = None
 
 
-def _int_array(value: Any) -> array[int]:
+def int_array(value: Any) -> array[int]:
+    """``value`` as an ``array("q")`` (itself when it is one; a numpy array by its bytes)."""
     if isinstance(value, array) and value.typecode == "q":
         return value
     if isinstance(value, np.ndarray):  # its bytes, not an int object per entry
@@ -150,13 +151,13 @@ class TaskTable:
     against about 250 for a ``TaskSpec``.
     """
 
-    task_ids: Sequence[int] = field(converter=_int_array)
-    array_ids: Sequence[int] = field(converter=_int_array)
-    resource_set_ids: Sequence[int] = field(converter=_int_array)
-    upstream_offsets: Sequence[int] = field(converter=_int_array)
-    upstream_ids: Sequence[int] = field(converter=_int_array)
+    task_ids: Sequence[int] = field(converter=int_array)
+    array_ids: Sequence[int] = field(converter=int_array)
+    resource_set_ids: Sequence[int] = field(converter=int_array)
+    upstream_offsets: Sequence[int] = field(converter=int_array)
+    upstream_ids: Sequence[int] = field(converter=int_array)
     statuses: str = ""
-    max_attempts: Sequence[int] = field(factory=tuple, converter=_int_array)
+    max_attempts: Sequence[int] = field(factory=tuple, converter=int_array)
 
     def __len__(self) -> int:
         return len(self.task_ids)

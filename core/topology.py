@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from attrs import frozen
 
 from swarmfold.core.count_column import int_view
@@ -39,6 +38,7 @@ from swarmfold.core.specs import (
     TaskSpec,
     TaskTable,
     TopologySpec,
+    int_array,
 )
 from swarmfold.core.statuses import TASK_STATUSES
 
@@ -248,7 +248,7 @@ def build_topology(spec: TopologySpec) -> Topology:
 
     up_offsets, up_flat = cols.upstream_offsets, cols.upstream_ids
     up_index = _upstream_indexes(up_flat, up_offsets, index_of, where)
-    num_upstreams = _int_array(np.diff(int_view(up_offsets)))
+    num_upstreams = int_array(np.diff(int_view(up_offsets)))
     down_offsets, down_flat, forward_only = _reverse_edges(n, up_offsets, up_index)
     if not forward_only:
         _reject_cycles(num_upstreams, down_offsets, down_flat, task_ids)
@@ -382,7 +382,7 @@ def _upstream_indexes(
         first, n = index_of.first, index_of.n
         ups = int_view(up_flat)
         if not len(ups) or (ups.min() >= first and ups.max() < first + n):
-            return _int_array(ups - first)
+            return int_array(ups - first)
     get = index_of.get
     out = array("q", [get(u, -1) for u in up_flat])
     if -1 in out:
@@ -403,13 +403,7 @@ def _reverse_edges(
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(up, minlength=n), out=offsets[1:])
     forward = bool((up < owner).all())
-    return _int_array(offsets), _int_array(flat), forward
-
-
-def _int_array(values: npt.NDArray[np.int64]) -> array[int]:
-    out = array("q")
-    out.frombytes(values.tobytes())
-    return out
+    return int_array(offsets), int_array(flat), forward
 
 
 class DenseIndex(_ReadOnly, Mapping[int, int]):
