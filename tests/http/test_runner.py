@@ -176,8 +176,10 @@ def test_a_5xx_burst_is_absorbed_by_retries(tmp_path: Path) -> None:
         assert outcome.exit_code == 0, format_outcome(outcome)
         assert sum(1 for r in stub.requests if r.status in (503, 423)) == 24
         assert_clean(stub)
-    # Retries are invisible to the core: no failure events were needed.
-    assert not any("Failed" in type(e).__name__ for e in log_events(tmp_path / "run.log"))
+    # Retries are invisible to the core: no request that went out needed a failure event. A
+    # command still queued in a lane when the run ended is answered "not sent" by the runner.
+    failures = [e for e in log_events(tmp_path / "run.log") if "Failed" in type(e).__name__]
+    assert all(e.error == "not sent: the run has ended" for e in failures), failures
     assert_replays(tmp_path / "run.log")
 
 
