@@ -24,6 +24,7 @@ from swarmfold.core import RunSummary
 from swarmfold.core.commands import COMMAND_TYPES, Command
 from swarmfold.core.events import EVENT_TYPES, EdgeRow, Event, TaskRow
 from swarmfold.shell.log.codec import from_json, to_json
+from swarmfold.shell.log.id_runs import compact_by_status, expand_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -156,6 +157,16 @@ def test_log_format_has_examples_of_both_kinds() -> None:
     assert tags & {c.__name__ for c in EVENT_TYPES}
     assert tags & {c.__name__ for c in COMMAND_TYPES}
     assert len(example_lines()) >= 20
+
+
+def test_log_format_runs_example_is_what_the_log_writes() -> None:
+    section = doc("log-format.md").split("### Long id lists as runs", 1)[1]
+    example = re.search(r"^```json\n(.*?)\n```", section, flags=re.MULTILINE | re.DOTALL)
+    assert example is not None
+    written = json.loads(example.group(1))
+    plain = {k: expand_ids(ids) if isinstance(ids, dict) else tuple(ids) for k, ids in written.items()}
+    assert plain["D"] == (*range(1, 65), *range(70, 78))
+    assert json.dumps(compact_by_status(plain), separators=(",", ":")) == example.group(1)
 
 
 @pytest.mark.parametrize("line", example_lines(), ids=lambda s: json.loads(s)["type"])

@@ -49,6 +49,7 @@ from swarmfold.shell.log.record_codec import decode_value, dumps, record_text
 __all__ = [
     "LOG_FORMAT",
     "LOG_VERSION",
+    "READABLE_VERSIONS",
     "SOURCES",
     "EventLog",
     "EventLogWriter",
@@ -66,7 +67,10 @@ __all__ = [
 ]
 
 LOG_FORMAT = "swarmfold-event-log"
-LOG_VERSION = 1
+#: The version this swarmfold writes: 2 may write long id lists as runs (``id_runs.py``).
+LOG_VERSION = 2
+#: The versions it reads: version 1 logs (plain id lists only) replay as they always did.
+READABLE_VERSIONS = (1, 2)
 #: What wrote a log.
 SOURCES = frozenset({"fold", "simulate", "run", "serve"})
 
@@ -371,10 +375,11 @@ def _parse_header(path: str, raw: bytes | None) -> LogHeader:
             f"{_show(data.get('format'))})",
         )
     version = data.get("version")
-    if not _kind_ok(version, int) or version != LOG_VERSION:
+    if not _kind_ok(version, int) or version not in READABLE_VERSIONS:
+        readable = " and ".join(map(str, READABLE_VERSIONS))
         raise LogError(
             path, 1, "$.version",
-            f"unsupported log version {_show(version)} (this swarmfold reads version {LOG_VERSION})",
+            f"unsupported log version {_show(version)} (this swarmfold reads versions {readable})",
         )
     for key, (kind, name) in _HEADER_TYPES.items():
         if key not in data:

@@ -27,10 +27,12 @@ from swarmfold.core.commands import COMMAND_TYPES
 from swarmfold.core.events import EVENT_TYPES
 from swarmfold.shell.log.codec import (
     TAG,
+    CodecError,
     converter,
     ints_only,
     unstructure,
 )
+from swarmfold.shell.log.id_runs import compact_by_status, compact_ids, expand_ids
 
 __all__ = ["decode_value", "dumps", "encode_value", "record_text"]
 
@@ -42,6 +44,8 @@ _FLOAT = 1  # float field: the codec always writes a float
 _OPT_FLOAT = 2
 _CODEC = 3  # anything else: the codec's hook for the field's type
 _ROWS = 4  # tuple[<attrs class>, ...]: each row by the row class's own plan
+_ID_LIST = 5  # tuple[int, ...]: plain, or as runs when long (shell/log/id_runs.py)
+_ID_MAP = 6  # TasksByStatus: each list as _ID_LIST
 
 _IDS = tuple[int, ...]
 _BY_STATUS = Mapping[str, tuple[int, ...]]  # TasksByStatus: read-only, a FrozenDict
@@ -148,6 +152,8 @@ def _encode_plan(cls: type) -> tuple[str, _Plan]:
         row_cls = _row_class(t) if kind == _CODEC else None
         if row_cls is not None:
             plan.append((name, _ROWS, _Rows(t, row_cls)))
+        elif t is _IDS or t is _BY_STATUS:
+            plan.append((name, _ID_LIST if t is _IDS else _ID_MAP, None))
         else:
             plan.append((name, kind, converter.get_unstructure_hook(t) if kind == _CODEC else None))
     return cls.__name__, tuple(plan)
@@ -187,6 +193,10 @@ def encode_value(obj: Any, raw_rows: list[str] | None = None) -> Any:
         value = getattr(obj, field)
         if kind == _PLAIN:
             out[field] = value
+        elif kind == _ID_LIST:
+            out[field] = compact_ids(value)
+        elif kind == _ID_MAP:
+            out[field] = compact_by_status(value)
         elif kind == _FLOAT:
             out[field] = float(value)
         elif kind == _OPT_FLOAT:
@@ -259,10 +269,14 @@ def _fast_value(kind: int, t: Any, value: Any) -> Any:
     if t is _IDS:
         if _int_list(value):
             return tuple(value)
+        if type(value) is dict:
+            return expand_ids(value)
         raise _Slow
     if t is _BY_STATUS:
-        if type(value) is dict and all(type(k) is str and _int_list(v) for k, v in value.items()):
-            return {k: tuple(v) for k, v in value.items()}
+        if type(value) is dict and all(
+            type(k) is str and (_int_list(v) or type(v) is dict) for k, v in value.items()
+        ):
+            return {k: tuple(v) if type(v) is list else _expand_at(f"[{k!r}]", v) for k, v in value.items()}
         raise _Slow
     if value is None:
         if t in (int | None, str | None):
@@ -273,8 +287,31 @@ def _fast_value(kind: int, t: Any, value: Any) -> Any:
     raise _Slow
 
 
+def _expand_at(where: str, value: dict[str, Any]) -> tuple[int, ...]:
+    """``expand_ids(value)``, its errors' paths prefixed with ``where`` (``.task_ids``)."""
+    try:
+        return expand_ids(value)
+    except CodecError as exc:
+        raise CodecError([f"${where}{line[1:]}" for line in exc.errors]) from None
+
+
+def _plain_ids(plan: _Plan, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with every id runs object of its id fields expanded, for the codec."""
+    out = dict(data)
+    for name, _, t in plan:
+        value = out.get(name)
+        if t is _IDS and type(value) is dict:
+            out[name] = _expand_at(f".{name}", value)
+        elif t is _BY_STATUS and type(value) is dict:
+            out[name] = {
+                k: _expand_at(f".{name}[{k!r}]", v) if type(v) is dict else v for k, v in value.items()
+            }
+    return out
+
+
 def decode_value(data: Any, union: dict[str, type], slow: Any) -> Any:
-    """``slow(data)`` (the codec), faster for records made only of plain fields."""
+    """``slow(data)`` (the codec), faster for records made only of plain fields. Id lists
+    may be runs objects (``shell/log/id_runs.py``); the codec gets them expanded."""
     if type(data) is dict:
         cls = union.get(data.get(TAG))  # type: ignore[arg-type]
         entry = None if cls is None else _decode_plan(cls)
@@ -282,10 +319,20 @@ def decode_value(data: Any, union: dict[str, type], slow: Any) -> Any:
             plan, keys = entry
             if data.keys() == keys:
                 try:
-                    return cls(**{name: _fast_value(kind, t, data[name]) for name, kind, t in plan})
+                    return cls(**{name: _fast_field(name, kind, t, data[name]) for name, kind, t in plan})
                 except _Slow:
                     pass
+            data = _plain_ids(plan, data)
     return slow(data)
+
+
+def _fast_field(name: str, kind: int, t: Any, value: Any) -> Any:
+    if (t is _IDS or t is _BY_STATUS) and type(value) is dict:
+        try:
+            return _fast_value(kind, t, value)
+        except CodecError as exc:
+            raise CodecError([f"$.{name}{line[1:]}" for line in exc.errors]) from None
+    return _fast_value(kind, t, value)
 
 
 

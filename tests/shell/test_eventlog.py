@@ -195,7 +195,8 @@ def test_an_empty_line_in_the_middle_is_an_error(tmp_path: Path) -> None:
     [
         (b"", "$", "empty file"),
         (b'{"format":"something-else","version":1}\n', "$.format", "not a swarmfold event log"),
-        (b'{"format":"swarmfold-event-log","version":2}\n', "$.version", "unsupported log version 2"),
+        (b'{"format":"swarmfold-event-log","version":3}\n', "$.version", "unsupported log version 3"),
+        (b'{"format":"swarmfold-event-log","version":0}\n', "$.version", "reads versions 1 and 2"),
         (b"[1, 2]\n", "$", "must be an object"),
         (b'{"format":"swarmfold-event-log","version":1}\n', "$.swarmfold_version", "required field missing"),
     ],

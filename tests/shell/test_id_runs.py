@@ -1,0 +1,195 @@
+"""Long task-id lists are written to the event log as runs of consecutive ids (log version 2),
+read back exactly, and a damaged runs object is named at its field and line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from swarmfold.core.commands import Finish, QueueBatch
+from swarmfold.core.events import BatchQueued, TaskStatusesFetched
+from swarmfold.core.topology import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec
+from swarmfold.shell.log import eventlog
+from swarmfold.shell.log.codec import CodecError, command_from_dict, event_from_dict, to_json
+from swarmfold.shell.log.eventlog import read_header, read_log
+from swarmfold.shell.log.id_runs import MAX_IDS, MIN_IDS, compact_ids, expand_ids
+from swarmfold.shell.log.record_codec import decode_value, encode_value, record_text
+from swarmfold.shell.log.replay import replay
+
+from . import lines_of, record_run
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden_logs"
+
+
+def _through_json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _runs_of(ids: list[int]) -> list[tuple[int, int]]:
+    """The oracle: maximal runs of +1 steps, one id at a time."""
+    runs: list[tuple[int, int]] = []
+    for i in ids:
+        if runs and runs[-1][0] + runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((i, 1))
+    return runs
+
+
+_BLOCKS = st.lists(
+    st.tuples(st.integers(-(2**40), 2**40), st.integers(1, 40)), max_size=30
+).map(lambda blocks: [first + k for first, n in blocks for k in range(n)])
+_ANY_IDS = st.one_of(_BLOCKS, st.lists(st.integers(-(2**70), 2**70), max_size=200))
+
+
+@given(_ANY_IDS)
+def test_any_id_list_comes_back_exactly_and_runs_only_when_they_are_short(ids: list[int]) -> None:
+    written = compact_ids(tuple(ids))
+    runs = _runs_of(ids)
+    fits = all(-(2**63) <= i < 2**63 for i in ids)
+    if len(ids) >= MIN_IDS and fits and 4 * len(runs) <= len(ids):
+        assert written == {"runs": [x for run in runs for x in run]}
+        assert expand_ids(_through_json(written)) == tuple(ids)
+    else:
+        assert written == tuple(ids)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "as_runs"),
+    [
+        ([4] * 16, True),  # 64 ids in 16 runs: the runs are half the numbers
+        ([4] * 15 + [3, 1], False),  # 64 ids in 17 runs
+        ([63], False),  # one run, but shorter than MIN_IDS
+        ([64], True),
+    ],
+)
+def test_the_form_is_chosen_at_the_documented_bounds(sizes: list[int], as_runs: bool) -> None:
+    ids, first = [], 10
+    for size in sizes:
+        ids += range(first, first + size)
+        first += size + 5
+    assert isinstance(compact_ids(tuple(ids)), dict) is as_runs
+
+
+def test_a_block_of_a_million_ids_is_two_numbers() -> None:
+    ids = tuple(range(5, 1_000_005))
+    assert compact_ids(ids) == {"runs": [5, 1_000_000]}
+    assert expand_ids({"runs": [5, 1_000_000]}) == ids
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"runs": [1, 2, 3]}, "$.runs: expected pairs of first id and count, got 3 numbers"),
+        ({"runs": [1, 0]}, "$.runs[1]: a run's count must be at least 1, got 0"),
+        ({"runs": [1, 2, 9, -4]}, "$.runs[3]: a run's count must be at least 1, got -4"),
+        ({"runs": [1, True]}, "$.runs[1]: expected int, got True"),
+        ({"runs": [1, 2.0]}, "$.runs[1]: expected int, got 2.0"),
+        ({"runs": "1-5"}, "$.runs: expected an array of ints, got '1-5'"),
+        ({"runs": [2**64, 1]}, "$.runs[0]: 18446744073709551616 does not fit in 64 bits"),
+        ({"runs": [2**63 - 2, 3]}, "$.runs[0]: the run from 9223372036854775806 goes past 64 bits"),
+        ({"runs": [1, MAX_IDS, 0, 1]}, f"$.runs: stands for {MAX_IDS + 1:,} ids, more than"),
+        ({"runs": [1, 2], "step": 1}, "$: unknown field(s) in an id runs object: step"),
+        ({"first": 1}, "$.runs: required field missing"),
+    ],
+)
+def test_a_damaged_runs_object_names_what_and_where(value: dict[str, Any], message: str) -> None:
+    with pytest.raises(CodecError) as exc:
+        expand_ids(value)
+    assert exc.value.errors[0].startswith(message), exc.value.errors
+
+
+def test_the_log_writes_long_lists_as_runs_and_short_ones_plain() -> None:
+    batch = QueueBatch(3, 1, tuple(range(100, 600)), 2, 1)
+    fetched = TaskStatusesFetched(4, 1.0, {"D": tuple(range(1, 65)), "Q": (70, 72), "R": ()}, "t")
+    answered = BatchQueued(5, 2.0, {"Q": tuple(range(1, 64))}, 0.5)
+    line = json.loads(record_text(1, "r", fetched, [batch]))
+    assert line["commands"][0]["task_ids"] == {"runs": [100, 500]}
+    assert line["event"]["tasks_by_status"] == {"D": {"runs": [1, 64]}, "Q": [70, 72], "R": []}
+    assert eventlog._dumps(encode_value(answered)) == to_json(answered)  # 63 ids: plain, as the codec
+    for value, by_name, slow in [
+        (batch, eventlog._COMMANDS_BY_NAME, command_from_dict),
+        (fetched, eventlog._EVENTS_BY_NAME, event_from_dict),
+    ]:
+        data = _through_json(encode_value(value))
+        assert decode_value(data, by_name, lambda d: pytest.fail(f"slow path for {d}")) == value
+        assert slow(json.loads(to_json(value))) == value
+
+
+def test_a_record_that_takes_the_codec_still_reads_its_runs() -> None:
+    """A field the fast path declines (an int as the float ``at``... is fine; a null
+    ``server_time`` is fine; an unknown field is not) sends the record through the codec,
+    which gets the ids expanded and names the real problem."""
+    data = _through_json(encode_value(TaskStatusesFetched(4, 1.0, {"D": tuple(range(1, 100))}, None)))
+    data["server_time"] = 5
+    with pytest.raises(CodecError, match=r"\$\.server_time: expected str"):
+        decode_value(data, eventlog._EVENTS_BY_NAME, event_from_dict)
+    data["server_time"] = None
+    data["tasks_by_status"]["D"]["runs"][1] = 0
+    with pytest.raises(CodecError, match=r"\$\.tasks_by_status\['D'\]\.runs\[1\]: a run's count"):
+        decode_value(data, eventlog._EVENTS_BY_NAME, event_from_dict)
+
+
+def _codec_line(seq: int, event: Any, commands: Any) -> str:
+    """A record with every value in the codec's plain form."""
+    return eventlog._dumps({
+        "commands": [json.loads(to_json(c)) for c in commands],
+        "event": json.loads(to_json(event)),
+        "runner_id": "test-runner",
+        "seq": seq,
+    }) + "\n"
+
+
+def _wide_spec(n: int) -> TopologySpec:
+    """``n`` independent tasks in one array: every batch and sync list is one long block."""
+    return TopologySpec(
+        tasks=[TaskSpec(i, 1, 1) for i in range(1, n + 1)],
+        arrays=[ArraySpec(1, "a", 10_000)],
+        resource_sets=[ResourceSetSpec(1, "all.q", (("memory", 1),))],
+    )
+
+
+def test_a_recorded_run_with_runs_replays_and_is_smaller(tmp_path: Path) -> None:
+    path = tmp_path / "run.log"
+    result = record_run(path, _wide_spec(3000))
+    assert isinstance(result.outcome, Finish) and result.outcome.summary.done_count == 3000
+    assert read_header(path).version == 2
+    log = read_log(path, strict=True)
+    with_ids = [r for r in log.records if isinstance(r.event, TaskStatusesFetched | BatchQueued)]
+    assert with_ids
+    written = sum(len(lines_of(path)[r.line - 1]) for r in with_ids)
+    plain = sum(len(_codec_line(r.seq, r.event, r.commands)) for r in with_ids)
+    assert written < plain / 2
+    replayed = replay(str(path))
+    assert replayed.ok, (replayed.divergence, replayed.error)
+
+
+def test_a_damaged_run_in_a_log_names_its_line_and_keeps_the_records_before(tmp_path: Path) -> None:
+    path = tmp_path / "run.log"
+    record_run(path, _wide_spec(500))
+    lines = lines_of(path)
+    at = next(i for i, line in enumerate(lines) if b'"task_ids":{"runs":[' in line)
+    record = json.loads(lines[at])
+    k = next(k for k, c in enumerate(record["commands"]) if type(c.get("task_ids")) is dict)
+    record["commands"][k]["task_ids"]["runs"].append(7)
+    lines[at] = json.dumps(record).encode() + b"\n"
+    path.write_bytes(b"".join(lines))
+    log = read_log(path)
+    assert log.error is not None and log.error.line == at + 1
+    assert log.error.field == f"$.commands[{k}].task_ids.runs"
+    assert "pairs of first id and count" in log.error.message
+    assert len(log.records) == at - 1
+
+
+def test_version_1_logs_still_read(tmp_path: Path) -> None:
+    packed = GOLDEN / "fold-pipeline.log.gz"
+    plain = tmp_path / "v1.log"
+    plain.write_bytes(gzip.decompress(packed.read_bytes()))
+    assert read_header(plain).version == 1
+    assert read_log(plain, strict=True).records
