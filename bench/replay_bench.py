@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"replay_s": replay_time(args.replay)}))
         return 0
     directory = args.dir or tempfile.mkdtemp(prefix="swarmfold-replay-bench-")
+    os.makedirs(directory, exist_ok=True)
     for n in args.n:
         path = os.path.join(directory, f"reference-{n}.log")
         rec = _child(["--record", path, "--n", str(n)])

@@ -32,12 +32,21 @@ MIN_IDS = 64
 MAX_IDS = 100_000_000
 
 _INT64 = np.iinfo(np.int64)
+#: Up to this many numbers (32 runs) a runs object is expanded without numpy, whose fixed
+#: cost is larger than the loop's; anything unusual goes to the checks below.
+_FEW_NUMBERS = 64
 
 
 def compact_ids(ids: tuple[int, ...]) -> Any:
     """``ids`` as the log writes it: the tuple itself, or ``{"runs": [...]}``."""
     n = len(ids)
     if n < MIN_IDS:
+        return ids
+    first = ids[0]
+    last = ids[-1]
+    if type(first) is type(last) is int and last - first == n - 1 and ids == tuple(range(first, last + 1)):
+        if _INT64.min <= first and first + n - 1 <= _INT64.max:
+            return {RUNS: [first, n]}  # one block (a batch of an array's tasks): no numpy
         return ids
     try:
         column = np.fromiter(ids, np.int64, n)
@@ -75,6 +84,13 @@ def expand_ids(value: dict[str, Any]) -> tuple[int, ...]:
         raise CodecError([f"$.{RUNS}[{i}]: expected int, got {_show(bad)}"])
     if len(flat) % 2:
         raise CodecError([f"$.{RUNS}: expected pairs of first id and count, got {len(flat)} numbers"])
+    if len(flat) <= _FEW_NUMBERS and all(n >= 1 for n in flat[1::2]):
+        total = sum(flat[1::2])
+        if total <= MAX_IDS and all(_INT64.min <= x and x + n - 1 <= _INT64.max for x, n in _pairs(flat)):
+            out: list[int] = []
+            for x, n in _pairs(flat):
+                out += range(x, x + n)
+            return tuple(out)
     try:
         column = np.array(flat, np.int64)
     except OverflowError:
@@ -94,6 +110,10 @@ def expand_ids(value: dict[str, Any]) -> tuple[int, ...]:
     offsets = np.cumsum(counts) - counts
     ids = np.repeat(firsts - offsets, counts) + np.arange(total, dtype=np.int64)
     return tuple(ids.tolist())
+
+
+def _pairs(flat: list[int]) -> zip[tuple[int, int]]:
+    return zip(flat[0::2], flat[1::2], strict=True)
 
 
 def _show(value: Any) -> str:
