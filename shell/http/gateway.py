@@ -90,7 +90,7 @@ from swarmfold.shell.http.transport import (
     retryable_status,
 )
 from swarmfold.shell.http.wire import (
-    PooledWire,
+    ConnectionWire,
     RequestNotSent,
     SessionWire,
     UndecodableBody,
@@ -224,14 +224,14 @@ class JobmonGateway:
             self._write_locks.update(dict.fromkeys(group, lock))
         from swarmfold import __version__
 
-        #: How each attempt goes over the wire (``shell/http/wire.py``): urllib3's pool, or
+        #: How each attempt goes over the wire (``shell/http/wire.py``): http.client connections, or
         #: the caller's ``requests.Session`` (then it is the caller's to close).
         self.wire: Wire
         self._own_wire = session is None
         if session is None:
             # Like Jobmon's aiohttp session (trust_env=False): no proxy variables or ~/.netrc
             # lookups. Pass your own ``requests.Session`` to use them.
-            self.wire = PooledWire(pool_size=pool_size, user_agent=f"swarmfold/{__version__}")
+            self.wire = ConnectionWire(pool_size=pool_size, user_agent=f"swarmfold/{__version__}")
         else:
             session.headers.setdefault("User-Agent", f"swarmfold/{__version__}")
             self.wire = SessionWire(session)

@@ -1,15 +1,21 @@
 """The wire under the gateway (``shell/http/wire.py``), over a real loopback socket: what goes
 out, redirects, and how each way an answer can go wrong is sorted for the retry loop. Both
-wires (urllib3's pool, a caller's ``requests.Session``) must sort the same way."""
+wires (http.client connections, a caller's ``requests.Session``) must sort the same way."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import math
+import shutil
 import socketserver
+import ssl
+import subprocess
 import threading
+import time
+import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,6 +46,7 @@ class _Server(socketserver.ThreadingTCPServer):
     def __init__(self, script: Script) -> None:
         self.script = script
         self.seen: list[bytes] = []
+        self.connections = 0
         super().__init__(("127.0.0.1", 0), _Handler)
 
 
@@ -47,6 +54,7 @@ class _Handler(socketserver.StreamRequestHandler):
     server: _Server
 
     def handle(self) -> None:
+        self.server.connections += 1
         while True:
             head = b""
             while not head.endswith(b"\r\n\r\n"):
@@ -74,7 +82,7 @@ def serve() -> Iterator[Callable[[Script], _Server]]:
 
     def start(script: Script) -> _Server:
         server = _Server(script)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return server
 
@@ -89,7 +97,7 @@ def _url(server: _Server, path: str) -> str:
 
 
 WIRES: dict[str, Callable[[], Wire]] = {
-    "urllib3 pool": lambda: wires.PooledWire(pool_size=4, user_agent="swarmfold/test"),
+    "http.client pool": lambda: wires.ConnectionWire(pool_size=4, user_agent="swarmfold/test"),
     "requests session": lambda: wires.SessionWire(requests.Session()),
 }
 
@@ -236,3 +244,126 @@ def test_the_gateway_retries_a_cut_answer_and_takes_the_next(serve: Callable[[Sc
     assert isinstance(event, TaskStatusesFetched) and event.tasks_by_status == {"D": (1,)}
     assert [a.will_retry for a in attempts] == [True, False]
     assert attempts[0].error.startswith("connection broken mid-response")
+
+
+# --- the connection pool: reuse, stale connections, redirects, encodings ------------------------
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_without_a_failure(
+    serve: Callable[[Script], _Server], wire: Wire
+) -> None:
+    """The server closes each connection after answering, without saying so: the next request
+    goes out once, on a new connection, and succeeds."""
+    server = serve({"/x": lambda _: (_answer("200 OK", b"{}"), True)})
+    for _ in range(3):
+        assert wire.send("GET", _url(server, "/x"), {}, None, 5.0) == (200, b"{}")
+        time.sleep(0.05)  # the server's close reaches the idle socket
+    assert len(server.seen) == 3
+
+
+def test_connection_close_is_honoured(serve: Callable[[Script], _Server], wire: Wire) -> None:
+    server = serve({"/x": lambda _: (_answer("200 OK", b"{}", {"Connection": "close"}), True)})
+    for _ in range(3):
+        assert wire.send("GET", _url(server, "/x"), {}, None, 5.0) == (200, b"{}")
+    assert server.connections == 3 and len(server.seen) == 3
+
+
+@pytest.mark.parametrize("status", ["303 See Other", "302 Found", "301 Moved Permanently"])
+def test_a_post_redirected_by_303_302_or_301_becomes_a_get_without_a_body(
+    serve: Callable[[Script], _Server], wire: Wire, status: str
+) -> None:
+    server = serve({
+        "/old": lambda _: (_answer(status, b"", {"Location": "/new?k=1"}), False),
+        "/new": _ok({"moved": True}),
+    })
+    assert wire.send("POST", _url(server, "/old"), {}, {"a": 1}, 5.0)[0] == 200
+    head, _, body = server.seen[-1].partition(b"\r\n\r\n")
+    assert head.startswith(b"GET /new?k=1 ") and body == b""
+
+
+def test_a_redirect_loop_is_not_sent_forever(serve: Callable[[Script], _Server], wire: Wire) -> None:
+    server = serve({"/loop": lambda _: (_answer("302 Found", b"", {"Location": "/loop"}), False)})
+    with pytest.raises(wires.RequestNotSent):
+        wire.send("GET", _url(server, "/loop"), {}, None, 5.0)
+    assert len(server.seen) == wires.MAX_REDIRECTS + 1
+
+
+@pytest.mark.parametrize(
+    "packed",
+    [zlib.compress(b'{"a": 1}'), zlib.compress(b'{"a": 1}')[2:-4]],  # zlib-wrapped, then raw deflate
+    ids=["zlib", "raw"],
+)
+def test_a_deflated_answer_is_decoded(serve: Callable[[Script], _Server], wire: Wire, packed: bytes) -> None:
+    server = serve({"/x": lambda _: (_answer("200 OK", packed, {"Content-Encoding": "deflate"}), False)})
+    assert wire.send("GET", _url(server, "/x"), {}, None, 5.0) == (200, b'{"a": 1}')
+
+
+def test_a_chunked_answer_is_read_whole(serve: Callable[[Script], _Server], wire: Wire) -> None:
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\n\r\n"
+    server = serve({"/x": lambda _: (chunked, False)})
+    assert wire.send("GET", _url(server, "/x"), {}, None, 5.0) == (200, b'{"a": 1}')
+
+
+def test_threads_share_the_wire_each_on_a_connection_of_its_own(
+    serve: Callable[[Script], _Server], wire: Wire
+) -> None:
+    def answer(request: bytes) -> tuple[bytes, bool]:
+        time.sleep(0.002)
+        return _answer("200 OK", request.split(b" ")[1].split(b"=")[1]), False
+
+    server = serve({"/x": answer})
+    errors: list[BaseException] = []
+
+    def client(k: int) -> None:
+        try:
+            for j in range(20):
+                answer = wire.send("GET", _url(server, "/x"), {"n": f"{k}-{j}"}, None, 5.0)
+                assert answer == (200, f"{k}-{j}".encode())
+        except BaseException as exc:  # reported below: a thread's assertion would be lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and len(server.seen) == 120
+
+
+def test_a_url_that_is_not_http_is_not_sent() -> None:
+    wire = wires.ConnectionWire(pool_size=2, user_agent="swarmfold/test")
+    with pytest.raises(wires.RequestNotSent, match="not an http"):
+        wire.send("GET", "ftp://127.0.0.1/x", {}, None, 1.0)
+    with pytest.raises(wires.RequestNotSent, match="bad port"):
+        wire.send("GET", "http://127.0.0.1:99999999/x", {}, None, 1.0)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_https_answers_are_checked_against_the_default_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
+         "-out", str(cert), "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    server = _Server({"/x": _ok({"tls": True})})
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    server.handle_error = lambda *_: None  # type: ignore[method-assign]  # the refused handshake
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/x"
+    try:
+        with pytest.raises(wires.WireDown, match="^connection error: .*certificate"):
+            wires.ConnectionWire(pool_size=1, user_agent="t").send("GET", url, {}, None, 5.0)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the store now trusts this certificate
+        trusted = wires.ConnectionWire(pool_size=1, user_agent="t")
+        for _ in range(2):
+            status, body = trusted.send("GET", url, {}, None, 5.0)
+            assert status == 200 and json.loads(body) == {"tls": True}
+        trusted.close()
+    finally:
+        server.shutdown()
+        server.server_close()
