@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Callable, Mapping
+from itertools import chain
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter
 from typing import Any
@@ -126,6 +127,10 @@ class _Rows:
                 spec = "%d"
             elif kind == _PLAIN and t is str and set(map(type, column)) == {str}:
                 column = list(map(encode_basestring_ascii, column))
+            elif kind == _PLAIN and t is _IDS and _int_tuples(column):
+                # One dumps for the whole column (``[[1,2],[],[3]]``), cut between the rows.
+                spec = "[%s]"
+                column = json.dumps(column, separators=(",", ":"))[2:-2].split("],[")
             elif kind == _PLAIN:
                 column = list(map(dumps, column))
             elif kind in (_FLOAT, _OPT_FLOAT):
@@ -139,6 +144,11 @@ class _Rows:
             columns.append(column)
         row_format = "{" + ",".join(formats) + "}"
         return "[" + ",".join(map(row_format.__mod__, zip(*columns, strict=True))) + "]"
+
+
+def _int_tuples(column: list[Any]) -> bool:
+    """Every item is a tuple of ints (an edge row's downstream ids), checked in C."""
+    return set(map(type, column)) == {tuple} and ints_only(chain.from_iterable(column))
 
 
 def dumps(data: Any, default: Callable[[Any], Any] | None = None) -> str:

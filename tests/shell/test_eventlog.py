@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from swarmfold.core.commands import COMMAND_TYPES, Command, NoteAnomaly, QueueBatch
 from swarmfold.core.config import SwarmConfig
@@ -439,3 +441,16 @@ def test_fast_decoding_falls_back_to_the_codec_for_errors(
     error = read_log(path).error
     assert error is not None and error.line == 4
     assert error.field.startswith("$.commands[0].task_ids") and message in error.message
+
+
+_ANY_INT = st.integers(-(2**70), 2**70)
+
+
+@given(st.lists(
+    st.tuples(st.integers(1, 10**6), _ANY_INT, st.lists(_ANY_INT, max_size=4)), min_size=1, max_size=12
+))
+def test_edge_rows_written_as_one_column_equal_the_codec(rows: list[tuple[int, int, list[int]]]) -> None:
+    """The downstream ids of every row are dumped at once and cut between rows: empty lists,
+    one row, one id and huge ids all come out as the codec writes them."""
+    loaded = EdgeChunkLoaded(3, 4.0, tuple(EdgeRow(t, n, tuple(d)) for t, n, d in rows))
+    assert record_codec.record_text(1, "r", loaded, []) == _codec_line(1, "r", loaded, [])
