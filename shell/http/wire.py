@@ -146,6 +146,8 @@ class ConnectionWire:
             try:
                 conn.request(method, target, body=data, headers=headers)
                 response = conn.getresponse()
+            except (ValueError, http.client.InvalidURL) as exc:  # e.g. a URL that is not ASCII
+                raise RequestNotSent(f"cannot send {method} {excerpt(url, 120)}: {_named(exc)}") from None
             except TimeoutError as exc:
                 raise WireDown(f"read timeout: {exc or 'no answer in time'} ({read:g} s)") from None
             except (OSError, http.client.HTTPException) as exc:
@@ -218,8 +220,13 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 def _dropped(sock: socket.socket) -> bool:
     """An idle kept-alive socket that reads as ready has been closed by the server (or has
-    sent something unasked): either way it cannot carry the next request."""
+    sent something unasked): either way it cannot carry the next request. ``poll`` where
+    there is one (``select`` cannot watch a descriptor past 1,023)."""
     try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return True

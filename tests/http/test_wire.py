@@ -367,3 +367,14 @@ def test_https_answers_are_checked_against_the_default_store(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_url_that_cannot_go_on_the_wire_is_not_sent(serve: Callable[[Script], _Server]) -> None:
+    server = serve({"/x": _ok({})})
+    wire = wires.ConnectionWire(pool_size=2, user_agent="swarmfold/test")
+    with pytest.raises(wires.RequestNotSent, match="cannot send GET"):
+        wire.send("GET", _url(server, "/t\u00e2che"), {}, None, 1.0)
+    with pytest.raises(wires.RequestNotSent, match="cannot send GET"):
+        wire.send("GET", _url(server, "/a b\r\nX-Injected: 1"), {}, None, 1.0)
+    assert server.seen == []
+    assert wire.send("GET", _url(server, "/x"), {}, None, 1.0)[0] == 200  # the wire goes on
