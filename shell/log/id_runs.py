@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from swarmfold.shell.log.codec import CodecError, ints_only
+from swarmfold.shell.log.codec import CodecError, _show, ints_only
 
 __all__ = ["MAX_IDS", "MIN_IDS", "RUNS", "compact_by_status", "compact_ids", "expand_ids"]
 
@@ -77,9 +77,9 @@ def expand_ids(value: dict[str, Any]) -> tuple[int, ...]:
         extra = ", ".join(sorted(map(str, value.keys() - {RUNS})))
         raise CodecError([f"$: unknown field(s) in an id runs object: {extra}"])
     flat = value[RUNS]
-    if type(flat) is not list or not ints_only(flat):
-        if type(flat) is not list:
-            raise CodecError([f"$.{RUNS}: expected an array of ints, got {_show(flat)}"])
+    if type(flat) is not list:
+        raise CodecError([f"$.{RUNS}: expected an array of ints, got {_show(flat)}"])
+    if not ints_only(flat):
         i, bad = next((i, v) for i, v in enumerate(flat) if type(v) is not int)
         raise CodecError([f"$.{RUNS}[{i}]: expected int, got {_show(bad)}"])
     if len(flat) % 2:
@@ -114,8 +114,3 @@ def expand_ids(value: dict[str, Any]) -> tuple[int, ...]:
 
 def _pairs(flat: list[int]) -> zip[tuple[int, int]]:
     return zip(flat[0::2], flat[1::2], strict=True)
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

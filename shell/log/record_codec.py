@@ -267,7 +267,7 @@ def _decode_plan(cls: type) -> tuple[_Plan, frozenset[str]] | None:
     return _DECODE_PLANS[cls]
 
 
-def _fast_value(kind: int, t: Any, value: Any) -> Any:
+def _fast_value(name: str, kind: int, t: Any, value: Any) -> Any:
     if kind == _FLOAT or (kind == _OPT_FLOAT and value is not None):
         if type(value) is float:
             return value
@@ -280,13 +280,15 @@ def _fast_value(kind: int, t: Any, value: Any) -> Any:
         if _int_list(value):
             return tuple(value)
         if type(value) is dict:
-            return expand_ids(value)
+            return _expand_at(f".{name}", value)
         raise _Slow
     if t is _BY_STATUS:
         if type(value) is dict and all(
             type(k) is str and (_int_list(v) or type(v) is dict) for k, v in value.items()
         ):
-            return {k: tuple(v) if type(v) is list else _expand_at(f"[{k!r}]", v) for k, v in value.items()}
+            return {
+                k: tuple(v) if type(v) is list else _expand_at(f".{name}[{k!r}]", v) for k, v in value.items()
+            }
         raise _Slow
     if value is None:
         if t in (int | None, str | None):
@@ -329,21 +331,8 @@ def decode_value(data: Any, union: dict[str, type], slow: Any) -> Any:
             plan, keys = entry
             if data.keys() == keys:
                 try:
-                    return cls(**{name: _fast_field(name, kind, t, data[name]) for name, kind, t in plan})
+                    return cls(**{name: _fast_value(name, kind, t, data[name]) for name, kind, t in plan})
                 except _Slow:
                     pass
             data = _plain_ids(plan, data)
     return slow(data)
-
-
-def _fast_field(name: str, kind: int, t: Any, value: Any) -> Any:
-    if (t is _IDS or t is _BY_STATUS) and type(value) is dict:
-        try:
-            return _fast_value(kind, t, value)
-        except CodecError as exc:
-            raise CodecError([f"$.{name}{line[1:]}" for line in exc.errors]) from None
-    return _fast_value(kind, t, value)
-
-
-
-

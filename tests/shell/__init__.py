@@ -10,7 +10,9 @@ from typing import Any
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.topology import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec
 from swarmfold.shell.cli import main
+from swarmfold.shell.log.codec import to_json
 from swarmfold.shell.log.eventlog import EventLogWriter, LogRecorder, new_header
+from swarmfold.shell.log.record_codec import dumps
 from swarmfold.shell.server.instant import DriveResult, InstantServer, drive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,3 +72,13 @@ def small_spec(*, array_limit: int = 1, workflow_limit: int | None = None) -> To
 
 def lines_of(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines(keepends=True)
+
+
+def codec_line(seq: int, runner_id: str, event: Any, commands: Any) -> str:
+    """A record line written the slow way: every value through the codec (no newline)."""
+    return dumps({
+        "commands": [json.loads(to_json(c)) for c in commands],
+        "event": json.loads(to_json(event)),
+        "runner_id": runner_id,
+        "seq": seq,
+    })

@@ -44,7 +44,7 @@ from swarmfold.shell.log.record_codec import decode_value, encode_value
 from swarmfold.shell.server.instant import drive
 from swarmfold.shell.sim.scenario import load_scenario
 
-from . import CREATED, EXAMPLE, ROOT, RUNNER, lines_of, record_run, run_cli, small_spec
+from . import CREATED, EXAMPLE, ROOT, RUNNER, codec_line, lines_of, record_run, run_cli, small_spec
 
 
 def _pipeline_log(path: Path) -> list[tuple[Event, tuple[Command, ...]]]:
@@ -364,16 +364,6 @@ def test_rows_are_written_by_identity_not_equality() -> None:
     assert eventlog._dumps(encode_value(loaded)) == to_json(loaded)
 
 
-def _codec_line(seq: int, runner_id: str, event: Event, commands: list[Command]) -> str:
-    """A record line written the slow way: every value through the codec."""
-    return eventlog._dumps({
-        "commands": [json.loads(to_json(c)) for c in commands],
-        "event": json.loads(to_json(event)),
-        "runner_id": runner_id,
-        "seq": seq,
-    })
-
-
 def test_records_with_rows_written_as_text_equal_the_codec(tmp_path: Path) -> None:
     path = tmp_path / "run.log"
     steps = _pipeline_log(path)
@@ -390,7 +380,7 @@ def test_records_with_rows_written_as_text_equal_the_codec(tmp_path: Path) -> No
         (token, edges, []),
     ]
     for runner_id, event, commands in cases:
-        assert record_codec.record_text(7, runner_id, event, commands) == _codec_line(
+        assert record_codec.record_text(7, runner_id, event, commands) == codec_line(
             7, runner_id, event, commands
         ), event
 
@@ -453,4 +443,4 @@ def test_edge_rows_written_as_one_column_equal_the_codec(rows: list[tuple[int, i
     """The downstream ids of every row are dumped at once and cut between rows: empty lists,
     one row, one id and huge ids all come out as the codec writes them."""
     loaded = EdgeChunkLoaded(3, 4.0, tuple(EdgeRow(t, n, tuple(d)) for t, n, d in rows))
-    assert record_codec.record_text(1, "r", loaded, []) == _codec_line(1, "r", loaded, [])
+    assert record_codec.record_text(1, "r", loaded, []) == codec_line(1, "r", loaded, [])

@@ -22,7 +22,7 @@ from swarmfold.shell.log.id_runs import MAX_IDS, MIN_IDS, compact_ids, expand_id
 from swarmfold.shell.log.record_codec import decode_value, encode_value, record_text
 from swarmfold.shell.log.replay import replay
 
-from . import lines_of, record_run
+from . import RUNNER, codec_line, lines_of, record_run
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden_logs"
 
@@ -145,16 +145,6 @@ def test_a_record_that_takes_the_codec_still_reads_its_runs() -> None:
         decode_value(data, eventlog._EVENTS_BY_NAME, event_from_dict)
 
 
-def _codec_line(seq: int, event: Any, commands: Any) -> str:
-    """A record with every value in the codec's plain form."""
-    return eventlog._dumps({
-        "commands": [json.loads(to_json(c)) for c in commands],
-        "event": json.loads(to_json(event)),
-        "runner_id": "test-runner",
-        "seq": seq,
-    }) + "\n"
-
-
 def _wide_spec(n: int) -> TopologySpec:
     """``n`` independent tasks in one array: every batch and sync list is one long block."""
     return TopologySpec(
@@ -173,7 +163,7 @@ def test_a_recorded_run_with_runs_replays_and_is_smaller(tmp_path: Path) -> None
     with_ids = [r for r in log.records if isinstance(r.event, TaskStatusesFetched | BatchQueued)]
     assert with_ids
     written = sum(len(lines_of(path)[r.line - 1]) for r in with_ids)
-    plain = sum(len(_codec_line(r.seq, r.event, r.commands)) for r in with_ids)
+    plain = sum(len(codec_line(r.seq, RUNNER, r.event, r.commands)) + 1 for r in with_ids)  # + newline
     assert written < plain / 2
     replayed = replay(str(path))
     assert replayed.ok, (replayed.divergence, replayed.error)
