@@ -8,13 +8,14 @@ Events are immutable all the way down: mappings in them are ``FrozenDict``s.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union
 
 from attrs import field, frozen
 
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.frozen import FrozenDict
+from swarmfold.core.id_array import IdArray
 from swarmfold.core.resources import ResourceValue, Scale
 from swarmfold.core.topology import QueueSpec, TopologySpec
 
@@ -24,12 +25,15 @@ def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     return value if type(value) is tuple else tuple(value)
 
 #: ``{"<status>": [task_id, ...]}``, the server's ``tasks_by_status`` shape; read-only, in
-#: the order the server listed the statuses.
-TasksByStatus = Mapping[str, tuple[int, ...]]
+#: the order the server listed the statuses. Each list is a tuple, or an ``IdArray`` (a
+#: long list packed as int64, equal to the tuple of its ids).
+TasksByStatus = Mapping[str, Sequence[int]]
 
 
 def _tasks_by_status(value: Mapping[str, Iterable[int]]) -> TasksByStatus:
-    frozen: TasksByStatus = FrozenDict({str(k): tuple(v) for k, v in value.items()})
+    frozen: TasksByStatus = FrozenDict(
+        {str(k): v if type(v) is IdArray else tuple(v) for k, v in value.items()}
+    )
     return frozen
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from swarmfold.core.count_column import int_view
+from swarmfold.core.id_array import id_column
 from swarmfold.core.readiness import leave_ready_queue
 from swarmfold.core.state import EVALUATING, IN_FLIGHT, NOWHERE, Tx, gather, in_ready_queue
 from swarmfold.core.status_column import status_mask
@@ -61,7 +62,9 @@ def _split(
     a compare, a count): a full sync reports every task, and almost all of them are
     unchanged.
     """
-    ids = np.fromiter(task_ids, dtype=np.int64, count=len(task_ids))
+    ids = id_column(task_ids)
+    if ids is None:
+        return None
     indexes = ids - first
     if indexes.min() < 0 or indexes.max() >= len(tx.status):
         return None

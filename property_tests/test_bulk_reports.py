@@ -10,12 +10,15 @@ the same change count, the same commands and the same state, field for field.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swarmfold.core import SwarmConfig, decide, initial_state
 from swarmfold.core.events import RunStarted
+from swarmfold.core.id_array import IdArray
 from swarmfold.core.readiness import leave_ready_queue
 from swarmfold.core.specs import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec
 from swarmfold.core.state import SwarmState, Tx, in_ready_queue
@@ -43,7 +46,7 @@ def reports(draw: st.DrawFn) -> tuple[int, str, dict[str, tuple[int, ...]], froz
 
 
 def _outcomes(
-    first: int, local: str, report: dict[str, tuple[int, ...]], lost: frozenset[int]
+    first: int, local: str, report: Mapping[str, Sequence[int]], lost: frozenset[int]
 ) -> tuple[tuple[object, ...], tuple[object, ...], SwarmState]:
     """``(outcome in C, outcome per task, the state reported to)``: apply ``report`` to a
     chain holding ``local`` statuses, with the ``lost`` tasks taken out of the ready queue."""
@@ -82,6 +85,26 @@ def test_the_bulk_and_the_per_task_paths_agree(
 ) -> None:
     in_c, per_task, _ = _outcomes(*case)
     assert in_c == per_task
+
+
+@settings(max_examples=150, deadline=None)
+@given(reports())
+def test_packed_reports_decide_as_tuples_do(
+    case: tuple[int, str, dict[str, tuple[int, ...]], frozenset[int]],
+) -> None:
+    """A report whose lists come as ``IdArray``s (full syncs of the in-process server, long
+    lists read from a log) decides what the same report of tuples does, on both paths."""
+    first, local, report, lost = case
+    packed = {code: IdArray.of(ids) for code, ids in report.items()}
+
+    def comparable(outcome: tuple[object, ...]) -> tuple[object, ...]:
+        changed, commands, state = outcome
+        assert isinstance(state, SwarmState)  # each chain has a topology of its own
+        return changed, commands, attrs.evolve(state, topology=None)
+
+    from_packed, from_tuples = _outcomes(first, local, packed, lost), _outcomes(first, local, report, lost)
+    for a, b in zip(from_packed[:2], from_tuples[:2], strict=True):
+        assert comparable(a) == comparable(b)
 
 
 def test_a_small_group_heals_lost_tasks_and_moves_the_others_through_byte_masks() -> None:

@@ -14,11 +14,12 @@ other JSON output keep plain arrays.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from swarmfold.core.id_array import IdArray, id_column
 from swarmfold.shell.log.codec import CodecError, _show, ints_only
 
 __all__ = ["MAX_IDS", "MIN_IDS", "RUNS", "compact_by_status", "compact_ids", "expand_ids"]
@@ -35,42 +36,49 @@ _INT64 = np.iinfo(np.int64)
 #: Up to this many numbers (32 runs) a runs object is expanded without numpy, whose fixed
 #: cost is larger than the loop's; anything unusual goes to the checks below.
 _FEW_NUMBERS = 64
+#: Up to this many ids a runs object expands to a tuple; more come as an ``IdArray``.
+_PACK_ABOVE = 4096
 
 
-def compact_ids(ids: tuple[int, ...]) -> Any:
-    """``ids`` as the log writes it: the tuple itself, or ``{"runs": [...]}``."""
+def compact_ids(ids: Sequence[int]) -> Any:
+    """``ids`` as the log writes it: the ids themselves (a list for an ``IdArray``), or
+    ``{"runs": [...]}``."""
     n = len(ids)
+    packed = type(ids) is IdArray
     if n < MIN_IDS:
-        return ids
-    first = ids[0]
-    last = ids[-1]
-    if type(first) is type(last) is int and last - first == n - 1 and ids == tuple(range(first, last + 1)):
-        if _INT64.min <= first and first + n - 1 <= _INT64.max:
-            return {RUNS: [first, n]}  # one block (a batch of an array's tasks): no numpy
-        return ids
-    try:
-        column = np.fromiter(ids, np.int64, n)
-    except (OverflowError, TypeError, ValueError):
+        return list(ids) if packed else ids
+    if not packed:
+        first = ids[0]
+        last = ids[-1]
+        one_block = type(first) is type(last) is int and last - first == n - 1
+        if one_block and ids == tuple(range(first, last + 1)):
+            if _INT64.min <= first and first + n - 1 <= _INT64.max:
+                return {RUNS: [first, n]}  # one block (a batch of an array's tasks): no numpy
+            return ids
+    column = id_column(ids)
+    if column is None:
         return ids  # an id beyond 64 bits (or not an int: the codec names it)
     starts = np.flatnonzero(np.diff(column) != 1) + 1
     runs = len(starts) + 1
     if 4 * runs > n:
-        return ids
+        return list(ids) if packed else ids
     flat = np.empty(2 * runs, np.int64)
     flat[0::2] = column[np.concatenate(([0], starts))]
     flat[1::2] = np.diff(np.concatenate(([0], starts, [n])))
     return {RUNS: flat.tolist()}
 
 
-def compact_by_status(by_status: Mapping[str, tuple[int, ...]]) -> Any:
-    """A ``tasks_by_status`` map as the log writes it (the map itself when nothing is long)."""
-    if all(len(ids) < MIN_IDS for ids in by_status.values()):
+def compact_by_status(by_status: Mapping[str, Sequence[int]]) -> Any:
+    """A ``tasks_by_status`` map as the log writes it (the map itself when nothing is long
+    and nothing is packed)."""
+    if all(len(ids) < MIN_IDS and type(ids) is not IdArray for ids in by_status.values()):
         return by_status
     return {status: compact_ids(ids) for status, ids in by_status.items()}
 
 
-def expand_ids(value: dict[str, Any]) -> tuple[int, ...]:
-    """The ids a runs object stands for; ``CodecError`` naming the problem (``$.runs...``)."""
+def expand_ids(value: dict[str, Any]) -> tuple[int, ...] | IdArray:
+    """The ids a runs object stands for; ``CodecError`` naming the problem (``$.runs...``).
+    More than ``_PACK_ABOVE`` ids come as an ``IdArray`` (no Python int per id)."""
     if RUNS not in value:
         raise CodecError([f"$.{RUNS}: required field missing"])
     if len(value) > 1:
@@ -86,7 +94,7 @@ def expand_ids(value: dict[str, Any]) -> tuple[int, ...]:
         raise CodecError([f"$.{RUNS}: expected pairs of first id and count, got {len(flat)} numbers"])
     if len(flat) <= _FEW_NUMBERS and all(n >= 1 for n in flat[1::2]):
         total = sum(flat[1::2])
-        if total <= MAX_IDS and all(_INT64.min <= x and x + n - 1 <= _INT64.max for x, n in _pairs(flat)):
+        if total <= _PACK_ABOVE and all(_INT64.min <= x and x + n - 1 <= _INT64.max for x, n in _pairs(flat)):
             out: list[int] = []
             for x, n in _pairs(flat):
                 out += range(x, x + n)
@@ -109,7 +117,7 @@ def expand_ids(value: dict[str, Any]) -> tuple[int, ...]:
         raise CodecError([f"$.{RUNS}[{2 * i}]: the run from {firsts[i]} goes past 64 bits"])
     offsets = np.cumsum(counts) - counts
     ids = np.repeat(firsts - offsets, counts) + np.arange(total, dtype=np.int64)
-    return tuple(ids.tolist())
+    return IdArray(ids)
 
 
 def _pairs(flat: list[int]) -> zip[tuple[int, int]]:

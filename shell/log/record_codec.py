@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from itertools import chain
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter
@@ -25,7 +25,8 @@ from typing import Any
 import attrs
 
 from swarmfold.core.commands import COMMAND_TYPES
-from swarmfold.core.events import EVENT_TYPES
+from swarmfold.core.events import EVENT_TYPES, TasksByStatus
+from swarmfold.core.id_array import IdArray
 from swarmfold.shell.log.codec import (
     TAG,
     CodecError,
@@ -49,7 +50,7 @@ _ID_LIST = 5  # tuple[int, ...]: plain, or as runs when long (shell/log/id_runs.
 _ID_MAP = 6  # TasksByStatus: each list as _ID_LIST
 
 _IDS = tuple[int, ...]
-_BY_STATUS = Mapping[str, tuple[int, ...]]  # TasksByStatus: read-only, a FrozenDict
+_BY_STATUS = TasksByStatus  # read-only, a FrozenDict
 _PLAIN_TYPES: tuple[Any, ...] = (int, str, bool, int | None, str | None, _IDS, _BY_STATUS)
 
 _Plan = tuple[tuple[str, int, Any], ...]
@@ -299,7 +300,7 @@ def _fast_value(name: str, kind: int, t: Any, value: Any) -> Any:
     raise _Slow
 
 
-def _expand_at(where: str, value: dict[str, Any]) -> tuple[int, ...]:
+def _expand_at(where: str, value: dict[str, Any]) -> tuple[int, ...] | IdArray:
     """``expand_ids(value)``, its errors' paths prefixed with ``where`` (``.task_ids``)."""
     try:
         return expand_ids(value)

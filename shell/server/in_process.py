@@ -49,7 +49,7 @@ def _queue(m: ServerModel, c: QueueBatch, now: float, duration: float | None) ->
 
 
 def _fetch(m: ServerModel, c: FetchTaskStatuses, now: float, duration: float | None) -> Event:
-    statuses, time_string = m.task_status_updates(c.since, now)
+    statuses, time_string = m.task_status_updates(c.since, now, packed=True)
     return TaskStatusesFetched(c.command_id, now, statuses, time_string)
 
 

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from swarmfold.core.config import UNLIMITED
+from swarmfold.core.id_array import IdArray
 from swarmfold.core.resources import Requested
 from swarmfold.core.statuses import ACTIVE
 from swarmfold.core.topology import Topology
@@ -331,11 +332,15 @@ class ServerModel(ClusterSide):
         self.task_resources.append((queue, tuple(requested)))
         return len(self.task_resources) - 1
 
-    def task_status_updates(self, since: str | None, now: float) -> tuple[dict[str, list[int]], str]:
-        """``POST /workflow/{id}/task_status_updates``: changed (or, with no ``since``, all) tasks."""
+    def task_status_updates(
+        self, since: str | None, now: float, packed: bool = False
+    ) -> tuple[dict[str, Sequence[int]], str]:
+        """``POST /workflow/{id}/task_status_updates``: changed (or, with no ``since``, all)
+        tasks. ``packed``: every task's ids come as ``IdArray``s (in process: no Python int
+        per task), else as lists (for JSON)."""
         status = self.status
         ids = self.task_ids
-        answer: dict[str, list[int]] = {}
+        answer: dict[str, Sequence[int]] = {}
         if since is None:
             # Every task, grouped by status, in id order: a numpy compare per status present.
             letters = np.frombuffer("".join(status).encode("ascii"), dtype=np.uint8)
@@ -345,7 +350,7 @@ class ServerModel(ClusterSide):
                 if count:
                     at = np.flatnonzero(letters == ord(code))
                     found = id_column[at] if id_column is not None else at + (first or 0)
-                    answer[code] = found.tolist()
+                    answer[code] = IdArray(found) if packed else found.tolist()
         else:
             floor = self._second_of(since)
             buckets = self._buckets
@@ -358,13 +363,15 @@ class ServerModel(ClusterSide):
                 for _, indexes in buckets:
                     seen.update(dict.fromkeys(indexes))
                 changed = seen
+            lists: dict[str, list[int]] = {}
             for i in changed:
                 s = status[i]
-                bucket = answer.get(s)
+                bucket = lists.get(s)
                 if bucket is None:
-                    answer[s] = [ids[i]]
+                    lists[s] = [ids[i]]
                 else:
                     bucket.append(ids[i])
+            answer.update(lists)
         return answer, self.time_string(now)
 
     def set_status_for_triaging(self, now: float) -> None:

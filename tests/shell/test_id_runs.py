@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 
 from swarmfold.core.commands import Finish, QueueBatch
 from swarmfold.core.events import BatchQueued, TaskStatusesFetched
+from swarmfold.core.id_array import IdArray
 from swarmfold.core.topology import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec
 from swarmfold.shell.log import eventlog
 from swarmfold.shell.log.codec import CodecError, command_from_dict, event_from_dict, to_json
 from swarmfold.shell.log.eventlog import read_header, read_log
-from swarmfold.shell.log.id_runs import MAX_IDS, MIN_IDS, compact_ids, expand_ids
+from swarmfold.shell.log.id_runs import MAX_IDS, MIN_IDS, compact_by_status, compact_ids, expand_ids
 from swarmfold.shell.log.record_codec import decode_value, encode_value, record_text
 from swarmfold.shell.log.replay import replay
 
@@ -58,6 +59,28 @@ def test_any_id_list_comes_back_exactly_and_runs_only_when_they_are_short(ids: l
         assert expand_ids(_through_json(written)) == tuple(ids)
     else:
         assert written == tuple(ids)
+
+
+_INT64_IDS = st.one_of(_BLOCKS, st.lists(st.integers(-(2**63), 2**63 - 1), max_size=200))
+
+
+@given(_INT64_IDS)
+def test_a_packed_list_is_written_as_its_tuple_is(ids: list[int]) -> None:
+    """The log's bytes do not depend on how the ids were held: an ``IdArray`` is written as
+    the tuple of its ids is (a plain JSON list when not as runs)."""
+    packed = IdArray.of(ids)
+    assert json.dumps(compact_ids(packed)) == json.dumps(compact_ids(tuple(ids)))
+    by_status = {"D": packed, "R": IdArray.of(ids[:3])}
+    assert json.dumps(compact_by_status(by_status)) == json.dumps(
+        compact_by_status({k: tuple(v) for k, v in by_status.items()})
+    )
+
+
+def test_a_long_expansion_comes_packed_and_a_short_one_as_a_tuple() -> None:
+    long_ids = expand_ids({"runs": [10, 5000]})
+    assert type(long_ids) is IdArray and long_ids == tuple(range(10, 5010))
+    short = expand_ids({"runs": [10, 4000, 5, 2]})
+    assert type(short) is tuple and short == (*range(10, 4010), 5, 6)
 
 
 @pytest.mark.parametrize(
