@@ -95,12 +95,11 @@ def _send_or_park(tx: Tx, batch: PendingBatch) -> None:
 
 
 def _send(tx: Tx, batch: PendingBatch, task_resources_id: int) -> None:
-    task_ids = tx.topo.task_ids
     tx.emit(
         QueueBatch,
         batch,
         array_id=batch.array_id,
-        task_ids=tuple(map(task_ids.__getitem__, batch.indexes)),
+        task_ids=tx.topo.ids_at(batch.indexes),
         task_resources_id=task_resources_id,
         workflow_run_id=tx.workflow_run_id,
         cluster_id=tx.topo.cluster_ids.get(batch.resources.queue, 0),

@@ -303,8 +303,33 @@ _VECTOR: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     _TX: (methodcaller("evolver"), methodcaller("persistent"))
 }
 _MAP: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {_TX: (MapTx, MapTx.persistent)}
+
+
+class CountsTx(dict[str, int]):
+    """The status counts for one ``decide`` call: a dict (item writes at a dict's speed)
+    that remembers the state's map, so counts that end as they started are handed back
+    as that map instead of a new one."""
+
+    __slots__ = ("base",)
+    base: PMap[str, int]
+
+    @classmethod
+    def opened(cls, base: PMap[str, int]) -> CountsTx:
+        counts = cls(base.items())  # dict(a PMap) is 4x slower
+        counts.base = base
+        return counts
+
+    @staticmethod
+    def persistent(counts: dict[str, int]) -> PMap[str, int]:
+        """``counts`` frozen (a plain dict too: ``set_up`` assigns a fresh one)."""
+        base: PMap[str, int] | None = getattr(counts, "base", None)
+        if base is not None and len(base) == len(counts) and all(base.get(k) == v for k, v in counts.items()):
+            return base
+        return pmap(counts)
+
+
 _COUNTS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
-    _TX: (lambda counts: dict(counts.items()), pmap)  # dict(a PMap) is 4x slower
+    _TX: (CountsTx.opened, CountsTx.persistent)
 }
 
 
@@ -413,10 +438,9 @@ class Tx(CountQueries):
     anomalies: int
 
     def __init__(self, state: SwarmState) -> None:
-        values = self.__dict__
-        values.update(zip(_FIELD_NAMES, _field_values(state), strict=True))
-        for name, open_ in _OPENERS:
-            values[name] = open_(values[name])
+        # Plain fields are copied; the others are opened for writing on first use
+        # (``_OpenedOnFirstUse``): an event that reads few of them pays for few.
+        self.__dict__.update(zip(_PLAIN_NAMES, _plain_values(state), strict=True))
         self.base = state
         self.commands: list[Command] = []
         # Entries appended to ready groups during this call, flushed before any read.
@@ -482,17 +506,40 @@ class Tx(CountQueries):
     # --- freezing -----------------------------------------------------------------------
     def commit(self) -> SwarmState:
         self.flush_ready()
-        values = list(_field_values(self))
-        for position, close in _CLOSERS:
-            values[position] = close(values[position])
+        values: list[Any] = list(map(self.__dict__.get, _FIELD_NAMES))
+        base = self.base
+        for position, name, close in _CLOSERS:
+            opened = values[position]
+            values[position] = getattr(base, name) if opened is None else close(opened)
         return SwarmState(*values)
+
+
+class _OpenedOnFirstUse:
+    """A ``Tx`` attribute for a field that is written through a working copy: the first
+    read opens the state's value (``_VECTOR``, ``_MAP``, ``_COUNTS``) and keeps it in the
+    instance, which answers every later read directly (a non-data descriptor)."""
+
+    __slots__ = ("name", "open")
+
+    def __init__(self, name: str, open_: Callable[[Any], Any]) -> None:
+        self.name = name
+        self.open = open_
+
+    def __get__(self, tx: Tx | None, owner: type | None = None) -> Any:
+        if tx is None:
+            return self
+        opened = tx.__dict__[self.name] = self.open(getattr(tx.base, self.name))
+        return opened
 
 
 _FIELDS: tuple[attrs.Attribute[Any], ...] = attrs.fields(SwarmState)
 _FIELD_NAMES = tuple(f.name for f in _FIELDS)
-_field_values = attrgetter(*_FIELD_NAMES)
-_OPENERS = tuple((f.name, f.metadata[_TX][0]) for f in _FIELDS if _TX in f.metadata)
-_CLOSERS = tuple((k, f.metadata[_TX][1]) for k, f in enumerate(_FIELDS) if _TX in f.metadata)
+_PLAIN_NAMES = tuple(f.name for f in _FIELDS if _TX not in f.metadata)
+_plain_values = attrgetter(*_PLAIN_NAMES)
+_CLOSERS = tuple((k, f.name, f.metadata[_TX][1]) for k, f in enumerate(_FIELDS) if _TX in f.metadata)
+for _field in _FIELDS:
+    if _TX in _field.metadata:
+        setattr(Tx, _field.name, _OpenedOnFirstUse(_field.name, _field.metadata[_TX][0]))
 _EMPTY_GROUP = ReadyGroup()
 _TIMING_FIELDS = tuple(a.name for a in attrs.fields(Timing))
 _RESOURCE_FIELDS = tuple(a.name for a in attrs.fields(ResourceState))
