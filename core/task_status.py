@@ -117,7 +117,11 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     # Above this many ids per status, unchanged tasks are filtered out with C-level maps
     # first: a full sync reports every task, and almost all of them are unchanged.
     bulk = tx.config.bulk_status_threshold
-    for code, task_ids in tasks_by_status.items():
+    # A report that lists each task once (as the server does) needs no record of tasks
+    # listed twice; its groups' indexes are found and checked at once.
+    listed_once = _listed_once(tasks_by_status, first, n_tasks, bulk) if dense else None
+    for position, (code, task_ids) in enumerate(tasks_by_status.items()):
+        known = None if listed_once is None else listed_once[position]
         entered_from = ENTERED_FROM.get(code)
         if entered_from is None:
             tx.note(
@@ -137,7 +141,9 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
                 task_ids, heal = split
                 unchanged_queueable.extend(heal)
         if dense and len(task_ids) > bulk and len(task_ids) > 1:
-            at_once = _apply_group_at_once(tx, code, task_ids, first, n_tasks, original, active_delta)
+            at_once = _apply_group_at_once(
+                tx, code, task_ids, first, n_tasks, original, active_delta, known
+            )
             if at_once is not None:
                 heal, changed_group, old_statuses, n_stale = at_once
                 unchanged_queueable.extend(heal)
@@ -149,16 +155,13 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
                     changed.append((code, changed_group, old_statuses))
                     n_changed += len(changed_group)
                 continue
-        for task_id in task_ids:
-            if dense:
-                i = task_id - first
-                if i < 0 or i >= n_tasks:
-                    continue
-            else:
-                found = get_index(task_id)
-                if found is None:
-                    continue
-                i = found
+        if known is not None:
+            at = known
+        elif dense:
+            at = [i for i in map(sub, task_ids, repeat(first)) if 0 <= i < n_tasks]
+        else:
+            at = [i for i in map(get_index, task_ids) if i is not None]
+        for i in at:
             old = status[i]
             if old == code:
                 if code_queueable and place[i] == NOWHERE:
@@ -175,7 +178,7 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
             if not code_queueable and place[i] != NOWHERE and in_ready_queue(place[i]):
                 leave_ready_queue(tx, i)
             indexes.append(i)
-            olds.append(original.setdefault(i, old))
+            olds.append(old if known is not None else original.setdefault(i, old))
         if indexes:
             for old, k in moved.items():
                 counts[old] = counts.get(old, 0) - k
@@ -189,7 +192,7 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     if stale:
         tx.note("stale_report", f"{source}: {stale} report(s) would move a DONE/FATAL task "
                 "somewhere other than REGISTERING; ignored")
-    if len(original) != n_changed:
+    if listed_once is None and len(original) != n_changed:
         # A task listed under several codes reacts once, by its final status (and not at
         # all if it ends where it started).
         changed = [
@@ -202,6 +205,41 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     return n_changed
 
 
+def _listed_once(
+    tasks_by_status: Mapping[str, Sequence[int]], first: int, n_tasks: int, bulk: int
+) -> list[list[int]] | None:
+    """Each group's task indexes, in order, when the report lists every task once and only
+    tasks of the workflow; else ``None``, and each group is checked as it is applied.
+
+    One gather, sort and compare over the whole report (a few numpy calls), where a check
+    per group builds a dict of its indexes and records each change's old status. Also
+    ``None`` for a small report (checked per group at no great cost) and for a full sync
+    (its groups are first filtered against the status column: ``_split``).
+    """
+    sizes = [len(ids) for ids in tasks_by_status.values()]
+    total = sum(sizes)
+    if total <= bulk or any(n * 8 >= n_tasks and n > bulk for n in sizes):
+        return None
+    columns = []
+    for ids in tasks_by_status.values():
+        column = id_column(ids)
+        if column is None:
+            return None
+        columns.append(column)
+    indexes = (np.concatenate(columns) if len(columns) > 1 else columns[0]) - first
+    if indexes.min() < 0 or indexes.max() >= n_tasks:
+        return None
+    ordered = np.sort(indexes)
+    if (ordered[1:] == ordered[:-1]).any():
+        return None
+    flat = indexes.tolist()
+    groups, start = [], 0
+    for n in sizes:
+        groups.append(flat[start:start + n])
+        start += n
+    return groups
+
+
 def _apply_group_at_once(
     tx: Tx,
     code: str,
@@ -210,6 +248,7 @@ def _apply_group_at_once(
     n_tasks: int,
     original: dict[int, str],
     active_delta: dict[int, int],
+    known: list[int] | None = None,
 ) -> tuple[list[int], list[int], list[str], int] | None:
     """Apply one status group in a few C-level passes over byte masks: the group's current
     statuses are gathered as bytes, and ``bytes.translate`` marks which tasks are unchanged,
@@ -218,14 +257,19 @@ def _apply_group_at_once(
 
     Returns ``(unchanged tasks to heal, changed indexes, their old statuses, stale count)``,
     or ``None`` when the group lists an id twice, a task already changed under another code,
-    or an id outside the workflow: the per-task path then decides.
+    or an id outside the workflow: the per-task path then decides. ``known``: the group's
+    indexes, already checked with the whole report (``_listed_once``); ``original`` is then
+    neither read nor written.
     """
-    if min(task_ids) < first or max(task_ids) >= first + n_tasks:
-        return None
-    indexes = list(map(sub, task_ids, repeat(first))) if first else list(task_ids)
-    listed = dict.fromkeys(indexes)
-    if len(listed) != len(indexes) or not original.keys().isdisjoint(listed):
-        return None
+    if known is not None:
+        indexes = known
+    else:
+        if min(task_ids) < first or max(task_ids) >= first + n_tasks:
+            return None
+        indexes = list(map(sub, task_ids, repeat(first))) if first else list(task_ids)
+        listed = dict.fromkeys(indexes)
+        if len(listed) != len(indexes) or not original.keys().isdisjoint(listed):
+            return None
     status = tx.status
     olds = status.letters_at(indexes)
     n = len(olds)
@@ -259,7 +303,8 @@ def _apply_group_at_once(
                 if in_ready_queue(p):
                     leave_ready_queue(tx, i)
     old_letters = list(changed_olds.decode("ascii"))
-    original.update(zip(changed, old_letters, strict=True))
+    if known is None:
+        original.update(zip(changed, old_letters, strict=True))
     return heal, changed, old_letters, stale
 
 

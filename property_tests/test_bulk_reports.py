@@ -87,6 +87,29 @@ def test_the_bulk_and_the_per_task_paths_agree(
     assert in_c == per_task
 
 
+@st.composite
+def wide_reports(draw: st.DrawFn) -> tuple[int, str, dict[str, tuple[int, ...]], frozenset[int]]:
+    """Like ``reports``, over chains of 100-200 tasks with groups under an eighth of them: the
+    groups are not filtered as a full sync's are, so a report that lists each task once is
+    checked as a whole (``_listed_once``); one that lists a task twice is checked per group."""
+    n = draw(st.integers(100, 200))
+    first = draw(st.integers(0, 5))
+    local = draw(st.text(alphabet=CODES, min_size=n, max_size=n))
+    ids = st.integers(first, first + n - 1)
+    report = draw(st.dictionaries(st.sampled_from(CODES), st.lists(ids, max_size=12, unique=True).map(tuple)))
+    lost = draw(st.frozensets(st.integers(0, n - 1)))
+    return first, local, report, lost
+
+
+@settings(max_examples=200, deadline=None)
+@given(wide_reports())
+def test_a_report_listing_each_task_once_is_checked_whole_and_decides_as_per_task(
+    case: tuple[int, str, dict[str, tuple[int, ...]], frozenset[int]],
+) -> None:
+    in_c, per_task, _ = _outcomes(*case)
+    assert in_c == per_task
+
+
 @settings(max_examples=150, deadline=None)
 @given(reports())
 def test_packed_reports_decide_as_tuples_do(
