@@ -477,10 +477,10 @@ class Tx(CountQueries):
         self.set_resources(overrides=overrides.set(index, resources))
 
     def set_timing(self, **changes: Any) -> None:
-        t = self.timing
-        values = {a: getattr(t, a) for a in _TIMING_FIELDS}
-        values.update(changes)
-        self.timing = Timing(**values)
+        values = list(_timing_values(self.timing))
+        for name, value in changes.items():
+            values[_TIMING_POSITION[name]] = value
+        self.timing = Timing(*values)
 
     def set_resources(self, **changes: Any) -> None:
         r = self.resources
@@ -542,6 +542,8 @@ for _field in _FIELDS:
         setattr(Tx, _field.name, _OpenedOnFirstUse(_field.name, _field.metadata[_TX][0]))
 _EMPTY_GROUP = ReadyGroup()
 _TIMING_FIELDS = tuple(a.name for a in attrs.fields(Timing))
+_timing_values = attrgetter(*_TIMING_FIELDS)
+_TIMING_POSITION = {name: k for k, name in enumerate(_TIMING_FIELDS)}
 _RESOURCE_FIELDS = tuple(a.name for a in attrs.fields(ResourceState))
 
 __all__ = ["SwarmState", "Tx", "initial_state"]

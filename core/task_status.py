@@ -50,6 +50,8 @@ def _flips_activity_of(code: str) -> Callable[[str], bool]:
 _SAME = {code: status_mask(code.__eq__) for code in ENTERED_FROM}
 _MOVES = {code: status_mask(_moves_to(code)) for code in ENTERED_FROM}
 _FLIPS_ACTIVE = {code: status_mask(_flips_activity_of(code)) for code in ENTERED_FROM}
+#: The statuses a task may move to each code from, in a fixed order.
+_SOURCES = {code: sorted(old for old in ENTERED_FROM[code] if old != code) for code in ENTERED_FROM}
 
 
 def _split(
@@ -145,11 +147,11 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
                 tx, code, task_ids, first, n_tasks, original, active_delta, known
             )
             if at_once is not None:
-                heal, changed_group, old_statuses, n_stale = at_once
+                heal, changed_group, old_statuses, moved_from, n_stale = at_once
                 unchanged_queueable.extend(heal)
                 stale += n_stale
                 if changed_group:
-                    for old, k in Counter(old_statuses).items():
+                    for old, k in moved_from.items():
                         counts[old] = counts.get(old, 0) - k
                     counts[code] = counts.get(code, 0) + len(changed_group)
                     changed.append((code, changed_group, old_statuses))
@@ -249,13 +251,14 @@ def _apply_group_at_once(
     original: dict[int, str],
     active_delta: dict[int, int],
     known: list[int] | None = None,
-) -> tuple[list[int], list[int], list[str], int] | None:
+) -> tuple[list[int], list[int], list[str], dict[str, int], int] | None:
     """Apply one status group in a few C-level passes over byte masks: the group's current
     statuses are gathered as bytes, and ``bytes.translate`` marks which tasks are unchanged,
     which may move (``ENTERED_FROM``) and which would be stale. Decides exactly what the
     per-task path does, in the same order.
 
-    Returns ``(unchanged tasks to heal, changed indexes, their old statuses, stale count)``,
+    Returns ``(unchanged tasks to heal, changed indexes, their old statuses, how many moved
+    from each old status, stale count)``,
     or ``None`` when the group lists an id twice, a task already changed under another code,
     or an id outside the workflow: the per-task path then decides. ``known``: the group's
     indexes, already checked with the whole report (``_listed_once``); ``original`` is then
@@ -282,7 +285,7 @@ def _apply_group_at_once(
     n_moving = moves.count(1)
     stale = n - unchanged - n_moving
     if not n_moving:
-        return heal, [], [], stale
+        return heal, [], [], {}, stale
     if n_moving == n:
         changed, changed_olds = indexes, olds
     else:
@@ -305,7 +308,9 @@ def _apply_group_at_once(
     old_letters = list(changed_olds.decode("ascii"))
     if known is None:
         original.update(zip(changed, old_letters, strict=True))
-    return heal, changed, old_letters, stale
+    # Counted per letter in C: a task moves only from the statuses ENTERED_FROM lists.
+    moved_from = {old: k for old in _SOURCES[code] if (k := changed_olds.count(ord(old)))}
+    return heal, changed, old_letters, moved_from, stale
 
 
 def _final_only(
