@@ -30,9 +30,9 @@ import numpy as np
 from swarmfold.core.count_column import int_view
 from swarmfold.core.id_array import id_column
 from swarmfold.core.readiness import leave_ready_queue
-from swarmfold.core.state import EVALUATING, IN_FLIGHT, NOWHERE, Tx, gather, in_ready_queue
+from swarmfold.core.state import NOWHERE, Tx, gather, in_ready_queue
 from swarmfold.core.status_column import status_mask
-from swarmfold.core.statuses import ACTIVE
+from swarmfold.core.statuses import ACTIVE, QUEUEABLE
 from swarmfold.core.topology import DenseIndex
 from swarmfold.core.transitions import ENTERED_FROM, HEALS, REACTIONS
 
@@ -50,6 +50,7 @@ def _flips_activity_of(code: str) -> Callable[[str], bool]:
 _SAME = {code: status_mask(code.__eq__) for code in ENTERED_FROM}
 _MOVES = {code: status_mask(_moves_to(code)) for code in ENTERED_FROM}
 _FLIPS_ACTIVE = {code: status_mask(_flips_activity_of(code)) for code in ENTERED_FROM}
+_QUEUEABLE = status_mask(QUEUEABLE.__contains__)
 #: The statuses a task may move to each code from, in a fixed order.
 _SOURCES = {code: sorted(old for old in ENTERED_FROM[code] if old != code) for code in ENTERED_FROM}
 
@@ -177,7 +178,7 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
             if (old in ACTIVE) is not code_active:
                 a = array_of[i]
                 active_delta[a] = active_delta.get(a, 0) + (1 if code_active else -1)
-            if not code_queueable and place[i] != NOWHERE and in_ready_queue(place[i]):
+            if not code_queueable and old in QUEUEABLE and in_ready_queue(place[i]):
                 leave_ready_queue(tx, i)
             indexes.append(i)
             olds.append(old if known is not None else original.setdefault(i, old))
@@ -299,10 +300,12 @@ def _apply_group_at_once(
         for a, k in Counter(compress(arrays, flips)).items():
             active_delta[a] = active_delta.get(a, 0) + sign * k
     if code not in HEALS:
-        places = gather(tx.place, changed)
-        queued = len(places) - places.count(NOWHERE) - places.count(IN_FLIGHT) - places.count(EVALUATING)
-        if queued:
-            for i, p in zip(changed, places, strict=True):
+        # Only a G or A task is ever in the ready queue (invariants.py, ``ready_status``):
+        # the others' places need no look.
+        was_queueable = changed_olds.translate(_QUEUEABLE)
+        if was_queueable.count(1):
+            candidates = list(compress(changed, was_queueable))
+            for i, p in zip(candidates, gather(tx.place, candidates), strict=True):
                 if in_ready_queue(p):
                     leave_ready_queue(tx, i)
     old_letters = list(changed_olds.decode("ascii"))
