@@ -8,7 +8,8 @@ status, active tasks per array, the ready queue) so no event ever rescans all ta
 pyrsistent evolvers (copy-on-write, so the input state is never touched) and ``commit``
 freezes the result into a new ``SwarmState``. Both walk ``attrs.fields(SwarmState)``, so a
 new field is carried over without being listed again; its ``metadata`` says how it is opened
-for writing and frozen again (``_VECTOR``, ``_MAP``, ``_COUNTS``; none: copied as is).
+for writing and frozen again (``_VECTOR``, ``_MAP``, ``_COUNTS``; none: copied as is). A
+field with such metadata is opened on its first use in the call, not when the ``Tx`` is made.
 """
 
 from __future__ import annotations

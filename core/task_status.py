@@ -297,8 +297,13 @@ def _apply_group_at_once(
     if flips.count(1):
         sign = 1 if code in ACTIVE else -1
         arrays = gather(tx.topo.array_of, changed)
-        for a, k in Counter(compress(arrays, flips)).items():
-            active_delta[a] = active_delta.get(a, 0) + sign * k
+        flipped = arrays if flips.count(1) == len(flips) else tuple(compress(arrays, flips))
+        a = flipped[0]
+        if flipped.count(a) == len(flipped):  # one array (a batch, a layer's completions)
+            active_delta[a] = active_delta.get(a, 0) + sign * len(flipped)
+        else:
+            for a, k in Counter(flipped).items():
+                active_delta[a] = active_delta.get(a, 0) + sign * k
     if code not in HEALS:
         # Only a G or A task is ever in the ready queue (invariants.py, ``ready_status``):
         # the others' places need no look.
