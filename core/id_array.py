@@ -66,7 +66,8 @@ class IdArray(Sequence[int]):
         return iter(self._ids.tolist())
 
     def tolist(self) -> list[int]:
-        return list(self._ids.tolist())
+        ids: list[int] = self._ids.tolist()
+        return ids
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, IdArray):

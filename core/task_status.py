@@ -294,10 +294,11 @@ def _apply_group_at_once(
         changed_olds = bytes(compress(olds, moves))
     status.fill(changed, code)
     flips = changed_olds.translate(_FLIPS_ACTIVE[code])
-    if flips.count(1):
+    n_flips = flips.count(1)
+    if n_flips:
         sign = 1 if code in ACTIVE else -1
         arrays = gather(tx.topo.array_of, changed)
-        flipped = arrays if flips.count(1) == len(flips) else tuple(compress(arrays, flips))
+        flipped = arrays if n_flips == len(flips) else tuple(compress(arrays, flips))
         a = flipped[0]
         if flipped.count(a) == len(flipped):  # one array (a batch, a layer's completions)
             active_delta[a] = active_delta.get(a, 0) + sign * len(flipped)
