@@ -8,9 +8,12 @@ Events are immutable all the way down: mappings in them are ``FrozenDict``s.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Union
+from itertools import repeat
+from typing import Any, TypeVar, Union
 
+import attrs
 from attrs import field, frozen
 
 from swarmfold.core.config import SwarmConfig
@@ -106,6 +109,28 @@ class EdgeRow:
     task_id: int
     node_id: int
     downstream_node_ids: tuple[int, ...] = field(default=(), converter=_as_tuple)
+
+
+_Row = TypeVar("_Row", "TaskRow", "EdgeRow")
+
+
+def rows_of(cls: type[_Row], *columns: Sequence[Any]) -> list[_Row]:
+    """``list(map(cls, *columns))`` for ``TaskRow`` or ``EdgeRow``, built a column at a time
+    in C (each slot set through its descriptor, each converter mapped over its column): a
+    page of 500 rows costs about half what calling the class a row does. The row classes
+    have no validators and no post-init step, so the rows are the same."""
+    rows: list[_Row] = list(map(object.__new__, repeat(cls, _count(columns))))
+    for f, column in zip(attrs.fields(cls), columns, strict=True):
+        values = column if f.converter is None else map(f.converter, column)
+        deque(map(getattr(cls, f.name).__set__, rows, values), maxlen=0)
+    return rows
+
+
+def _count(columns: tuple[Sequence[Any], ...]) -> int:
+    lengths = {len(c) for c in columns}
+    if len(lengths) != 1:
+        raise ValueError(f"rows_of: columns of different lengths {sorted(lengths)}")
+    return lengths.pop()
 
 
 @frozen
