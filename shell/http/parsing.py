@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import chain
 from operator import attrgetter
 from typing import Any
@@ -441,12 +441,13 @@ def _fast_edges(body: Any) -> tuple[EdgeRow, ...]:
     task_ids, items = _keyed_ids(table)
     if set(map(type, items)) != {list} or min(map(len, items)) < 2:
         raise _Recheck
-    node_ids, downstream = list(zip(*items, strict=False))[:2]
-    kinds = set(map(type, downstream))
+    node_ids, downstream_or_none = list(zip(*items, strict=False))[:2]
+    kinds = set(map(type, downstream_or_none))
     if not ints_only(node_ids) or not kinds <= {list, type(None)}:
         raise _Recheck  # quoted JSON strings (old servers) and anything odd
+    downstream: Sequence[Any] = downstream_or_none
     if type(None) in kinds:
-        downstream = [() if ids is None else ids for ids in downstream]
+        downstream = [() if ids is None else ids for ids in downstream_or_none]
     if not ints_only(chain.from_iterable(downstream)):
         raise _Recheck  # the checked parser names the id that is not an int
     edges = rows_of(EdgeRow, task_ids, node_ids, downstream)

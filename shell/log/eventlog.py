@@ -67,10 +67,12 @@ __all__ = [
 ]
 
 LOG_FORMAT = "swarmfold-event-log"
-#: The version this swarmfold writes: 2 may write long id lists as runs (``id_runs.py``).
-LOG_VERSION = 2
-#: The versions it reads: version 1 logs (plain id lists only) replay as they always did.
-READABLE_VERSIONS = (1, 2)
+#: The version this swarmfold writes: 2 may write long id lists as runs (``id_runs.py``), 3
+#: writes pages of task and edge rows as columns (``row_columns.py``).
+LOG_VERSION = 3
+#: The versions it reads: version 1 logs (plain id lists only) and version 2 logs (rows as
+#: arrays of objects) replay as they always did.
+READABLE_VERSIONS = (1, 2, 3)
 #: What wrote a log.
 SOURCES = frozenset({"fold", "simulate", "run", "serve"})
 
@@ -376,7 +378,8 @@ def _parse_header(path: str, raw: bytes | None) -> LogHeader:
         )
     version = data.get("version")
     if not _kind_ok(version, int) or version not in READABLE_VERSIONS:
-        readable = " and ".join(map(str, READABLE_VERSIONS))
+        *first, last = map(str, READABLE_VERSIONS)
+        readable = f"{', '.join(first)} and {last}" if first else last
         raise LogError(
             path, 1, "$.version",
             f"unsupported log version {_show(version)} (this swarmfold reads versions {readable})",

@@ -39,7 +39,10 @@ def test_task_rows_from_columns_equal_the_rows(rows: list[TaskRow]) -> None:
     assert pickle.loads(pickle.dumps(built)) == rows
 
 
-@given(st.lists(st.tuples(st.integers(0, 99), st.integers(0, 99), st.lists(st.integers(0, 99), max_size=4)), max_size=30))
+_EDGE = st.tuples(st.integers(0, 99), st.integers(0, 99), st.lists(st.integers(0, 99), max_size=4))
+
+
+@given(st.lists(_EDGE, max_size=30))
 def test_edge_rows_from_columns_convert_their_lists(triples: list[tuple[int, int, list[int]]]) -> None:
     built = rows_of(EdgeRow, *(list(column) for column in zip(*triples, strict=True))) if triples else []
     assert built == [EdgeRow(t, n, ids) for t, n, ids in triples]

@@ -74,11 +74,44 @@ def lines_of(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines(keepends=True)
 
 
+#: The pages of rows in records, and the row fields the log writes as tables (version 3).
+_PAGES = {
+    "TaskChunkLoaded": ("tasks", {"resource_scales", "fallback_queues", "requested_resources"}),
+    "EdgeChunkLoaded": ("edges", set()),
+}
+
+
+def log_data(value: Any) -> Any:
+    """The log's data for an event or command, built the slow way: the codec's JSON, with a
+    page of rows as columns (log version 3; docs/log-format.md)."""
+    data = json.loads(to_json(value))
+    page = _PAGES.get(data.get("type"))
+    if page is None or not data[page[0]]:
+        return data
+    name, tables = page
+    rows = data[name]
+    columns: dict[str, Any] = {}
+    for field in rows[0]:
+        values = [row[field] for row in rows]
+        if field in tables:
+            texts = [dumps(v) for v in values]
+            distinct = list(dict.fromkeys(texts))
+            columns[field] = {
+                "index": [distinct.index(t) for t in texts],
+                "values": [json.loads(t) for t in distinct],
+            }
+        else:
+            columns[field] = values
+    data[name] = {"columns": columns, "rows": len(rows)}
+    return data
+
+
 def codec_line(seq: int, runner_id: str, event: Any, commands: Any) -> str:
-    """A record line written the slow way: every value through the codec (no newline)."""
+    """A record line written the slow way: every value through the codec, pages of rows then
+    turned into columns (no newline). Long id lists stay plain arrays."""
     return dumps({
-        "commands": [json.loads(to_json(c)) for c in commands],
-        "event": json.loads(to_json(event)),
+        "commands": [log_data(c) for c in commands],
+        "event": log_data(event),
         "runner_id": runner_id,
         "seq": seq,
     })

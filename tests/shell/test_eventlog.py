@@ -28,7 +28,7 @@ from swarmfold.core.events import (
     TimerFired,
 )
 from swarmfold.shell.log import eventlog, record_codec
-from swarmfold.shell.log.codec import command_from_dict, event_from_dict, to_json
+from swarmfold.shell.log.codec import CodecError, command_from_dict, event_from_dict, to_json
 from swarmfold.shell.log.eventlog import (
     LOG_FORMAT,
     LOG_VERSION,
@@ -44,7 +44,7 @@ from swarmfold.shell.log.record_codec import decode_value, encode_value
 from swarmfold.shell.server.instant import drive
 from swarmfold.shell.sim.scenario import load_scenario
 
-from . import CREATED, EXAMPLE, ROOT, RUNNER, codec_line, lines_of, record_run, run_cli, small_spec
+from . import CREATED, EXAMPLE, ROOT, RUNNER, codec_line, lines_of, log_data, record_run, run_cli, small_spec
 
 
 def _pipeline_log(path: Path) -> list[tuple[Event, tuple[Command, ...]]]:
@@ -197,8 +197,8 @@ def test_an_empty_line_in_the_middle_is_an_error(tmp_path: Path) -> None:
     [
         (b"", "$", "empty file"),
         (b'{"format":"something-else","version":1}\n', "$.format", "not a swarmfold event log"),
-        (b'{"format":"swarmfold-event-log","version":3}\n', "$.version", "unsupported log version 3"),
-        (b'{"format":"swarmfold-event-log","version":0}\n', "$.version", "reads versions 1 and 2"),
+        (b'{"format":"swarmfold-event-log","version":4}\n', "$.version", "unsupported log version 4"),
+        (b'{"format":"swarmfold-event-log","version":0}\n', "$.version", "reads versions 1, 2 and 3"),
         (b"[1, 2]\n", "$", "must be an object"),
         (b'{"format":"swarmfold-event-log","version":1}\n', "$.swarmfold_version", "required field missing"),
     ],
@@ -356,33 +356,37 @@ def _rows_sharing_equal_values() -> TaskChunkLoaded:
 def test_rows_are_written_by_identity_not_equality() -> None:
     chunk = _rows_sharing_equal_values()
     for _ in range(2):  # the second pass reads the remembered encodings
-        assert eventlog._dumps(encode_value(chunk)) == to_json(chunk)
+        assert eventlog._dumps(encode_value(chunk)) == eventlog._dumps(log_data(chunk))
         written = json.loads(eventlog._dumps(encode_value(chunk)))["tasks"]
-        assert [r["requested_resources"][0][1] for r in written] == [1, 1.0, 1, 1.0]
-        assert [type(r["requested_resources"][0][1]) for r in written] == [int, float, int, float]
+        assert written["rows"] == 4
+        table = written["columns"]["requested_resources"]
+        assert table["index"] == [0, 1, 0, 1]
+        assert [type(v[0][1]) for v in table["values"]] == [int, float]
+        data = json.loads(eventlog._dumps(encode_value(chunk)))
+        decoded = decode_value(data, eventlog._EVENTS_BY_NAME, event_from_dict)
+        assert decoded == chunk
+        assert [type(r.requested_resources[0][1]) for r in decoded.tasks] == [int, float, int, float]
     loaded = EdgeChunkLoaded(3, 4.0, (EdgeRow(1, 10, (11, 12)), EdgeRow(2, 11, ())))
-    assert eventlog._dumps(encode_value(loaded)) == to_json(loaded)
+    assert eventlog._dumps(encode_value(loaded)) == eventlog._dumps(log_data(loaded))
 
 
-def test_records_with_rows_written_as_text_equal_the_codec(tmp_path: Path) -> None:
+def test_records_with_pages_of_rows_are_the_codec_data_with_columns(tmp_path: Path) -> None:
     path = tmp_path / "run.log"
     steps = _pipeline_log(path)
     chunk = _rows_sharing_equal_values()
     edges = EdgeChunkLoaded(3, 4.0, (EdgeRow(1, 10, (11, 12)), EdgeRow(2, 11, ())))
-    token = record_codec._RAW_TOKEN
-    anomaly = NoteAnomaly(9, "odd", token)  # a string that is the placeholder itself
     cases: list[tuple[str, Event, list[Command]]] = [
         *(("r", e, list(c)) for e, c in steps),
         ("r", chunk, []),
-        ("r", TaskChunkLoaded(1, 2.0, ()), []),
+        ("r", TaskChunkLoaded(1, 2.0, ()), []),  # an empty page stays an array
         ("r", edges, [QueueBatch(1, 2, (5, 6), 3, 4)]),
-        ("r", chunk, [anomaly]),  # the placeholder's text elsewhere in the record
-        (token, edges, []),
+        ("r", chunk, [NoteAnomaly(9, "odd", '{"columns":{}}')]),
     ]
     for runner_id, event, commands in cases:
-        assert record_codec.record_text(7, runner_id, event, commands) == codec_line(
-            7, runner_id, event, commands
-        ), event
+        line = record_codec.record_text(7, runner_id, event, commands)
+        assert line == codec_line(7, runner_id, event, commands), event
+        data = json.loads(line)["event"]
+        assert decode_value(data, eventlog._EVENTS_BY_NAME, event_from_dict) == event
 
 
 def test_fast_encoding_and_decoding_equal_the_codec(tmp_path: Path) -> None:
@@ -400,9 +404,10 @@ def test_fast_encoding_and_decoding_equal_the_codec(tmp_path: Path) -> None:
         union = Event if type(value) in EVENT_TYPES else Command
         by_name = eventlog._EVENTS_BY_NAME if union is Event else eventlog._COMMANDS_BY_NAME
         slow = event_from_dict if union is Event else command_from_dict
-        assert eventlog._dumps(encode_value(value)) == to_json(value), value
-        data = json.loads(to_json(value))
+        assert eventlog._dumps(encode_value(value)) == eventlog._dumps(log_data(value)), value
+        data = json.loads(to_json(value))  # pages as arrays of rows (versions 1 and 2)
         assert decode_value(data, by_name, slow) == slow(data) == value
+        assert decode_value(log_data(value), by_name, slow) == value
     # The hot records really take the fast path (no codec call).
     for value in extra + [QueueBatch(1, 2, (5, 6), 3, 4)]:
         data = json.loads(to_json(value))
@@ -440,7 +445,116 @@ _ANY_INT = st.integers(-(2**70), 2**70)
     st.tuples(st.integers(1, 10**6), _ANY_INT, st.lists(_ANY_INT, max_size=4)), min_size=1, max_size=12
 ))
 def test_edge_rows_written_as_one_column_equal_the_codec(rows: list[tuple[int, int, list[int]]]) -> None:
-    """The downstream ids of every row are dumped at once and cut between rows: empty lists,
-    one row, one id and huge ids all come out as the codec writes them."""
+    """Edge pages as columns: empty lists, one row, one id and huge ids all come out as the
+    codec writes them, and read back as the same rows."""
     loaded = EdgeChunkLoaded(3, 4.0, tuple(EdgeRow(t, n, tuple(d)) for t, n, d in rows))
-    assert record_codec.record_text(1, "r", loaded, []) == codec_line(1, "r", loaded, [])
+    line = record_codec.record_text(1, "r", loaded, [])
+    assert line == codec_line(1, "r", loaded, [])
+    assert decode_value(json.loads(line)["event"], eventlog._EVENTS_BY_NAME, event_from_dict) == loaded
+
+
+def _two_task_page() -> dict[str, Any]:
+    chunk = _rows_sharing_equal_values()
+    data: dict[str, Any] = json.loads(record_codec.dumps(encode_value(chunk)))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        (lambda t: t.update(rows=5), "$.tasks.columns.task_id", "expected 5 items (the row count), got 4"),
+        (lambda t: t.update(rows=-1), "$.tasks.rows", "expected a row count"),
+        (lambda t: t.pop("rows"), "$.tasks.rows", "required field missing"),
+        (lambda t: t.update(extra=1), "$.tasks", "unknown field(s) in a columns object: extra"),
+        (lambda t: t["columns"].pop("status"), "$.tasks.columns.status", "required field missing"),
+        (lambda t: t["columns"].update(nope=[]), "$.tasks.columns", "unknown field(s) in the columns: nope"),
+        (lambda t: t["columns"]["array_id"].__setitem__(1, "x"), "$.tasks.columns.array_id[1]",
+         "expected int, got 'x'"),
+        (lambda t: t["columns"]["task_id"].__setitem__(2, True), "$.tasks.columns.task_id[2]",
+         "expected int, got True"),
+        (lambda t: t["columns"]["status"].__setitem__(0, 7), "$.tasks.columns.status[0]",
+         "expected str, got 7"),
+        (lambda t: t["columns"].update(status="GGGG"), "$.tasks.columns.status", "expected an array"),
+        (
+            lambda t: t["columns"]["requested_resources"]["index"].__setitem__(3, 9),
+            "$.tasks.columns.requested_resources.index[3]", "expected an entry of values (0 to 1), got 9",
+        ),
+        (
+            lambda t: t["columns"]["requested_resources"]["values"][1][0].__setitem__(1, None),
+            "$.tasks.columns.requested_resources.values[1][0][1]", "got None",
+        ),
+        (lambda t: t["columns"]["resource_scales"].pop("values"), "$.tasks.columns.resource_scales.values",
+         "required field missing"),
+        (lambda t: t["columns"].update(fallback_queues=[["b.q"]] * 4), "$.tasks.columns.fallback_queues",
+         "expected an object of index and values"),
+    ],
+)
+def test_a_damaged_columns_object_is_named_by_its_path(
+    tmp_path: Path, edit: Any, field: str, message: str
+) -> None:
+    """Read from a log, the error names the record's line and the path into the columns;
+    the records before it are kept."""
+    event = _two_task_page()
+    edit(event["tasks"])
+    path = tmp_path / "run.log"
+    _pipeline_log(path)
+    lines = lines_of(path)
+    record = json.loads(lines[3])
+    record["event"] = event
+    lines[3] = json.dumps(record).encode() + b"\n"
+    path.write_bytes(b"".join(lines))
+    log = read_log(path)
+    assert log.error is not None and log.error.line == 4
+    assert log.error.field == "$.event" + field[1:], str(log.error)
+    assert message in log.error.message, str(log.error)
+    assert len(log.records) == 2
+
+
+_NAMES = st.text("abq.", min_size=1, max_size=3)
+_PAGES_OF_TASKS = st.lists(
+    st.builds(
+        TaskRow,
+        task_id=st.integers(-(2**70), 2**70),
+        array_id=st.integers(0, 3),
+        status=st.sampled_from(["G", "Q", "D", "Ä"]),
+        max_attempts=st.integers(1, 3),
+        resource_scales=st.sampled_from([(), (("memory", 0.5),), (("runtime", (0.5, 1)),)]),
+        fallback_queues=st.lists(_NAMES, max_size=2).map(tuple),
+        requested_resources=st.lists(
+            st.tuples(_NAMES, st.integers(0, 3) | st.sampled_from([1.0, 2.0, "x"])), max_size=2
+        ).map(tuple),
+        cluster_name=_NAMES,
+        queue_name=_NAMES,
+        array_limit=st.integers(0, 5),
+    ),
+    max_size=12,
+)
+
+
+@given(_PAGES_OF_TASKS)
+def test_task_pages_as_columns_are_the_codec_data_and_read_back(rows: list[TaskRow]) -> None:
+    """Any page: equal values of different kinds (``1`` and ``1.0``), shared and distinct
+    tuples, huge ids, non-ASCII statuses, an empty page."""
+    chunk = TaskChunkLoaded(1, 2.0, tuple(rows))
+    line = record_codec.record_text(1, "r", chunk, [])
+    assert line == codec_line(1, "r", chunk, [])
+    decoded = decode_value(json.loads(line)["event"], eventlog._EVENTS_BY_NAME, event_from_dict)
+    assert decoded == chunk
+    assert record_codec.record_text(1, "r", decoded, []) == line  # read back, written the same
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        (lambda e: e.update(at="x"), "$.at", "expected float, got 'x'"),
+        (lambda e: e.update(extra=1), "$", "unknown field(s): extra"),
+    ],
+)
+def test_other_fields_of_a_page_record_are_named_by_the_codec(edit: Any, field: str, message: str) -> None:
+    """The columns object is read back into rows for the codec, which names the other field."""
+    event = _two_task_page()
+    edit(event)
+    with pytest.raises(CodecError) as exc:
+        decode_value(event, eventlog._EVENTS_BY_NAME, event_from_dict)
+    lines = exc.value.errors
+    assert any(line.startswith(f"{field}:") and message in line for line in lines), lines

@@ -181,7 +181,7 @@ def test_a_recorded_run_with_runs_replays_and_is_smaller(tmp_path: Path) -> None
     path = tmp_path / "run.log"
     result = record_run(path, _wide_spec(3000))
     assert isinstance(result.outcome, Finish) and result.outcome.summary.done_count == 3000
-    assert read_header(path).version == 2
+    assert read_header(path).version >= 2  # runs came with version 2
     log = read_log(path, strict=True)
     with_ids = [r for r in log.records if isinstance(r.event, TaskStatusesFetched | BatchQueued)]
     assert with_ids

@@ -1,0 +1,190 @@
+"""Pages of rows in the event log, written a column per field (log version 3).
+
+A run that attaches over HTTP records every ``get_tasks`` and ``get_downstream_tasks`` page:
+``TaskChunkLoaded.tasks`` and ``EdgeChunkLoaded.edges``, one row per task. Written as an array
+of row objects, every row repeats its field names and its resource tuples, and the writer
+formats each row on its own. Version 3 writes such a field as::
+
+    {"columns": {"array_id": [7, 7], ..., "requested_resources": {"index": [0, 0],
+     "values": [[["cores", 1], ["memory", 2]]]}, ...}, "rows": 2}
+
+A field of type ``int``, ``str`` or ``tuple[int, ...]`` is the array of its values, one per
+row, each as the codec writes it. Any other field (the resource tuples) is a table: ``values``
+holds each distinct value once, as the codec writes it, in the order of the first row that has
+it, and ``index`` gives each row's entry. Values are told apart by their JSON text, so
+``("cores", 1)`` and ``("cores", 1.0)`` are two entries. The form is canonical (the same rows
+give the same bytes); an empty page, or rows of another class, stay the codec's array. Readers
+take both forms. Only the event log uses this form; ``to_json`` keeps arrays of row objects.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Callable, Sequence
+from itertools import chain
+from operator import attrgetter
+from typing import Any
+
+import attrs
+
+from swarmfold.core.events import rows_of
+from swarmfold.shell.log.codec import CodecError, _show, converter, ints_only, structure
+
+__all__ = ["COLUMNS", "INDEX", "MAX_ROWS", "ROWS", "VALUES", "RowColumns"]
+
+COLUMNS = "columns"
+ROWS = "rows"
+INDEX = "index"
+VALUES = "values"
+#: The most rows one columns object may hold when read (a bound on what a damaged count can
+#: make the reader allocate).
+MAX_ROWS = 100_000_000
+
+_INT = 0
+_STR = 1
+_INT_TUPLE = 2
+_TABLE = 3
+_KIND_NAMES = {_INT: "int", _STR: "str", _INT_TUPLE: "array of ints"}
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+class RowColumns:
+    """The columns form of ``tuple[row_cls, ...]`` fields: ``encode`` and ``decode``."""
+
+    def __init__(self, row_cls: type, encoded: Callable[[Any, Callable[[Any], Any]], Any]) -> None:
+        """``encoded(value, hook)`` is ``hook(value)``, remembered by identity (the writer's
+        cache: a page's resource tuples are a few objects shared by every row)."""
+        self.row_cls = row_cls
+        self._encoded = encoded
+        hints = typing.get_type_hints(row_cls)
+        self.fields: list[tuple[str, int, Any]] = []
+        for f in attrs.fields(row_cls):
+            t = hints[f.name]
+            kind = {int: _INT, str: _STR}.get(t, _INT_TUPLE if t == tuple[int, ...] else _TABLE)
+            self.fields.append((f.name, kind, t))
+        names = [name for name, _, _ in self.fields]
+        self._values: Callable[[Any], Any] = attrgetter(*names)
+        self._hooks = {
+            name: converter.get_unstructure_hook(t) for name, kind, t in self.fields if kind == _TABLE
+        }
+
+    def encode(self, rows: Sequence[Any]) -> dict[str, Any] | None:
+        """The columns object of ``rows``, or ``None`` when they stay the codec's array (no
+        rows, a row of another class, a value the codec would write differently)."""
+        if not rows or set(map(type, rows)) != {self.row_cls}:
+            return None
+        columns: dict[str, Any] = {}
+        # ``zip(*...)`` turns the rows' value tuples into columns, in C.
+        transposed = zip(*map(self._values, rows), strict=True)
+        for (name, kind, _), column in zip(self.fields, transposed, strict=True):
+            if kind == _INT:
+                if not ints_only(column):
+                    return None
+                columns[name] = column
+            elif kind == _STR:
+                if set(map(type, column)) != {str}:
+                    return None
+                columns[name] = column
+            elif kind == _INT_TUPLE:
+                if set(map(type, column)) != {tuple} or not ints_only(chain.from_iterable(column)):
+                    return None
+                columns[name] = column
+            else:
+                columns[name] = self._table(column, self._hooks[name])
+        return {COLUMNS: columns, ROWS: len(rows)}
+
+    def _table(self, column: Sequence[Any], hook: Callable[[Any], Any]) -> dict[str, list[Any]]:
+        ids = list(map(id, column))
+        entry_of_text: dict[str, int] = {}
+        entry_of_id: dict[int, int] = {}
+        values: list[Any] = []
+        for key, value in dict(zip(ids, column, strict=True)).items():  # first row of each object
+            data = self._encoded(value, hook)
+            entry = entry_of_text.setdefault(_dumps(data), len(values))
+            if entry == len(values):
+                values.append(data)
+            entry_of_id[key] = entry
+        return {INDEX: list(map(entry_of_id.__getitem__, ids)), VALUES: values}
+
+    def decode(self, value: dict[str, Any], where: str) -> tuple[Any, ...]:
+        """The rows a columns object stands for; ``CodecError`` naming the problem by its path
+        (``$.tasks.columns.array_id[3]: expected int, got 'x'``), ``where`` being ``.tasks``."""
+        at = f"${where}"
+        _keys(value, {COLUMNS, ROWS}, at, "a columns object")
+        n = value[ROWS]
+        if type(n) is not int or not 0 <= n <= MAX_ROWS:
+            raise CodecError([f"{at}.{ROWS}: expected a row count from 0 to {MAX_ROWS}, got {_show(n)}"])
+        columns = value[COLUMNS]
+        if type(columns) is not dict:
+            raise CodecError([f"{at}.{COLUMNS}: expected an object, got {_show(columns)}"])
+        _keys(columns, {name for name, _, _ in self.fields}, f"{at}.{COLUMNS}", "the columns")
+        decoded: list[Sequence[Any]] = []
+        for name, kind, t in self.fields:
+            path = f"{at}.{COLUMNS}.{name}"
+            if kind == _TABLE:
+                decoded.append(_decode_table(columns[name], t, n, path))
+            else:
+                decoded.append(_decode_plain(columns[name], kind, n, path))
+        return tuple(rows_of(self.row_cls, *decoded))
+
+
+def _keys(value: dict[str, Any], expected: set[str], at: str, what: str) -> None:
+    missing = sorted(expected - value.keys())
+    if missing:
+        raise CodecError([f"{at}.{missing[0]}: required field missing"])
+    extra = sorted(map(str, value.keys() - expected))
+    if extra:
+        raise CodecError([f"{at}: unknown field(s) in {what}: {', '.join(extra)}"])
+
+
+def _array(value: Any, n: int, path: str) -> list[Any]:
+    if type(value) is not list:
+        raise CodecError([f"{path}: expected an array, got {_show(value)}"])
+    if len(value) != n:
+        raise CodecError([f"{path}: expected {n} items (the row count), got {len(value)}"])
+    return value
+
+
+def _decode_plain(value: Any, kind: int, n: int, path: str) -> Sequence[Any]:
+    column = _array(value, n, path)
+    if kind == _INT:
+        good = ints_only(column)
+    elif kind == _STR:
+        good = set(map(type, column)) <= {str}
+    else:
+        good = set(map(type, column)) <= {list} and ints_only(chain.from_iterable(column))
+    if good:
+        return column if kind != _INT_TUPLE else list(map(tuple, column))
+    for k, item in enumerate(column):
+        if kind == _INT_TUPLE and type(item) is list:
+            bad = next((j for j, v in enumerate(item) if type(v) is not int), None)
+            if bad is not None:
+                raise CodecError([f"{path}[{k}][{bad}]: expected int, got {_show(item[bad])}"])
+        elif type(item) is not (int if kind == _INT else str if kind == _STR else list):
+            raise CodecError([f"{path}[{k}]: expected {_KIND_NAMES[kind]}, got {_show(item)}"])
+    raise AssertionError("unreachable: a bad item was named above")  # pragma: no cover
+
+
+def _decode_table(value: Any, t: Any, n: int, path: str) -> list[Any]:
+    if type(value) is not dict:
+        raise CodecError([f"{path}: expected an object of index and values, got {_show(value)}"])
+    _keys(value, {INDEX, VALUES}, path, "a table")
+    values = value[VALUES]
+    if type(values) is not list:
+        raise CodecError([f"{path}.{VALUES}: expected an array, got {_show(values)}"])
+    index = _array(value[INDEX], n, f"{path}.{INDEX}")
+    if not ints_only(index) or (index and not 0 <= min(index) <= max(index) < len(values)):
+        k, bad = next((k, v) for k, v in enumerate(index) if type(v) is not int or not 0 <= v < len(values))
+        raise CodecError([f"{path}.{INDEX}[{k}]: expected an entry of values (0 to {len(values) - 1}), "
+                          f"got {_show(bad)}"])
+    entries = []
+    for j, data in enumerate(values):
+        try:
+            entries.append(structure(data, t))
+        except CodecError as exc:  # the codec names the problem inside the value
+            raise CodecError([f"{path}.{VALUES}[{j}]{line[1:]}" for line in exc.errors]) from None
+    return list(map(entries.__getitem__, index))
