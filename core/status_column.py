@@ -5,10 +5,11 @@ a report by a gather and a count in C (``task_status._split``) instead of a Pyth
 task, and it takes one byte a task instead of a pointer.
 
 ``StatusColumn`` is immutable. ``StatusColumnTx`` is its working copy for one ``decide`` call:
-it copies a chunk the first time it writes into it (copy-on-write), so the input state's
-column is never modified, and ``persistent()`` freezes the result. Both read as a sequence of
-status letters (``column[i] == "G"``), as the per-task vector they replace did. Hot loops read
-the live chunks directly: ``chunks[i >> CHUNK_BITS][i & CHUNK_MASK]`` is the letter's byte.
+it writes into one ``bytearray`` of the whole column (many tasks at a time through numpy),
+never into the input state's chunks, and ``persistent()`` copies the chunks it wrote into a
+new column that shares the rest. The ``bytearray`` is passed on with the new column, so the
+next call writes into it without joining the chunks again (``StatusColumn._spare``). Both read
+as a sequence of status letters (``column[i] == "G"``), as the per-task vector they replace did.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, overload
 
+import numpy as np
+import numpy.typing as npt
+
 from swarmfold.core.frozen import FrozenColumn
 
 CHUNK_BITS = 12
 CHUNK_SIZE = 1 << CHUNK_BITS
 CHUNK_MASK = CHUNK_SIZE - 1
 _LETTER = tuple(chr(b) for b in range(256))
-#: ``letters_at`` joins the chunks once it reads at least one task in this many.
-_JOIN_RATIO = 1024
+#: Fewer tasks than this are written one by one; more through numpy. A read of this many
+#: or more takes the whole column first.
+_FEW = 16
 
 
 def status_mask(marks: Callable[[str], bool]) -> bytes:
@@ -39,14 +44,20 @@ def _chunked(data: bytes) -> tuple[bytes, ...]:
 class StatusColumn(FrozenColumn[str]):
     """Immutable status letters, one byte each. Build with ``StatusColumn.of``.
 
-    Its chunks are ``bytes`` or ``bytearray``s handed over by a ``StatusColumnTx``, which
-    never writes to a chunk once handed over; nothing else writes to them either."""
+    Its chunks are ``bytes`` (or ``bytearray``s nothing writes to). It may also hold, in
+    ``_spare``, one ``bytearray`` of the whole column left by the ``StatusColumnTx`` that made
+    it: the next working copy opened on this column takes it (at most one does) and writes
+    into it instead of joining the chunks again. The spare is a cache, not the column's
+    value: the column reads only its chunks, which never change."""
 
-    __slots__ = ("_chunks", "_n")
+    __slots__ = ("_chunks", "_n", "_spare")
 
-    def __init__(self, chunks: tuple[bytes | bytearray, ...] = (), n: int = 0) -> None:
+    def __init__(
+        self, chunks: tuple[bytes | bytearray, ...] = (), n: int = 0, spare: bytearray | None = None
+    ) -> None:
         self._chunks = chunks
         self._n = n
+        self._spare: list[bytearray] = [] if spare is None else [spare]
 
     @classmethod
     def of(cls, letters: str | bytes | Iterable[str]) -> StatusColumn:
@@ -107,72 +118,115 @@ class StatusColumn(FrozenColumn[str]):
     def __reduce__(self) -> tuple[Any, ...]:
         return (StatusColumn.of, (self.tobytes(),))
 
+    def _take_spare(self) -> bytearray:
+        """The whole column as a ``bytearray`` the caller may write: the spare when no working
+        copy has taken it yet (``list.pop`` is atomic), else a fresh join of the chunks."""
+        try:
+            return self._spare.pop()
+        except IndexError:
+            return bytearray(b"".join(self._chunks))
+
 
 class StatusColumnTx:
     """The working copy of a ``StatusColumn`` inside one ``decide`` call.
 
-    ``chunks`` is the live list of chunks (``bytes`` until written, then an owned
-    ``bytearray``): hot loops may read it directly, and write only through this object.
+    The first write (or a read of many tasks) takes the whole column as one ``bytearray``
+    (the base column's spare, or a join of its chunks); writes and reads then go to it, many
+    at a time through numpy or ``itemgetter``. ``persistent()`` copies the chunks written
+    since into a new column, which shares the others with the base and keeps the working
+    ``bytearray`` as its spare. Before that, reads of a few tasks read the base's chunks.
     """
 
-    __slots__ = ("chunks", "_owned", "_n", "_base", "_joined")
+    __slots__ = ("_base", "_n", "_whole", "_view", "_dirty")
 
     def __init__(self, base: StatusColumn) -> None:
         self._base = base
-        self.chunks: list[bytes | bytearray] = list(base._chunks)
-        self._owned = bytearray(len(self.chunks))
         self._n = base._n
-        #: The chunks joined into one ``bytes``, kept until the next write.
-        self._joined: bytes | bytearray | None = None
+        #: The whole column being written, and a numpy view of it; ``None`` until needed.
+        self._whole: bytearray | None = None
+        self._view: npt.NDArray[np.uint8] | None = None
+        #: One byte per chunk: 1 for a chunk written since the last ``persistent()``.
+        self._dirty = bytearray(len(base._chunks))
 
     def __len__(self) -> int:
         return self._n
 
+    def _open(self) -> bytearray:
+        whole = self._whole
+        if whole is None:
+            whole = self._whole = self._base._take_spare()
+            self._view = np.frombuffer(whole, dtype=np.uint8)
+        return whole
+
     def __getitem__(self, i: int) -> str:
         """The letter of task ``i`` (``0 <= i < len``)."""
-        return _LETTER[self.chunks[i >> CHUNK_BITS][i & CHUNK_MASK]]
+        whole = self._whole
+        if whole is not None:
+            return _LETTER[whole[i]]
+        return _LETTER[self._base._chunks[i >> CHUNK_BITS][i & CHUNK_MASK]]
 
     def __setitem__(self, i: int, letter: str) -> None:
         self.fill((i,), letter)
 
-    def fill(self, indexes: Iterable[int], letter: str) -> None:
+    def fill(self, indexes: Sequence[int], letter: str) -> None:
         """Set every task of ``indexes`` to ``letter``."""
+        whole = self._open()
         code = ord(letter)
-        chunks, owned = self.chunks, self._owned
-        self._joined = None
-        for i in indexes:
-            c = i >> CHUNK_BITS
-            chunk = chunks[c]
-            if not owned[c]:
-                chunk = chunks[c] = bytearray(chunk)
-                owned[c] = 1
-            chunk[i & CHUNK_MASK] = code  # type: ignore[index]  # a bytearray by now
+        if len(indexes) < _FEW:
+            dirty = self._dirty
+            for i in indexes:
+                whole[i] = code
+                dirty[i >> CHUNK_BITS] = 1
+            return
+        at = np.asarray(indexes, dtype=np.intp)
+        self._view[at] = code  # type: ignore[index]  # opened above
+        np.frombuffer(self._dirty, dtype=np.uint8)[at >> CHUNK_BITS] = 1
 
     def letters_at(self, indexes: Sequence[int]) -> bytes:
         """The status bytes of ``indexes``, in order."""
-        chunks = self.chunks
         if len(indexes) > 1:
-            whole = self._joined
-            if whole is None and (len(chunks) == 1 or len(indexes) * _JOIN_RATIO >= self._n):
-                # Joining the chunks copies the column (about 0.05 ns a task); a gather
-                # from the copy runs in C, about 50 ns a task faster than one chunk at a
-                # time. The copy serves every read until the next write.
-                whole = self._joined = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            whole = self._whole
+            if whole is None and len(indexes) >= _FEW:
+                whole = self._open()
             if whole is not None:
                 return bytes(itemgetter(*indexes)(whole))
+        whole = self._whole
+        if whole is not None:
+            return bytes([whole[i] for i in indexes])
+        chunks = self._base._chunks
         return bytes([chunks[i >> CHUNK_BITS][i & CHUNK_MASK] for i in indexes])
 
+    def codes(self) -> npt.NDArray[np.uint8]:
+        """Every status byte as a numpy array: a view of the working copy, read it only."""
+        self._open()
+        view = self._view
+        assert view is not None
+        return view
+
     def tobytes(self) -> bytes:
-        return bytes(self._joined) if self._joined is not None else b"".join(self.chunks)
+        whole = self._whole
+        return bytes(whole) if whole is not None else self._base.tobytes()
 
     def persistent(self) -> StatusColumn:
-        """The column as it stands. The chunks written so far are handed over to it as they
-        are (no copy) and this copy gives up owning them: a later write copies them again,
-        so the returned column never changes."""
-        if not any(self._owned):
+        """The column as it stands: the chunks written since the last call are copied out of
+        the working ``bytearray``, which the new column keeps as its spare (this copy lets go
+        of it: a later write takes it back from the new column, or joins afresh)."""
+        whole = self._whole
+        if whole is None:
             return self._base
-        self._owned = bytearray(len(self.chunks))
-        self._base = StatusColumn(tuple(self.chunks), self._n)
+        self._whole = self._view = None
+        base = self._base
+        written = np.flatnonzero(np.frombuffer(self._dirty, dtype=np.uint8)).tolist()
+        if not written:
+            base._spare.append(whole)  # unchanged: the next working copy may take it
+            return base
+        chunks = list(base._chunks)
+        data = memoryview(whole)
+        for c in written:
+            chunks[c] = bytes(data[c << CHUNK_BITS:(c + 1) << CHUNK_BITS])
+        data.release()
+        self._dirty = bytearray(len(chunks))
+        self._base = StatusColumn(tuple(chunks), self._n, whole)
         return self._base
 
 

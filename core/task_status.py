@@ -71,7 +71,7 @@ def _split(
     indexes = ids - first
     if indexes.min() < 0 or indexes.max() >= len(tx.status):
         return None
-    same = np.frombuffer(tx.status.tobytes(), dtype=np.uint8)[indexes] == ord(code)
+    same = tx.status.codes()[indexes] == ord(code)
     unchanged = int(np.count_nonzero(same))
     differing: list[int] = [] if unchanged == len(ids) else ids[~same].tolist()
     if not queueable or not unchanged:

@@ -1,10 +1,13 @@
-"""The status column (core/status_column.py): one byte a task, chunks copied on first write."""
+"""The status column (core/status_column.py): one byte a task, written through a working copy
+of the whole column that is passed on to the next one (the spare)."""
 
 from __future__ import annotations
 
 import pickle
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pyrsistent import pvector
 
 from swarmfold.core.status_column import CHUNK_SIZE, StatusColumn
@@ -63,3 +66,53 @@ def test_set_pickle_and_the_empty_column() -> None:
     assert pickle.loads(pickle.dumps(changed)) == changed
     empty = StatusColumn.of("")
     assert len(empty) == 0 and list(empty) == [] and empty.tobytes() == b""
+
+
+def test_the_spare_goes_to_one_working_copy_and_never_changes_a_column() -> None:
+    """The working ``bytearray`` is handed on with the new column; the first working copy of
+    that column writes into it, a second one (a replay of the same state) joins afresh, and
+    neither changes what any column reads."""
+    base = column(2 * CHUNK_SIZE)
+    tx = base.evolver()
+    tx.fill(list(range(0, 40, 2)), "D")
+    first = tx.persistent()
+    first_bytes = first.tobytes()
+    a, b = first.evolver(), first.evolver()
+    a.fill(list(range(40)), "R")  # takes the spare and writes into it
+    b[1] = "F"  # the spare is gone: joins the chunks
+    assert first.tobytes() == first_bytes
+    assert a.letters_at([0, 1, 39]) == b"RRR" and b.letters_at([0, 1, 2]) == b"DFD"
+    second_a, second_b = a.persistent(), b.persistent()
+    assert first.tobytes() == first_bytes and base.tobytes() == column(2 * CHUNK_SIZE).tobytes()
+    assert second_a[1] == "R" and second_b[1] == "F" and second_b[0] == "D"
+    unchanged = second_a.evolver()
+    assert unchanged.letters_at(list(range(20))) == b"R" * 20  # a big read takes the spare
+    assert unchanged.persistent() is second_a  # no write: the same column, spare given back
+    assert second_a.evolver().codes()[:3].tobytes() == b"RRR"
+
+
+_WRITES = st.lists(st.tuples(st.integers(0, 3 * CHUNK_SIZE), st.sampled_from(LETTERS)), max_size=60)
+
+
+@given(st.integers(1, 3 * CHUNK_SIZE), st.lists(_WRITES, max_size=6))
+def test_writes_of_few_and_many_tasks_read_back_as_a_list_does(
+    n: int, calls: list[list[tuple[int, str]]]
+) -> None:
+    """Each call writes one letter to some tasks (a loop below 16 of them, numpy above), then
+    freezes; every column of the chain reads as the list model of that step."""
+    model = list(column(n).tobytes().decode())
+    col = column(n)
+    frozen: list[tuple[StatusColumn, str]] = []
+    for writes in calls:
+        tx = col.evolver()
+        for letter in sorted({w for _, w in writes}):
+            indexes = [i % n for i, w in writes if w == letter]
+            tx.fill(indexes, letter)
+            for i in indexes:
+                model[i] = letter
+        picks = [i % n for i, _ in writes]
+        assert tx.letters_at(picks) == "".join(model[i] for i in picks).encode()
+        col = tx.persistent()
+        frozen.append((col, "".join(model)))
+    for col, letters in frozen:
+        assert col.tobytes() == letters.encode() and col == list(letters)
