@@ -11,8 +11,9 @@ with real queue ids, as Jobmon's builder does with ``cluster.get_queue``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import chain, compress
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any
 
 import attrs
@@ -23,6 +24,7 @@ from swarmfold.core.commands import LoadEdgeChunk, LoadQueues, LoadTaskChunk
 from swarmfold.core.errors import InvalidTopology
 from swarmfold.core.events import AttachStarted, EdgeRow, TaskRow
 from swarmfold.core.lifecycle import fail, set_up
+from swarmfold.core.row_page import column_of
 from swarmfold.core.state import AttachProgress, PendingChunk, Tx
 from swarmfold.core.timing import send_heartbeat
 from swarmfold.core.topology import ArraySpec, QueueSpec, ResourceSetSpec, TaskSpec, TaskTable, TopologySpec
@@ -56,22 +58,22 @@ def _load_tasks_after(tx: Tx, after_task_id: int) -> None:
     )
 
 
-def task_chunk_loaded(tx: Tx, at: float, rows: tuple[TaskRow, ...]) -> None:
+def task_chunk_loaded(tx: Tx, at: float, rows: Sequence[TaskRow]) -> None:
     progress = tx.attach
     assert progress is not None
     progress = attrs.evolve(progress, task_chunks=progress.task_chunks + (rows,))
     tx.attach = progress
     if len(rows) >= tx.config.chunk_size:
-        _load_tasks_after(tx, max(map(_TASK_ID, rows)))
+        _load_tasks_after(tx, max(column_of(rows, "task_id")))
         return
-    task_ids = list(map(_TASK_ID, chain.from_iterable(progress.task_chunks)))
+    task_ids = _joined(progress.task_chunks, "task_id")
     size = tx.config.chunk_size
     batches = tuple(tuple(task_ids[k:k + size]) for k in range(0, len(task_ids), size))
     tx.attach = attrs.evolve(progress, edge_chunks=(), edge_batches=batches, next_edge_batch=0)
     _next_edges_or_build(tx, at)
 
 
-def edge_chunk_loaded(tx: Tx, at: float, edges: tuple[EdgeRow, ...]) -> None:
+def edge_chunk_loaded(tx: Tx, at: float, edges: Sequence[EdgeRow]) -> None:
     p = tx.attach
     assert p is not None
     tx.attach = attrs.evolve(p, edge_chunks=p.edge_chunks + (edges,))
@@ -114,11 +116,9 @@ def _unknown_queues(p: AttachProgress) -> tuple[tuple[str, str], ...]:
     """``(cluster, queue)`` for every queue the rows name that ``AttachStarted`` did not give,
     with the cluster of the first row naming it (as its queue or a fallback)."""
     known = {q.name for q in p.queues}
-    rows = list(chain.from_iterable(p.task_chunks))
-    return tuple(
-        (rows[k].cluster_name, name)
-        for name, (k, _) in sorted(_first_mentions(rows).items()) if name not in known
-    )
+    clusters = _joined(p.task_chunks, "cluster_name")
+    first = _first_mentions(_joined(p.task_chunks, "queue_name"), _joined(p.task_chunks, "fallback_queues"))
+    return tuple((clusters[k], name) for name, (k, _) in sorted(first.items()) if name not in known)
 
 
 def _build(tx: Tx, at: float) -> None:
@@ -132,9 +132,9 @@ def _build(tx: Tx, at: float) -> None:
         fail(tx, at, "attach_failed", f"the loaded tasks cannot be run: {exc}")
 
 
-def _callable_for(callable_of: dict[str, str], r: TaskRow) -> str | None:
+def _callable_for(callable_of: dict[str, str], task_id: int, array_id: int) -> str | None:
     """The task's own ``compute_resources`` callable, else its array's."""
-    return callable_of.get(f"task:{r.task_id}") or callable_of.get(f"array:{r.array_id}")
+    return callable_of.get(f"task:{task_id}") or callable_of.get(f"array:{array_id}")
 
 
 def spec_from_rows(p: AttachProgress, columnar: bool = True) -> TopologySpec:
@@ -144,59 +144,71 @@ def spec_from_rows(p: AttachProgress, columnar: bool = True) -> TopologySpec:
     callable (Jobmon's common case), the tasks go into a columnar ``TaskTable`` with those
     scales as the default, unless ``columnar`` is false (a spec meant to be read: one
     ``TaskSpec`` per task). Both give the same topology, in the same order
-    (tests/core/test_attach.py compares them).
+    (tests/core/test_attach.py compares them). The rows are read a field at a time, as the
+    pages' columns (``RowPage``) when they come so.
     """
-    rows: list[TaskRow] = list(chain.from_iterable(p.task_chunks))
-    row_ids = np.fromiter(map(_TASK_ID, rows), dtype=np.int64, count=len(rows))
+    chunks = p.task_chunks
+    task_ids = _joined(chunks, "task_id")
+    array_ids = _joined(chunks, "array_id")
+    limits = _joined(chunks, "array_limit")
+    queue_names = _joined(chunks, "queue_name")
+    fallbacks = _joined(chunks, "fallback_queues")
+    requested = _joined(chunks, "requested_resources")
+    scales = _joined(chunks, "resource_scales")
+    statuses = _joined(chunks, "status")
+    max_attempts = _joined(chunks, "max_attempts")
+    row_ids = np.array(task_ids, dtype=np.int64) if task_ids else np.empty(0, dtype=np.int64)
     offsets, flat = upstream_columns(p, row_ids)
     callable_of = dict(p.compute_resources)
-    array_specs = tuple(
-        ArraySpec(array_id, limit=rows[k].array_limit)
-        for array_id, k in _first_rows(list(map(_ARRAY_ID, rows)))
-    )
+    array_specs = tuple(ArraySpec(array_id, limit=limits[k]) for array_id, k in _first_rows(array_ids))
     queues: dict[str, QueueSpec] = {q.name: q for q in p.queues}
-    first = _first_mentions(rows)
+    first = _first_mentions(queue_names, fallbacks)
     for name in sorted(first, key=first.__getitem__):
         if name not in queues:
             queues[name] = QueueSpec(name)
     queue_specs = tuple(queues.values())
     # Resource sets are numbered in order of first use, each written as its first row has
     # it (``2`` and ``2.0`` are equal requests: the first one seen is kept).
-    keys = list(zip(map(_QUEUE, rows), map(_REQUESTED, rows), strict=True))
+    keys = list(zip(queue_names, requested, strict=True))
     first_use = _first_rows(keys)
     set_of_key = {key: i for i, (key, _) in enumerate(first_use, start=1)}
     resource_set_ids = list(map(set_of_key.__getitem__, keys))
     set_specs = tuple(ResourceSetSpec(i, *keys[k]) for i, (_, k) in enumerate(first_use, start=1))
-    if columnar and _columnar(rows, callable_of):
+    if columnar and _columnar(scales, fallbacks, statuses, callable_of):
         table = TaskTable(
             task_ids=row_ids,
-            array_ids=list(map(_ARRAY_ID, rows)),
+            array_ids=array_ids,
             resource_set_ids=resource_set_ids,
             upstream_offsets=offsets,
             upstream_ids=flat,
-            statuses="".join(map(_STATUS, rows)),
-            max_attempts=list(map(_MAX_ATTEMPTS, rows)),
+            statuses="".join(statuses),
+            max_attempts=max_attempts,
         )
         return TopologySpec(
             (), array_specs, set_specs, queue_specs, p.workflow_limit,
-            default_resource_scales=rows[0].resource_scales, task_table=table,
+            default_resource_scales=scales[0], task_table=table,
         )
     ups, starts = flat.tolist(), offsets.tolist()
     tasks = [
         TaskSpec(
-            task_id=r.task_id,
-            array_id=r.array_id,
+            task_id=task_ids[k],
+            array_id=array_ids[k],
             resource_set_id=rs,
             upstream_ids=tuple(ups[starts[k]:starts[k + 1]]),
-            max_attempts=r.max_attempts,
-            status=r.status,
-            resource_scales=r.resource_scales,
-            fallback_queues=r.fallback_queues,
-            compute_resources=_callable_for(callable_of, r) if callable_of else None,
+            max_attempts=max_attempts[k],
+            status=statuses[k],
+            resource_scales=scales[k],
+            fallback_queues=fallbacks[k],
+            compute_resources=_callable_for(callable_of, task_ids[k], array_ids[k]) if callable_of else None,
         )
-        for k, (r, rs) in enumerate(zip(rows, resource_set_ids, strict=True))
+        for k, rs in enumerate(resource_set_ids)
     ]
     return TopologySpec(tuple(tasks), array_specs, set_specs, queue_specs, p.workflow_limit)
+
+
+def _joined(chunks: Sequence[Sequence[Any]], name: str) -> list[Any]:
+    """One field of every loaded row, chunk after chunk (a ``RowPage``'s column as it is)."""
+    return list(chain.from_iterable(column_of(chunk, name) for chunk in chunks))
 
 
 def _first_rows(keys: list[Any]) -> list[tuple[Any, int]]:
@@ -206,12 +218,12 @@ def _first_rows(keys: list[Any]) -> list[tuple[Any, int]]:
     return sorted(first.items(), key=itemgetter(1))
 
 
-def _first_mentions(rows: list[TaskRow]) -> dict[str, tuple[int, int]]:
+def _first_mentions(queue_names: list[str], fallbacks: list[tuple[str, ...]]) -> dict[str, tuple[int, int]]:
     """Every queue the rows name -> where it is first named: ``(row, 0)`` as the row's queue,
     ``(row, j)`` as its ``j``-th fallback."""
-    first = {name: (k, 0) for name, k in _first_rows(list(map(_QUEUE, rows)))}
-    for k in compress(range(len(rows)), map(_FALLBACKS, rows)):
-        for j, name in enumerate(rows[k].fallback_queues, start=1):
+    first = {name: (k, 0) for name, k in _first_rows(queue_names)}
+    for k in compress(range(len(fallbacks)), fallbacks):
+        for j, name in enumerate(fallbacks[k], start=1):
             first[name] = min(first.get(name, (k, j)), (k, j))
     return first
 
@@ -231,16 +243,15 @@ def upstream_columns(
     none: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = (
         np.zeros(n + 1, dtype=np.int64), np.empty(0, dtype=np.int64)
     )
-    edges = list(chain.from_iterable(p.edge_chunks))
-    if not edges:
+    sources = _joined(p.edge_chunks, "task_id")
+    if not sources:
         return none
-    m = len(edges)
-    source = np.fromiter(map(_TASK_ID, edges), dtype=np.int64, count=m)
-    node = np.fromiter(map(_NODE_ID, edges), dtype=np.int64, count=m)
-    lengths = np.fromiter(map(len, map(_DOWNSTREAM, edges)), dtype=np.int64, count=m)
-    targets = np.fromiter(
-        chain.from_iterable(map(_DOWNSTREAM, edges)), dtype=np.int64, count=int(lengths.sum())
-    )
+    m = len(sources)
+    downstream = _joined(p.edge_chunks, "downstream_node_ids")
+    source = np.array(sources, dtype=np.int64)
+    node = np.array(_joined(p.edge_chunks, "node_id"), dtype=np.int64)
+    lengths = np.fromiter(map(len, downstream), dtype=np.int64, count=m)
+    targets = np.fromiter(chain.from_iterable(downstream), dtype=np.int64, count=int(lengths.sum()))
     loaded = np.isin(source, row_ids)
     # Each node's task: the last loaded edge row naming it (first in reverse order).
     known_nodes, last = np.unique(node[loaded][::-1], return_index=True)
@@ -265,27 +276,16 @@ def upstream_columns(
     return offsets, upstream[picks]
 
 
-def _columnar(rows: list[TaskRow], callable_of: dict[str, str]) -> bool:
+def _columnar(
+    scales: list[Any], fallbacks: list[tuple[str, ...]], statuses: list[str], callable_of: dict[str, str]
+) -> bool:
     """Whether the rows fit a ``TaskTable``: one shared set of scales, no fallback queues,
     no callables, one-letter statuses (a bad status is then named as a ``TaskSpec``'s)."""
-    if not rows or callable_of:
+    if not scales or callable_of:
         return False
-    scales = list(map(_SCALES, rows))
     try:
-        shared = len(set(scales)) == 1
+        # One object shared by every row (a parsed page), else equal values.
+        shared = len(set(map(id, scales))) == 1 or len(set(scales)) == 1
     except TypeError:  # a row built by hand with a list in its scales
         shared = all(s == scales[0] for s in scales)
-    return shared and not any(map(_FALLBACKS, rows)) and set(map(len, map(_STATUS, rows))) == {1}
-
-
-_TASK_ID = attrgetter("task_id")
-_NODE_ID = attrgetter("node_id")
-_ARRAY_ID = attrgetter("array_id")
-_MAX_ATTEMPTS = attrgetter("max_attempts")
-_DOWNSTREAM = attrgetter("downstream_node_ids")
-_QUEUE = attrgetter("queue_name")
-_REQUESTED = attrgetter("requested_resources")
-_FALLBACKS = attrgetter("fallback_queues")
-_SCALES = attrgetter("resource_scales")
-_STATUS = attrgetter("status")
-
+    return shared and not any(fallbacks) and set(map(len, statuses)) == {1}

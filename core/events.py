@@ -8,24 +8,27 @@ Events are immutable all the way down: mappings in them are ``FrozenDict``s.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import repeat
-from typing import Any, TypeVar, Union
+from typing import Any, Union
 
-import attrs
 from attrs import field, frozen
 
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.frozen import FrozenDict
 from swarmfold.core.id_array import IdArray
 from swarmfold.core.resources import ResourceValue, Scale
+from swarmfold.core.row_page import RowPage
 from swarmfold.core.topology import QueueSpec, TopologySpec
 
 
 def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     """The field converter: a tuple as it is, any other iterable copied into one."""
     return value if type(value) is tuple else tuple(value)
+
+
+def _as_rows(value: Iterable[Any]) -> Sequence[Any]:
+    """A page's converter: a tuple or a ``RowPage`` as it is, any other iterable a tuple."""
+    return value if type(value) is tuple or type(value) is RowPage else tuple(value)
 
 #: ``{"<status>": [task_id, ...]}``, the server's ``tasks_by_status`` shape; read-only, in
 #: the order the server listed the statuses. Each list is a tuple, or an ``IdArray`` (a
@@ -111,40 +114,19 @@ class EdgeRow:
     downstream_node_ids: tuple[int, ...] = field(default=(), converter=_as_tuple)
 
 
-_Row = TypeVar("_Row", "TaskRow", "EdgeRow")
-
-
-def rows_of(cls: type[_Row], *columns: Sequence[Any]) -> list[_Row]:
-    """``list(map(cls, *columns))`` for ``TaskRow`` or ``EdgeRow``, built a column at a time
-    in C (each slot set through its descriptor, each converter mapped over its column): a
-    page of 500 rows costs about half what calling the class a row does. The row classes
-    have no validators and no post-init step, so the rows are the same."""
-    rows: list[_Row] = list(map(object.__new__, repeat(cls, _count(columns))))
-    for f, column in zip(attrs.fields(cls), columns, strict=True):
-        values = column if f.converter is None else map(f.converter, column)
-        deque(map(getattr(cls, f.name).__set__, rows, values), maxlen=0)
-    return rows
-
-
-def _count(columns: tuple[Sequence[Any], ...]) -> int:
-    lengths = {len(c) for c in columns}
-    if len(lengths) != 1:
-        raise ValueError(f"rows_of: columns of different lengths {sorted(lengths)}")
-    return lengths.pop()
-
-
 @frozen
 class TaskChunkLoaded:
     command_id: int
     at: float
-    tasks: tuple[TaskRow, ...] = field(converter=_as_tuple)
+    #: A tuple, or a ``RowPage`` (the rows as columns: the HTTP parser's and the log's).
+    tasks: Sequence[TaskRow] = field(converter=_as_rows)
 
 
 @frozen
 class EdgeChunkLoaded:
     command_id: int
     at: float
-    edges: tuple[EdgeRow, ...] = field(converter=_as_tuple)
+    edges: Sequence[EdgeRow] = field(converter=_as_rows)
 
 
 @frozen

@@ -178,8 +178,8 @@ class AttachProgress:
     dag_id: int
     workflow_limit: int
     queues: tuple[Any, ...]
-    task_chunks: tuple[tuple[Any, ...], ...] = ()
-    edge_chunks: tuple[tuple[Any, ...], ...] = ()
+    task_chunks: tuple[Sequence[Any], ...] = ()  # tuples of rows or ``RowPage``s
+    edge_chunks: tuple[Sequence[Any], ...] = ()
     edge_batches: tuple[tuple[int, ...], ...] = ()
     next_edge_batch: int = 0
     queues_requested: bool = False

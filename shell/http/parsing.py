@@ -14,12 +14,13 @@ import ast
 import json
 from collections.abc import Callable, Sequence
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from attrs import frozen
 
-from swarmfold.core.events import EdgeRow, TaskRow, rows_of
+from swarmfold.core.events import EdgeRow, TaskRow
+from swarmfold.core.row_page import RowPage
 from swarmfold.shell.log.codec import ints_only
 
 __all__ = [
@@ -306,20 +307,21 @@ class _Recheck(Exception):
     """Raised by a fast parser when something is off: the checked parser names it."""
 
 
-def parse_task_rows(body: Any, route: str = "get_tasks") -> tuple[TaskRow, ...]:
+def parse_task_rows(body: Any, route: str = "get_tasks") -> Sequence[TaskRow]:
     """``{"tasks": {"<id>": [array_id, status, max_attempts, resource_scales_str,
     fallback_queues_str, requested_resources_json_str, cluster_name, queue_name,
     array_max_concurrently_running]}}`` -> rows in ascending task id order.
 
-    Well-formed rows take a fast path; anything odd is re-parsed by the checked parser,
-    whose error names the exact field."""
+    Well-formed rows take a fast path that gives them as a ``RowPage`` (columns, no object
+    per row); anything odd is re-parsed by the checked parser, whose error names the exact
+    field."""
     try:
         return _fast_task_rows(body, route)
     except (_Recheck, ResponseError, LookupError, TypeError, ValueError, AttributeError):
         return _checked_task_rows(body, route)
 
 
-def _fast_task_rows(body: Any, route: str) -> tuple[TaskRow, ...]:
+def _fast_task_rows(body: Any, route: str) -> Sequence[TaskRow]:
     """Column by column, in C: the rows' items are transposed into columns, each column's
     types are checked at once, and each distinct resource string is parsed once."""
     tasks = body["tasks"]
@@ -338,12 +340,11 @@ def _fast_task_rows(body: Any, route: str) -> tuple[TaskRow, ...]:
         and _strs_only(statuses) and _strs_only(clusters) and _strs_only(queues)
     ):
         raise _Recheck
-    rows = rows_of(
-        TaskRow, task_ids, array_ids, statuses, max_attempts,
+    return _page(TaskRow, [
+        task_ids, array_ids, statuses, max_attempts,
         _parsed_column(_scales, route, scales), _parsed_column(_fallbacks, route, fallbacks),
         _parsed_column(_requested, route, requested), clusters, queues, limits,
-    )
-    return _by_task_id(task_ids, rows)
+    ])
 
 
 def _keyed_ids(table: dict[Any, Any]) -> tuple[list[int], list[Any]]:
@@ -369,12 +370,14 @@ def _parsed_column(parse: Callable[[str, str, Any], Any], route: str, column: An
     return list(map(parsed.__getitem__, column))
 
 
-def _by_task_id(task_ids: list[int], rows: list[Any]) -> tuple[Any, ...]:
-    """The rows in ascending task id order (the server's order is kept when it is that)."""
-    if all(map(int.__lt__, task_ids, task_ids[1:])):
-        return tuple(rows)
-    rows.sort(key=_BY_TASK_ID)
-    return tuple(rows)
+def _page(row_cls: type[Any], columns: list[Sequence[Any]]) -> RowPage[Any]:
+    """The columns (task ids first) as a page in ascending task id order (the server's order
+    is kept when it is that; ``sorted`` is stable, as the checked parser's sort)."""
+    task_ids = columns[0]
+    if not all(map(int.__lt__, task_ids, task_ids[1:])):
+        order = itemgetter(*sorted(range(len(task_ids)), key=task_ids.__getitem__))
+        columns = [order(c) if len(task_ids) > 1 else c for c in columns]
+    return RowPage(row_cls, [tuple(c) for c in columns])
 
 
 def _checked_task_rows(body: Any, route: str) -> tuple[TaskRow, ...]:
@@ -423,7 +426,7 @@ def parse_downstream_ids(
     return tuple(_int(route, f"{field}[{k}]", v) for k, v in enumerate(items))
 
 
-def parse_edges(body: Any, route: str = "get_downstream_tasks") -> tuple[EdgeRow, ...]:
+def parse_edges(body: Any, route: str = "get_downstream_tasks") -> Sequence[EdgeRow]:
     """``{"downstream_tasks": {"<task_id>": [node_id, [downstream_node_id, ...] | null]}}``."""
     try:
         return _fast_edges(body)
@@ -431,7 +434,7 @@ def parse_edges(body: Any, route: str = "get_downstream_tasks") -> tuple[EdgeRow
         return _checked_edges(body, route)
 
 
-def _fast_edges(body: Any) -> tuple[EdgeRow, ...]:
+def _fast_edges(body: Any) -> Sequence[EdgeRow]:
     """Column by column, in C, as ``_fast_task_rows``."""
     table = body["downstream_tasks"]
     if type(table) is not dict:
@@ -450,8 +453,7 @@ def _fast_edges(body: Any) -> tuple[EdgeRow, ...]:
         downstream = [() if ids is None else ids for ids in downstream_or_none]
     if not ints_only(chain.from_iterable(downstream)):
         raise _Recheck  # the checked parser names the id that is not an int
-    edges = rows_of(EdgeRow, task_ids, node_ids, downstream)
-    return _by_task_id(task_ids, edges)
+    return _page(EdgeRow, [task_ids, node_ids, list(map(tuple, downstream))])
 
 
 def _checked_edges(body: Any, route: str) -> tuple[EdgeRow, ...]:

@@ -8,11 +8,12 @@ rows of ``get_tasks`` (an attached run) or from ``LoadQueues``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from swarmfold.core.commands import LoadQueues
 from swarmfold.core.events import QueuesLoaded, TaskRow
+from swarmfold.core.row_page import column_of
 from swarmfold.core.topology import QueueSpec
 from swarmfold.shell.http.parsing import parse_cluster, parse_queue, parse_queue_id
 from swarmfold.shell.http.routes import GET_CLUSTER, GET_QUEUE
@@ -35,13 +36,24 @@ class QueueDirectory:
         self._queue_ids: dict[tuple[str, str], int] = {}
         self._clusters: dict[str, tuple[int, str]] = {}
 
-    def learn(self, rows: Iterable[TaskRow]) -> None:
-        """Remember the cluster of every queue the task rows name (for queue-id lookups)."""
+    def learn(self, rows: Sequence[TaskRow]) -> None:
+        """Remember the cluster of every queue the task rows name (for queue-id lookups): the
+        first row naming a queue decides. Read a field at a time (a ``RowPage``'s columns)."""
+        queue_names = column_of(rows, "queue_name")
+        clusters = column_of(rows, "cluster_name")
+        fallbacks = column_of(rows, "fallback_queues")
         with self._lock:
-            for row in rows:
-                self._cluster_of_queue.setdefault(row.queue_name, row.cluster_name)
-                for q in row.fallback_queues:
-                    self._cluster_of_queue.setdefault(q, row.cluster_name)
+            known = self._cluster_of_queue
+            if not any(fallbacks):
+                # Each queue's first row (a dict built from the last row back).
+                first = dict(zip(reversed(queue_names), range(len(queue_names) - 1, -1, -1), strict=True))
+                for queue, k in first.items():
+                    known.setdefault(queue, clusters[k])
+                return
+            for queue, cluster, more in zip(queue_names, clusters, fallbacks, strict=True):
+                known.setdefault(queue, cluster)
+                for q in more:
+                    known.setdefault(q, cluster)
 
     def queue_id(self, queue: str) -> int:
         """The server's id of ``queue`` on the cluster its tasks named; 0 when no cluster is

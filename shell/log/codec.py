@@ -32,7 +32,7 @@ from cattrs.v import format_exception, transform_error
 
 from swarmfold.core.commands import COMMAND_TYPES, Command
 from swarmfold.core.errors import SwarmfoldError
-from swarmfold.core.events import EVENT_TYPES, Event
+from swarmfold.core.events import EVENT_TYPES, EdgeRow, Event, TaskRow
 from swarmfold.core.resources import ResourceValue, Scale
 
 __all__ = [
@@ -182,6 +182,17 @@ def _structure_scale(value: Any, _: Any) -> Scale:
 
 def _is_tuple(t: Any) -> bool:
     return t is tuple or get_origin(t) is tuple
+
+
+def _is_page(t: Any) -> bool:
+    """``Sequence[TaskRow]`` or ``Sequence[EdgeRow]``: a page of rows (a tuple or a
+    ``RowPage``), written and read as an array of row objects, like a tuple of them."""
+    return get_origin(t) is Sequence and get_args(t)[0] in (TaskRow, EdgeRow)
+
+
+def _as_row_tuple(t: Any) -> Any:
+    row_cls: Any = get_args(t)[0]
+    return tuple[row_cls, ...]
 
 
 def _is_dict(t: Any) -> bool:
@@ -344,11 +355,15 @@ def _make_converter() -> JsonConverter:
     conv.register_structure_hook_func(lambda t: t == ResourceValue, _structure_resource_value)
     conv.register_structure_hook_func(lambda t: t == Scale, _structure_scale)
     conv.register_structure_hook_factory(_is_tuple, lambda t: _make_tuple_structure(t, conv))
+    conv.register_structure_hook_factory(_is_page, lambda t: _make_tuple_structure(_as_row_tuple(t), conv))
     conv.register_structure_hook_factory(_is_dict, lambda t: _make_dict_structure(t, conv))
     conv.register_structure_hook_factory(attrs.has, lambda t: _make_attrs_structure(t, conv))
     int_column = _make_int_column_structure(conv)
     conv.register_structure_hook_func(lambda t: t == Sequence[int], int_column)
     conv.register_unstructure_hook_factory(_is_tuple, lambda t: _make_tuple_unstructure(t, conv))
+    conv.register_unstructure_hook_factory(
+        _is_page, lambda t: _make_tuple_unstructure(_as_row_tuple(t), conv)
+    )
     conv.register_unstructure_hook_factory(_is_dict, lambda t: _make_dict_unstructure(t, conv))
     _configure_tagged(conv, Event, "Event", EVENT_TYPES)
     _configure_tagged(conv, Command, "Command", COMMAND_TYPES)

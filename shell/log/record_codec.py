@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -79,9 +79,10 @@ _PAGE_ROWS = (TaskRow, EdgeRow)
 
 
 def _row_class(t: Any) -> type | None:
-    """``X`` when ``t`` is ``tuple[X, ...]`` of a page's row class ``X``."""
+    """``X`` when ``t`` is ``Sequence[X]`` of a page's row class ``X`` (a tuple of rows or
+    a ``RowPage``)."""
     args = typing.get_args(t)
-    if typing.get_origin(t) is tuple and len(args) == 2 and args[1] is Ellipsis and args[0] in _PAGE_ROWS:
+    if typing.get_origin(t) is Sequence and len(args) == 1 and args[0] in _PAGE_ROWS:
         return args[0]  # type: ignore[no-any-return]
     return None
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-from swarmfold.core.events import rows_of
+from swarmfold.core.row_page import RowPage
 from swarmfold.shell.log.codec import CodecError, _show, converter, ints_only, structure
 
 __all__ = ["COLUMNS", "INDEX", "MAX_ROWS", "ROWS", "VALUES", "RowColumns"]
@@ -75,11 +75,16 @@ class RowColumns:
     def encode(self, rows: Sequence[Any]) -> dict[str, Any] | None:
         """The columns object of ``rows``, or ``None`` when they stay the codec's array (no
         rows, a row of another class, a value the codec would write differently)."""
-        if not rows or set(map(type, rows)) != {self.row_cls}:
+        if not rows:
             return None
+        if isinstance(rows, RowPage) and rows.row_cls is self.row_cls:
+            transposed: Any = rows.columns  # parsed or read as columns: no row is built
+        elif set(map(type, rows)) != {self.row_cls}:
+            return None
+        else:
+            # ``zip(*...)`` turns the rows' value tuples into columns, in C.
+            transposed = zip(*map(self._values, rows), strict=True)
         columns: dict[str, Any] = {}
-        # ``zip(*...)`` turns the rows' value tuples into columns, in C.
-        transposed = zip(*map(self._values, rows), strict=True)
         for (name, kind, _), column in zip(self.fields, transposed, strict=True):
             if kind == _INT:
                 if not ints_only(column):
@@ -110,9 +115,10 @@ class RowColumns:
             entry_of_id[key] = entry
         return {INDEX: list(map(entry_of_id.__getitem__, ids)), VALUES: values}
 
-    def decode(self, value: dict[str, Any], where: str) -> tuple[Any, ...]:
-        """The rows a columns object stands for; ``CodecError`` naming the problem by its path
-        (``$.tasks.columns.array_id[3]: expected int, got 'x'``), ``where`` being ``.tasks``."""
+    def decode(self, value: dict[str, Any], where: str) -> RowPage[Any]:
+        """The rows a columns object stands for, as a ``RowPage``; ``CodecError`` naming the
+        problem by its path (``$.tasks.columns.array_id[3]: expected int, got 'x'``), ``where``
+        being ``.tasks``."""
         at = f"${where}"
         _keys(value, {COLUMNS, ROWS}, at, "a columns object")
         n = value[ROWS]
@@ -129,7 +135,7 @@ class RowColumns:
                 decoded.append(_decode_table(columns[name], t, n, path))
             else:
                 decoded.append(_decode_plain(columns[name], kind, n, path))
-        return tuple(rows_of(self.row_cls, *decoded))
+        return RowPage(self.row_cls, decoded)
 
 
 def _keys(value: dict[str, Any], expected: set[str], at: str, what: str) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -206,8 +206,8 @@ def infer_from_log(path: str | Path) -> LogScenario:
     t0 = 0.0
     last = 0.0
     attach: AttachStarted | None = None
-    task_chunks: list[tuple[Any, ...]] = []
-    edge_chunks: list[tuple[Any, ...]] = []
+    task_chunks: list[Sequence[Any]] = []
+    edge_chunks: list[Sequence[Any]] = []
     loaded_queues: list[Any] = []
     tracker: _Attempts | None = None
     changes: list[LimitChange] = []
