@@ -20,6 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 IdColumn = npt.NDArray[np.int64]
+#: Readers give a list of more ids than this as an ``IdArray`` (the HTTP parser, the event
+#: log's reader), a shorter one as a tuple.
+PACK_ABOVE = 4096
 
 
 class IdArray(Sequence[int]):
@@ -99,4 +102,15 @@ def id_column(ids: Sequence[int]) -> IdColumn | None:
         return None
 
 
-__all__ = ["IdArray", "id_column"]
+def packed(ids: list[int]) -> tuple[int, ...] | IdArray:
+    """A list of ints as a reader gives it: an ``IdArray`` above ``PACK_ABOVE`` ids (when
+    they fit in 64 bits), else a tuple."""
+    if len(ids) > PACK_ABOVE:
+        try:
+            return IdArray(np.array(ids, dtype=np.int64))
+        except OverflowError:
+            pass
+    return tuple(ids)
+
+
+__all__ = ["PACK_ABOVE", "IdArray", "id_column", "packed"]

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from swarmfold.core.id_array import PACK_ABOVE, IdArray
 from swarmfold.shell.http.parsing import (
     ResponseError,
     _checked_edges,
@@ -17,6 +18,7 @@ from swarmfold.shell.http.parsing import (
     _fast_task_rows,
     parse_edges,
     parse_task_rows,
+    parse_tasks_by_status,
 )
 
 ROUTE = "GET /workflow/get_tasks/{id}"
@@ -100,3 +102,14 @@ def test_a_malformed_edge_is_named(body: dict[str, Any], data: st.DataObject) ->
         assert exc.field == field, str(exc)
     else:
         raise AssertionError(f"{bad!r} at {field} was accepted")
+
+
+@given(st.integers(0, 3 * PACK_ABOVE), st.integers(-(2**63), 2**63 - 3 * PACK_ABOVE - 1))
+@settings(max_examples=30)
+def test_a_long_status_list_is_parsed_packed_and_equals_the_tuple(n: int, first: int) -> None:
+    """A full sync's list (more than ``PACK_ABOVE`` ids) comes as an ``IdArray``, a shorter
+    one as a tuple; both equal the tuple of the ids, and ids past 64 bits stay a tuple."""
+    ids = list(range(first, first + n))
+    parsed = parse_tasks_by_status({"D": ids, "R": [2**64]})
+    assert parsed["D"] == tuple(ids) and type(parsed["D"]) is (IdArray if n > PACK_ABOVE else tuple)
+    assert parsed["R"] == (2**64,) and type(parsed["R"]) is tuple

@@ -20,6 +20,7 @@ from typing import Any
 from attrs import frozen
 
 from swarmfold.core.events import EdgeRow, TaskRow
+from swarmfold.core.id_array import packed
 from swarmfold.core.row_page import RowPage
 from swarmfold.shell.log.codec import ints_only
 
@@ -124,14 +125,15 @@ def _id_key(route: str, field: str, key: str) -> int:
 
 def parse_tasks_by_status(
     body: Any, route: str = "task_status_updates", field: str = "$.tasks_by_status"
-) -> dict[str, tuple[int, ...]]:
-    """``{"<status>": [task_id, ...]}`` -> ``{status: (ids...)}``. Unknown status codes are
-    kept: they are data (the core notes them); a non-int id is an error."""
+) -> dict[str, Sequence[int]]:
+    """``{"<status>": [task_id, ...]}`` -> ``{status: (ids...)}``, a long list (a full sync)
+    as an ``IdArray``. Unknown status codes are kept: they are data (the core notes them); a
+    non-int id is an error."""
     mapping = _dict(route, field, body)
-    out: dict[str, tuple[int, ...]] = {}
+    out: dict[str, Sequence[int]] = {}
     for code, ids in mapping.items():
         if type(ids) is list and ints_only(ids):
-            out[code] = tuple(ids)  # the common case, checked in one C-level pass
+            out[code] = packed(ids)  # the common case, checked in one C-level pass
             continue
         where = _key(field, code)
         items = _list(route, where, ids)
@@ -140,7 +142,7 @@ def parse_tasks_by_status(
 
 
 def parse_status_updates(body: Any, route: str = "task_status_updates") -> tuple[
-    dict[str, tuple[int, ...]], str | None
+    dict[str, Sequence[int]], str | None
 ]:
     """``task_status_updates``: ``({status: ids}, time or None)``."""
     data = _dict(route, "$", body)

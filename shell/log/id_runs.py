@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from swarmfold.core.id_array import IdArray, id_column
+from swarmfold.core.id_array import PACK_ABOVE, IdArray, id_column
 from swarmfold.shell.log.codec import CodecError, _show, ints_only
 
 __all__ = ["MAX_IDS", "MIN_IDS", "RUNS", "compact_by_status", "compact_ids", "expand_ids"]
@@ -37,7 +37,7 @@ _INT64 = np.iinfo(np.int64)
 #: cost is larger than the loop's; anything unusual goes to the checks below.
 _FEW_NUMBERS = 64
 #: Up to this many ids a runs object expands to a tuple; more come as an ``IdArray``.
-_PACK_ABOVE = 4096
+_PACK_ABOVE = PACK_ABOVE
 
 
 def compact_ids(ids: Sequence[int]) -> Any:
