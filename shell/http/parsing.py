@@ -518,7 +518,7 @@ def parse_queue_id(body: Any, route: str = "queue") -> int:
     return _int(route, "$.queue[0]", row[0])
 
 
-def parse_batch_answer(body: Any, route: str) -> dict[str, tuple[int, ...]]:
+def parse_batch_answer(body: Any, route: str) -> dict[str, Sequence[int]]:
     """``queue_task_batch``: ``{"tasks_by_status": {status: [ids]}}``."""
     return parse_tasks_by_status(_member(route, "$", _dict(route, "$", body), "tasks_by_status"), route)
 
