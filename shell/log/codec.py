@@ -25,6 +25,7 @@ from cattrs.errors import (
     IterableValidationError,
     IterableValidationNote,
 )
+from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.json import JsonConverter, make_converter
 from cattrs.strategies import configure_tagged_union
@@ -293,6 +294,8 @@ def _make_tuple_unstructure(t: Any, conv: JsonConverter) -> Callable[[Any], Any]
     args = get_args(t)
     if len(args) == 2 and args[1] is Ellipsis and args[0] is not Any:
         item_hook = conv.get_unstructure_hook(args[0])
+        if item_hook is identity:  # ints, strings: the items are their own JSON (a list in C)
+            return list
         return lambda value: [item_hook(item) for item in value]
     if args and Ellipsis not in args:
         hooks = [conv.get_unstructure_hook(a) for a in args]
