@@ -49,6 +49,10 @@ TIMEOUT_MESSAGE = (
 )
 
 
+#: ``bytes.translate`` table: 1 for an active status letter.
+_IS_ACTIVE = status_mask(ACTIVE.__contains__)
+
+
 def set_up(tx: Tx, at: float, spec: TopologySpec, workflow_limit: int | None = None) -> None:
     """Build the topology and the per-task indexes, then start the run."""
     topo = build_topology(spec)
@@ -58,12 +62,10 @@ def set_up(tx: Tx, at: float, spec: TopologySpec, workflow_limit: int | None = N
     tx.status = StatusColumn.of(statuses).evolver()
     tx.upstream_done = CountColumn.for_upstreams(topo.num_upstreams).evolver()
     tx.place = pvector([NOWHERE] * n).evolver()
-    tx.status_counts = dict(Counter(statuses))
-    active: dict[int, int] = {}
-    for array_id, s in zip(topo.array_of, statuses, strict=True):
-        if s in ACTIVE:
-            active[array_id] = active.get(array_id, 0) + 1
-    tx.active_by_array.base = pmap(active)
+    # Counted in C: each status present (in order of first task), and the active tasks' arrays.
+    tx.status_counts = {code: statuses.count(code) for code in dict.fromkeys(statuses)}
+    is_active = tx.status.tobytes().translate(_IS_ACTIVE)
+    tx.active_by_array.base = pmap(Counter(compress(topo.array_of, is_active)))
     tx.array_limits.base = pmap(topo.array_limits)
     tx.workflow_limit = topo.workflow_limit if workflow_limit is None else workflow_limit
     tx.batch_size = tx.config.max_batch_size
