@@ -22,21 +22,23 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Callable, Sequence
-from itertools import chain
-from operator import attrgetter
+from itertools import chain, repeat
+from operator import attrgetter, is_
 from typing import Any
 
 import attrs
 
 from swarmfold.core.row_page import RowPage
 from swarmfold.shell.log.codec import CodecError, _show, converter, ints_only, structure
+from swarmfold.shell.log.id_runs import RUNS, compact_ids, expand_ids
 
-__all__ = ["COLUMNS", "INDEX", "MAX_ROWS", "ROWS", "VALUES", "RowColumns"]
+__all__ = ["COLUMNS", "INDEX", "MAX_ROWS", "REPEAT", "ROWS", "VALUES", "RowColumns"]
 
 COLUMNS = "columns"
 ROWS = "rows"
 INDEX = "index"
 VALUES = "values"
+REPEAT = "repeat"
 #: The most rows one columns object may hold when read (a bound on what a damaged count can
 #: make the reader allocate).
 MAX_ROWS = 100_000_000
@@ -89,11 +91,11 @@ class RowColumns:
             if kind == _INT:
                 if not ints_only(column):
                     return None
-                columns[name] = column
+                columns[name] = _repeated(column) or compact_ids(column)
             elif kind == _STR:
                 if set(map(type, column)) != {str}:
                     return None
-                columns[name] = column
+                columns[name] = _repeated(column) or column
             elif kind == _INT_TUPLE:
                 if set(map(type, column)) != {tuple} or not ints_only(chain.from_iterable(column)):
                     return None
@@ -102,7 +104,11 @@ class RowColumns:
                 columns[name] = self._table(column, self._hooks[name])
         return {COLUMNS: columns, ROWS: len(rows)}
 
-    def _table(self, column: Sequence[Any], hook: Callable[[Any], Any]) -> dict[str, list[Any]]:
+    def _table(self, column: Sequence[Any], hook: Callable[[Any], Any]) -> dict[str, Any]:
+        first = column[0]
+        if all(map(is_, column, repeat(first))):  # one object in every row (checked in C)
+            index = [0] * len(column)
+            return {INDEX: _repeated(index) or index, VALUES: [self._encoded(first, hook)]}
         ids = list(map(id, column))
         entry_of_text: dict[str, int] = {}
         entry_of_id: dict[int, int] = {}
@@ -113,7 +119,8 @@ class RowColumns:
             if entry == len(values):
                 values.append(data)
             entry_of_id[key] = entry
-        return {INDEX: list(map(entry_of_id.__getitem__, ids)), VALUES: values}
+        index = list(map(entry_of_id.__getitem__, ids))
+        return {INDEX: _repeated(index) or index, VALUES: values}
 
     def decode(self, value: dict[str, Any], where: str) -> RowPage[Any]:
         """The rows a columns object stands for, as a ``RowPage``; ``CodecError`` naming the
@@ -138,6 +145,15 @@ class RowColumns:
         return RowPage(self.row_cls, decoded)
 
 
+def _repeated(column: Sequence[Any]) -> dict[str, list[Any]] | None:
+    """``{"repeat": [value, rows]}`` when every row holds the same value (ints or strings:
+    equal means the same JSON), else ``None``."""
+    n = len(column)
+    if n > 1 and column.count(column[0]) == n:
+        return {REPEAT: [column[0], n]}
+    return None
+
+
 def _keys(value: dict[str, Any], expected: set[str], at: str, what: str) -> None:
     missing = sorted(expected - value.keys())
     if missing:
@@ -156,6 +172,8 @@ def _array(value: Any, n: int, path: str) -> list[Any]:
 
 
 def _decode_plain(value: Any, kind: int, n: int, path: str) -> Sequence[Any]:
+    if type(value) is dict and kind != _INT_TUPLE:
+        return _decode_short(value, kind, n, path)
     column = _array(value, n, path)
     if kind == _INT:
         good = ints_only(column)
@@ -175,6 +193,28 @@ def _decode_plain(value: Any, kind: int, n: int, path: str) -> Sequence[Any]:
     raise AssertionError("unreachable: a bad item was named above")  # pragma: no cover
 
 
+def _decode_short(value: dict[str, Any], kind: int, n: int, path: str) -> list[Any]:
+    """A column written short: ``{"repeat": [value, rows]}``, or (ints) ``{"runs": [...]}``."""
+    if kind == _INT and RUNS in value:
+        try:
+            ids = expand_ids(value)
+        except CodecError as exc:
+            raise CodecError([f"{path}{line[1:]}" for line in exc.errors]) from None
+        if len(ids) != n:
+            raise CodecError([f"{path}: runs of {len(ids)} ids, expected {n} (the row count)"])
+        return list(ids)
+    _keys(value, {REPEAT}, path, "a repeated column")
+    pair = value[REPEAT]
+    if type(pair) is not list or len(pair) != 2:
+        raise CodecError([f"{path}.{REPEAT}: expected [value, count], got {_show(pair)}"])
+    item, count = pair
+    if type(count) is not int or count != n:
+        raise CodecError([f"{path}.{REPEAT}[1]: expected the row count {n}, got {_show(count)}"])
+    if type(item) is not (str if kind == _STR else int):
+        raise CodecError([f"{path}.{REPEAT}[0]: expected {_KIND_NAMES[kind]}, got {_show(item)}"])
+    return [item] * n
+
+
 def _decode_table(value: Any, t: Any, n: int, path: str) -> list[Any]:
     if type(value) is not dict:
         raise CodecError([f"{path}: expected an object of index and values, got {_show(value)}"])
@@ -182,7 +222,11 @@ def _decode_table(value: Any, t: Any, n: int, path: str) -> list[Any]:
     values = value[VALUES]
     if type(values) is not list:
         raise CodecError([f"{path}.{VALUES}: expected an array, got {_show(values)}"])
-    index = _array(value[INDEX], n, f"{path}.{INDEX}")
+    raw_index = value[INDEX]
+    if type(raw_index) is dict:
+        index = _decode_short(raw_index, _INT, n, f"{path}.{INDEX}")
+    else:
+        index = _array(raw_index, n, f"{path}.{INDEX}")
     if not ints_only(index) or (index and not 0 <= min(index) <= max(index) < len(values)):
         k, bad = next((k, v) for k, v in enumerate(index) if type(v) is not int or not 0 <= v < len(values))
         raise CodecError([f"{path}.{INDEX}[{k}]: expected an entry of values (0 to {len(values) - 1}), "

@@ -79,6 +79,26 @@ _PAGES = {
     "TaskChunkLoaded": ("tasks", {"resource_scales", "fallback_queues", "requested_resources"}),
     "EdgeChunkLoaded": ("edges", set()),
 }
+#: Row fields of ints (which may be written as id runs) and of id lists (always arrays).
+_INT_FIELDS = {"task_id", "array_id", "max_attempts", "array_limit", "node_id"}
+_ID_LIST_FIELDS = {"downstream_node_ids"}
+
+
+def _short(values: list[Any], ints: bool) -> Any:
+    """A column as version 3 writes it: ``{"repeat": [v, n]}`` when every row holds the same
+    value, id runs for a long list of ints mostly in consecutive runs, else the array."""
+    if len(values) > 1 and all(dumps(v) == dumps(values[0]) for v in values):
+        return {"repeat": [values[0], len(values)]}
+    if ints and len(values) >= 64 and all(-(2**63) <= v < 2**63 for v in values):
+        runs: list[list[int]] = []
+        for v in values:
+            if runs and v == runs[-1][0] + runs[-1][1]:
+                runs[-1][1] += 1
+            else:
+                runs.append([v, 1])
+        if 4 * len(runs) <= len(values) and all(first + count - 1 < 2**63 for first, count in runs):
+            return {"runs": [x for run in runs for x in run]}
+    return values
 
 
 def log_data(value: Any) -> Any:
@@ -97,11 +117,13 @@ def log_data(value: Any) -> Any:
             texts = [dumps(v) for v in values]
             distinct = list(dict.fromkeys(texts))
             columns[field] = {
-                "index": [distinct.index(t) for t in texts],
+                "index": _short([distinct.index(t) for t in texts], ints=False),
                 "values": [json.loads(t) for t in distinct],
             }
-        else:
+        elif field in _ID_LIST_FIELDS:
             columns[field] = values
+        else:
+            columns[field] = _short(values, ints=field in _INT_FIELDS)
     data[name] = {"columns": columns, "rows": len(rows)}
     return data
 

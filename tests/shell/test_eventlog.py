@@ -10,8 +10,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swarmfold.core.commands import COMMAND_TYPES, Command, NoteAnomaly, QueueBatch
@@ -468,11 +469,21 @@ def _two_task_page() -> dict[str, Any]:
         (lambda t: t.update(extra=1), "$.tasks", "unknown field(s) in a columns object: extra"),
         (lambda t: t["columns"].pop("status"), "$.tasks.columns.status", "required field missing"),
         (lambda t: t["columns"].update(nope=[]), "$.tasks.columns", "unknown field(s) in the columns: nope"),
-        (lambda t: t["columns"]["array_id"].__setitem__(1, "x"), "$.tasks.columns.array_id[1]",
-         "expected int, got 'x'"),
+        (lambda t: t["columns"]["array_id"]["repeat"].__setitem__(0, "x"),
+         "$.tasks.columns.array_id.repeat[0]", "expected int, got 'x'"),
+        (lambda t: t["columns"]["status"]["repeat"].__setitem__(1, 3), "$.tasks.columns.status.repeat[1]",
+         "expected the row count 4, got 3"),
+        (lambda t: t["columns"]["status"].update(x=1), "$.tasks.columns.status",
+         "unknown field(s) in a repeated column: x"),
+        (lambda t: t["columns"].update(status={"runs": [1, 4]}), "$.tasks.columns.status.repeat",
+         "required field missing"),
+        (lambda t: t["columns"].update(task_id={"runs": [1, 3]}), "$.tasks.columns.task_id",
+         "runs of 3 ids, expected 4 (the row count)"),
+        (lambda t: t["columns"].update(task_id={"runs": [1, 0]}), "$.tasks.columns.task_id.runs[1]",
+         "at least 1"),
         (lambda t: t["columns"]["task_id"].__setitem__(2, True), "$.tasks.columns.task_id[2]",
          "expected int, got True"),
-        (lambda t: t["columns"]["status"].__setitem__(0, 7), "$.tasks.columns.status[0]",
+        (lambda t: t["columns"]["status"]["repeat"].__setitem__(0, 7), "$.tasks.columns.status.repeat[0]",
          "expected str, got 7"),
         (lambda t: t["columns"].update(status="GGGG"), "$.tasks.columns.status", "expected an array"),
         (
@@ -558,3 +569,44 @@ def test_other_fields_of_a_page_record_are_named_by_the_codec(edit: Any, field: 
         decode_value(event, eventlog._EVENTS_BY_NAME, event_from_dict)
     lines = exc.value.errors
     assert any(line.startswith(f"{field}:") and message in line for line in lines), lines
+
+
+#: Rows to draw long pages from: shared and distinct resource tuples, ints and floats.
+_POOL = [
+    TaskRow(0, a, "G", 3, scales, fallbacks, requested, "c", queue, 10)
+    for a, scales, fallbacks, requested, queue in [
+        (1, (("memory", 0.5),), (), (("cores", 1),), "all.q"),
+        (1, (("memory", 0.5),), (), (("cores", 1.0),), "all.q"),
+        (2, (), ("b.q",), (("cores", 2), ("memory", 4)), "long.q"),
+        (2, (("runtime", (0.5, 1)),), (), (("cores", 1),), "all.q"),
+    ]
+]
+
+
+@given(
+    st.lists(st.sampled_from(_POOL), min_size=60, max_size=140),
+    st.integers(-(2**63), 2**63 - 300),
+    st.sets(st.integers(0, 140), max_size=30),
+    st.booleans(),
+)
+@settings(max_examples=60)
+def test_long_pages_write_runs_and_repeats_and_read_back(
+    rows: list[TaskRow], first: int, gaps: set[int], same: bool
+) -> None:
+    """Pages of 60-140 rows with mostly consecutive ids (id runs, or an array when the gaps
+    break them up) and, when ``same``, one array, limit, status and queue throughout
+    (repeats); near the 64-bit bounds too."""
+    task_id = first
+    page = []
+    for k, row in enumerate(rows):
+        task_id += 2 if k in gaps else 1
+        fixed: dict[str, Any] = {}
+        if same:
+            fixed = {"array_id": 3, "array_limit": 5, "status": "Q", "queue_name": "a"}
+        page.append(attrs.evolve(row, task_id=task_id, **fixed))
+    chunk = TaskChunkLoaded(1, 2.0, tuple(page))
+    line = record_codec.record_text(1, "r", chunk, [])
+    assert line == codec_line(1, "r", chunk, [])
+    decoded = decode_value(json.loads(line)["event"], eventlog._EVENTS_BY_NAME, event_from_dict)
+    assert decoded == chunk
+    assert record_codec.record_text(1, "r", decoded, []) == line
