@@ -326,17 +326,11 @@ def parse_task_rows(body: Any, route: str = "get_tasks") -> Sequence[TaskRow]:
 def _fast_task_rows(body: Any, route: str) -> Sequence[TaskRow]:
     """Column by column, in C: the rows' items are transposed into columns, each column's
     types are checked at once, and each distinct resource string is parsed once."""
-    tasks = body["tasks"]
-    if type(tasks) is not dict:
-        raise _Recheck
-    if not tasks:
+    table = _columns_of(body["tasks"], TASK_ROW_LENGTH)
+    if table is None:
         return ()
-    task_ids, items = _keyed_ids(tasks)
-    if set(map(type, items)) != {list} or min(map(len, items)) < TASK_ROW_LENGTH:
-        raise _Recheck
-    array_ids, statuses, max_attempts, scales, fallbacks, requested, clusters, queues, limits = (
-        list(zip(*items, strict=False))[:TASK_ROW_LENGTH]
-    )
+    task_ids, columns = table
+    array_ids, statuses, max_attempts, scales, fallbacks, requested, clusters, queues, limits = columns
     if not (
         ints_only(array_ids) and ints_only(max_attempts) and ints_only(limits)
         and _strs_only(statuses) and _strs_only(clusters) and _strs_only(queues)
@@ -349,14 +343,23 @@ def _fast_task_rows(body: Any, route: str) -> Sequence[TaskRow]:
     ])
 
 
-def _keyed_ids(table: dict[Any, Any]) -> tuple[list[int], list[Any]]:
-    """The task ids of a ``{"<task_id>": ...}`` table and its values, in the table's order;
-    ``_Recheck`` unless every key is an id written plainly (``"12"``, not ``"012"``)."""
+def _columns_of(table: Any, width: int) -> tuple[list[int], list[tuple[Any, ...]]] | None:
+    """The task ids of a ``{"<task_id>": [item, ...]}`` table and the first ``width`` items
+    of its rows as columns (transposed in C), in the table's order; ``None`` for an empty
+    table. ``_Recheck`` unless it is an object, every key an id written plainly (``"12"``,
+    not ``"012"``) and every row an array of ``width`` items or more."""
+    if type(table) is not dict:
+        raise _Recheck
+    if not table:
+        return None
     keys = list(table)
     task_ids = list(map(int, keys))  # ValueError and TypeError: rechecked
     if list(map(str, task_ids)) != keys:
         raise _Recheck
-    return task_ids, list(table.values())
+    items = list(table.values())
+    if set(map(type, items)) != {list} or min(map(len, items)) < width:
+        raise _Recheck
+    return task_ids, list(zip(*items, strict=False))[:width]
 
 
 def _strs_only(column: Any) -> bool:
@@ -438,15 +441,10 @@ def parse_edges(body: Any, route: str = "get_downstream_tasks") -> Sequence[Edge
 
 def _fast_edges(body: Any) -> Sequence[EdgeRow]:
     """Column by column, in C, as ``_fast_task_rows``."""
-    table = body["downstream_tasks"]
-    if type(table) is not dict:
-        raise _Recheck
-    if not table:
+    table = _columns_of(body["downstream_tasks"], 2)
+    if table is None:
         return ()
-    task_ids, items = _keyed_ids(table)
-    if set(map(type, items)) != {list} or min(map(len, items)) < 2:
-        raise _Recheck
-    node_ids, downstream_or_none = list(zip(*items, strict=False))[:2]
+    task_ids, (node_ids, downstream_or_none) = table
     kinds = set(map(type, downstream_or_none))
     if not ints_only(node_ids) or not kinds <= {list, type(None)}:
         raise _Recheck  # quoted JSON strings (old servers) and anything odd

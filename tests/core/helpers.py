@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from attrs import frozen
+from hypothesis import strategies as st
 
 from swarmfold.core.batching import queue_order
 from swarmfold.core.commands import (
@@ -30,6 +31,7 @@ from swarmfold.core.events import (
     HeartbeatAcknowledged,
     ResourcesBound,
     RunStarted,
+    TaskRow,
     TaskStatusesFetched,
     TimerFired,
     TriageRequested,
@@ -289,3 +291,27 @@ class cmd_like:  # noqa: N801 - reads like a constructor in assertions
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
         return f"{self.cls.__name__}~({inner})"
+
+
+def task_row_lists(max_size: int) -> Any:
+    """Hypothesis: lists of ``TaskRow`` with ids past 64 bits, a non-ASCII status, shared and
+    distinct resource tuples, and equal values of different kinds (``1`` and ``1.0``)."""
+    names = st.text("abq.", min_size=1, max_size=3)
+    return st.lists(
+        st.builds(
+            TaskRow,
+            task_id=st.integers(-(2**70), 2**70),
+            array_id=st.integers(0, 3),
+            status=st.sampled_from(["G", "Q", "D", "A", "Ä"]),
+            max_attempts=st.integers(1, 3),
+            resource_scales=st.sampled_from([(), (("memory", 0.5),), (("runtime", (0.5, 1)),)]),
+            fallback_queues=st.lists(names, max_size=2).map(tuple),
+            requested_resources=st.lists(
+                st.tuples(names, st.integers(0, 3) | st.sampled_from([1.0, 2.0, "x"])), max_size=2
+            ).map(tuple),
+            cluster_name=names,
+            queue_name=names,
+            array_limit=st.integers(0, 5),
+        ),
+        max_size=max_size,
+    )

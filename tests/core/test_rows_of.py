@@ -15,23 +15,9 @@ from swarmfold.core.events import EdgeRow, TaskChunkLoaded, TaskRow
 from swarmfold.core.row_page import RowPage, column_of, rows_of
 from swarmfold.core.state import AttachProgress
 
-names = st.text("abcq.", min_size=1, max_size=4)
-task_rows = st.lists(
-    st.builds(
-        TaskRow,
-        task_id=st.integers(0, 2**63 - 1),
-        array_id=st.integers(0, 50),
-        status=st.sampled_from("GQRDAEF"),
-        max_attempts=st.integers(1, 5),
-        resource_scales=st.lists(st.tuples(names, st.floats(0, 2)), max_size=2).map(tuple),
-        fallback_queues=st.lists(names, max_size=2).map(tuple),
-        requested_resources=st.lists(st.tuples(names, st.integers(0, 9) | names), max_size=3).map(tuple),
-        cluster_name=names,
-        queue_name=names,
-        array_limit=st.integers(0, 10_000),
-    ),
-    max_size=30,
-)
+from .helpers import task_row_lists
+
+task_rows = task_row_lists(max_size=30)
 
 
 @given(task_rows)

@@ -45,6 +45,7 @@ from swarmfold.shell.log.record_codec import decode_value, encode_value
 from swarmfold.shell.server.instant import drive
 from swarmfold.shell.sim.scenario import load_scenario
 
+from ..core.helpers import task_row_lists
 from . import CREATED, EXAMPLE, ROOT, RUNNER, codec_line, lines_of, log_data, record_run, run_cli, small_spec
 
 
@@ -521,25 +522,7 @@ def test_a_damaged_columns_object_is_named_by_its_path(
     assert len(log.records) == 2
 
 
-_NAMES = st.text("abq.", min_size=1, max_size=3)
-_PAGES_OF_TASKS = st.lists(
-    st.builds(
-        TaskRow,
-        task_id=st.integers(-(2**70), 2**70),
-        array_id=st.integers(0, 3),
-        status=st.sampled_from(["G", "Q", "D", "Ä"]),
-        max_attempts=st.integers(1, 3),
-        resource_scales=st.sampled_from([(), (("memory", 0.5),), (("runtime", (0.5, 1)),)]),
-        fallback_queues=st.lists(_NAMES, max_size=2).map(tuple),
-        requested_resources=st.lists(
-            st.tuples(_NAMES, st.integers(0, 3) | st.sampled_from([1.0, 2.0, "x"])), max_size=2
-        ).map(tuple),
-        cluster_name=_NAMES,
-        queue_name=_NAMES,
-        array_limit=st.integers(0, 5),
-    ),
-    max_size=12,
-)
+_PAGES_OF_TASKS = task_row_lists(max_size=12)
 
 
 @given(_PAGES_OF_TASKS)
