@@ -30,6 +30,7 @@ def _as_rows(value: Iterable[Any]) -> Sequence[Any]:
     """A page's converter: a tuple or a ``RowPage`` as it is, any other iterable a tuple."""
     return value if type(value) is tuple or type(value) is RowPage else tuple(value)
 
+
 #: ``{"<status>": [task_id, ...]}``, the server's ``tasks_by_status`` shape; read-only, in
 #: the order the server listed the statuses. Each list is a tuple, or an ``IdArray`` (a
 #: long list packed as int64, equal to the tuple of its ids).

@@ -218,7 +218,8 @@ class StatusColumnTx:
         base = self._base
         written = np.flatnonzero(np.frombuffer(self._dirty, dtype=np.uint8)).tolist()
         if not written:
-            base._spare.append(whole)  # unchanged: the next working copy may take it
+            if not base._spare:
+                base._spare.append(whole)  # unchanged: the next working copy may take it
             return base
         chunks = list(base._chunks)
         data = memoryview(whole)

@@ -43,7 +43,7 @@ _PLAIN = 0  # the value is its own JSON form
 _FLOAT = 1  # float field: the codec always writes a float
 _OPT_FLOAT = 2
 _CODEC = 3  # anything else: the codec's hook for the field's type
-_ROWS = 4  # tuple[<attrs class>, ...]: a page of rows, written as columns (row_columns.py)
+_ROWS = 4  # Sequence[TaskRow | EdgeRow]: a page of rows, written as columns (row_columns.py)
 _ID_LIST = 5  # tuple[int, ...]: plain, or as runs when long (shell/log/id_runs.py)
 _ID_MAP = 6  # TasksByStatus: each list as _ID_LIST
 
