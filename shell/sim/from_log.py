@@ -44,10 +44,12 @@ from swarmfold.core.events import (
     BatchQueued,
     EdgeChunkLoaded,
     HeartbeatAcknowledged,
+    HeartbeatFailed,
     QueuesLoaded,
     RunStarted,
     TaskChunkLoaded,
     TaskStatusesFetched,
+    TimerFired,
     WorkflowLimitFetched,
 )
 from swarmfold.core.statuses import ACTIVE
@@ -193,10 +195,34 @@ def _startable(spec: TopologySpec) -> tuple[TopologySpec, dict[int, TaskPlan]]:
     return attrs.evolve(spec, tasks=tuple(tasks)), plans
 
 
-def infer_from_log(path: str | Path) -> LogScenario:
-    """Read a log and build the scenario it records. Raises ``LogError`` or ``ScenarioError``."""
+#: Events that arrive while an attached run loads its pages: the attach ends at the first
+#: other event (the run's status update, a failed chunk), and the topology is built then.
+_DURING_ATTACH = (
+    AttachStarted, TaskChunkLoaded, EdgeChunkLoaded, QueuesLoaded,
+    HeartbeatAcknowledged, HeartbeatFailed, TimerFired,
+)
+
+
+def _attached_spec(
+    attach: AttachStarted, task_chunks: list[Sequence[Any]], edge_chunks: list[Sequence[Any]],
+    loaded_queues: list[Any],
+) -> TopologySpec:
+    """The topology an attached run loaded, one task per entry (the scenario is written for
+    people)."""
     from swarmfold.core.attach import spec_from_rows
     from swarmfold.core.state import AttachProgress
+
+    queues = tuple(attach.queues) + tuple(
+        q for q in loaded_queues if q.name not in {a.name for a in attach.queues}
+    )
+    return spec_from_rows(AttachProgress(
+        dag_id=attach.dag_id, workflow_limit=attach.workflow_limit, queues=queues,
+        task_chunks=tuple(task_chunks), edge_chunks=tuple(edge_chunks),
+    ), columnar=False)
+
+
+def infer_from_log(path: str | Path) -> LogScenario:
+    """Read a log and build the scenario it records. Raises ``LogError`` or ``ScenarioError``."""
     from swarmfold.shell.log.eventlog import LogReader
 
     source = str(path)
@@ -231,19 +257,18 @@ def infer_from_log(path: str | Path) -> LogScenario:
                 edge_chunks.append(event.edges)
             elif isinstance(event, QueuesLoaded):
                 loaded_queues.extend(event.queues)
-            if spec is None and attach is not None and not isinstance(
-                event, AttachStarted | TaskChunkLoaded | EdgeChunkLoaded | QueuesLoaded
-            ) and task_chunks:
-                queues = tuple(attach.queues) + tuple(
-                    q for q in loaded_queues if q.name not in {a.name for a in attach.queues}
-                )
-                spec = spec_from_rows(AttachProgress(
-                    dag_id=attach.dag_id, workflow_limit=attach.workflow_limit, queues=queues,
-                    task_chunks=tuple(task_chunks), edge_chunks=tuple(edge_chunks),
-                ), columnar=False)  # the scenario is written for people: one task per entry
+            if spec is None and attach is not None and task_chunks and not isinstance(event, _DURING_ATTACH):
+                spec = _attached_spec(attach, task_chunks, edge_chunks, loaded_queues)
+            if (
+                tracker is None and isinstance(event, HeartbeatAcknowledged)
+                and event.status in ("C", "H") and not resumes
+            ):  # a resume signal while the pages load: kept for the tracker
+                mode = "cold" if event.status == "C" else "hot"
+                resumes.append(ResumeSignal(at=round(event.at - t0, 6), mode=mode))
             if spec is not None and tracker is None:
                 rows = _rows_of(spec)
                 tracker = _Attempts({tid: m for tid, _, m, _ in rows}, t0)
+                tracker.resumed = bool(resumes)
                 known_workflow_limit = spec.workflow_limit
                 known_array_limits = {a.array_id: a.limit for a in spec.arrays}
                 tracker.report(_active_at_start(rows), t0, queued=False)
@@ -269,6 +294,12 @@ def infer_from_log(path: str | Path) -> LogScenario:
                 if a in known_array_limits and limit != known_array_limits[a]:
                     known_array_limits[a] = limit
                     changes.append(LimitChange(at=round(event.at - t0, 6), limit=limit, array_id=a))
+    if spec is None and attach is not None and task_chunks:  # the log ends while attaching
+        spec = _attached_spec(attach, task_chunks, edge_chunks, loaded_queues)
+        rows = _rows_of(spec)
+        tracker = _Attempts({tid: m for tid, _, m, _ in rows}, t0)
+        tracker.resumed = bool(resumes)
+        tracker.report(_active_at_start(rows), t0, queued=False)
     if spec is None or tracker is None:
         raise ScenarioError(
             ["the log has no RunStarted (or AttachStarted with loaded tasks): nothing to simulate"], source

@@ -17,6 +17,7 @@ from swarmfold.core.events import (
     TaskChunkLoaded,
     TaskRow,
     TaskStatusesFetched,
+    TimerFired,
 )
 from swarmfold.core.topology import QueueSpec
 from swarmfold.shell.log.eventlog import EventLogWriter, new_header
@@ -176,3 +177,34 @@ def test_a_log_without_a_start_is_refused(tmp_path: Path) -> None:
         pass
     code, _ = cli(["scenario-from-log", str(path), "-o", str(tmp_path / "x.json")])
     assert code == 2
+
+
+def test_heartbeats_while_the_pages_load_do_not_cut_the_attach_short(tmp_path: Path) -> None:
+    """A big attach heartbeats between its pages; the topology is every page's, and a resume
+    signal heard while loading still counts. A log that ends while loading keeps its pages."""
+    path = tmp_path / "paged.jsonl"
+    header = new_header("run", 5, 9, SwarmConfig(), runner_id="r", created_at="x")
+    events = [
+        AttachStarted(0.0, 5, 9, dag_id=3, workflow_limit=4),
+        HeartbeatAcknowledged(1, 0.1, "R"),
+        TaskChunkLoaded(2, 0.2, [_row(1), _row(2)]),
+        TimerFired(0.3, None),
+        HeartbeatAcknowledged(3, 0.4, "C"),
+        TaskChunkLoaded(4, 0.5, [_row(3)]),
+        EdgeChunkLoaded(5, 0.6, [EdgeRow(1, 11, (12,)), EdgeRow(2, 12, ())]),
+        TimerFired(0.7, None),
+        EdgeChunkLoaded(6, 0.8, [EdgeRow(3, 13, (12,))]),
+        BatchQueued(7, 1.0, {"Q": (1, 3)}),
+    ]
+    with EventLogWriter(path, header) as writer:
+        for event in events:
+            writer.record(event, ())
+    inferred = infer_from_log(path)
+    topo = inferred.scenario.topology
+    assert {t.task_id: t.upstream_ids for t in topo.tasks} == {1: (), 2: (1, 3), 3: ()}
+    assert inferred.resumed and [r.mode for r in inferred.scenario.resumes] == ["cold"]
+    cut = tmp_path / "cut.jsonl"
+    with EventLogWriter(cut, header) as writer:
+        for event in events[:6]:
+            writer.record(event, ())
+    assert {t.task_id for t in infer_from_log(cut).scenario.topology.tasks} == {1, 2, 3}
