@@ -117,7 +117,7 @@ def _unknown_queues(p: AttachProgress) -> tuple[tuple[str, str], ...]:
     with the cluster of the first row naming it (as its queue or a fallback)."""
     known = {q.name for q in p.queues}
     clusters = _joined(p.task_chunks, "cluster_name")
-    first = _first_mentions(_joined(p.task_chunks, "queue_name"), _joined(p.task_chunks, "fallback_queues"))
+    first = first_mentions(_joined(p.task_chunks, "queue_name"), _joined(p.task_chunks, "fallback_queues"))
     return tuple((clusters[k], name) for name, (k, _) in sorted(first.items()) if name not in known)
 
 
@@ -162,7 +162,7 @@ def spec_from_rows(p: AttachProgress, columnar: bool = True) -> TopologySpec:
     callable_of = dict(p.compute_resources)
     array_specs = tuple(ArraySpec(array_id, limit=limits[k]) for array_id, k in _first_rows(array_ids))
     queues: dict[str, QueueSpec] = {q.name: q for q in p.queues}
-    first = _first_mentions(queue_names, fallbacks)
+    first = first_mentions(queue_names, fallbacks)
     for name in sorted(first, key=first.__getitem__):
         if name not in queues:
             queues[name] = QueueSpec(name)
@@ -211,14 +211,16 @@ def _joined(chunks: Sequence[Sequence[Any]], name: str) -> list[Any]:
     return list(chain.from_iterable(column_of(chunk, name) for chunk in chunks))
 
 
-def _first_rows(keys: list[Any]) -> list[tuple[Any, int]]:
+def _first_rows(keys: Sequence[Any]) -> list[tuple[Any, int]]:
     """``(key, index of its first row)`` for each distinct key, in order of first row (a dict
     built from the last row back keeps each key's first row)."""
     first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
     return sorted(first.items(), key=itemgetter(1))
 
 
-def _first_mentions(queue_names: list[str], fallbacks: list[tuple[str, ...]]) -> dict[str, tuple[int, int]]:
+def first_mentions(
+    queue_names: Sequence[str], fallbacks: Sequence[tuple[str, ...]]
+) -> dict[str, tuple[int, int]]:
     """Every queue the rows name -> where it is first named: ``(row, 0)`` as the row's queue,
     ``(row, j)`` as its ``j``-th fallback."""
     first = {name: (k, 0) for name, k in _first_rows(queue_names)}

@@ -62,6 +62,11 @@ def in_ready_queue(place: int) -> bool:
     return place != NOWHERE and place != IN_FLIGHT and place != EVALUATING
 
 
+def count_in_ready_queue(places: tuple[int, ...]) -> int:
+    """How many of ``places`` are in the ready queue (``in_ready_queue``), counted in C."""
+    return len(places) - places.count(NOWHERE) - places.count(IN_FLIGHT) - places.count(EVALUATING)
+
+
 # --- phases of a run -------------------------------------------------------------------
 NEW = "new"  # nothing seen yet
 ATTACHING = "attaching"  # loading tasks and edges of an existing run in chunks

@@ -184,17 +184,15 @@ class StatusColumnTx:
 
     def letters_at(self, indexes: Sequence[int]) -> bytes:
         """The status bytes of ``indexes``, in order."""
-        if len(indexes) > 1:
-            whole = self._whole
-            if whole is None and len(indexes) >= _FEW:
-                whole = self._open()
-            if whole is not None:
-                return bytes(itemgetter(*indexes)(whole))
         whole = self._whole
-        if whole is not None:
-            return bytes([whole[i] for i in indexes])
-        chunks = self._base._chunks
-        return bytes([chunks[i >> CHUNK_BITS][i & CHUNK_MASK] for i in indexes])
+        if whole is None and len(indexes) >= _FEW:
+            whole = self._open()
+        if whole is None:
+            chunks = self._base._chunks
+            return bytes([chunks[i >> CHUNK_BITS][i & CHUNK_MASK] for i in indexes])
+        if len(indexes) > 1:
+            return bytes(itemgetter(*indexes)(whole))
+        return bytes([whole[i] for i in indexes])
 
     def codes(self) -> npt.NDArray[np.uint8]:
         """Every status byte as a numpy array: a view of the working copy, read it only."""

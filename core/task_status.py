@@ -30,7 +30,7 @@ import numpy as np
 from swarmfold.core.count_column import int_view
 from swarmfold.core.id_array import id_column
 from swarmfold.core.readiness import leave_ready_queue
-from swarmfold.core.state import EVALUATING, IN_FLIGHT, NOWHERE, Tx, gather, in_ready_queue
+from swarmfold.core.state import NOWHERE, Tx, count_in_ready_queue, gather, in_ready_queue
 from swarmfold.core.status_column import status_mask
 from swarmfold.core.statuses import ACTIVE, QUEUEABLE
 from swarmfold.core.topology import DenseIndex
@@ -312,8 +312,8 @@ def _apply_group_at_once(
         if was_queueable.count(1):
             candidates = list(compress(changed, was_queueable))
             places = gather(tx.place, candidates)
-            # Usually none is queued (a batch's answer: its tasks were in flight); counted in C.
-            if places.count(NOWHERE) + places.count(IN_FLIGHT) + places.count(EVALUATING) < len(places):
+            # Usually none is queued (a batch's answer: its tasks were in flight).
+            if count_in_ready_queue(places):
                 for i, p in zip(candidates, places, strict=True):
                     if in_ready_queue(p):
                         leave_ready_queue(tx, i)

@@ -381,7 +381,7 @@ def _page(row_cls: type[Any], columns: list[Sequence[Any]]) -> RowPage[Any]:
     task_ids = columns[0]
     if not all(map(int.__lt__, task_ids, task_ids[1:])):
         order = itemgetter(*sorted(range(len(task_ids)), key=task_ids.__getitem__))
-        columns = [order(c) if len(task_ids) > 1 else c for c in columns]
+        columns = [order(c) for c in columns]
     return RowPage(row_cls, [tuple(c) for c in columns])
 
 

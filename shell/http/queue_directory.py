@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from swarmfold.core.attach import first_mentions
 from swarmfold.core.commands import LoadQueues
 from swarmfold.core.events import QueuesLoaded, TaskRow
 from swarmfold.core.row_page import column_of
@@ -39,21 +40,11 @@ class QueueDirectory:
     def learn(self, rows: Sequence[TaskRow]) -> None:
         """Remember the cluster of every queue the task rows name (for queue-id lookups): the
         first row naming a queue decides. Read a field at a time (a ``RowPage``'s columns)."""
-        queue_names = column_of(rows, "queue_name")
+        first = first_mentions(column_of(rows, "queue_name"), column_of(rows, "fallback_queues"))
         clusters = column_of(rows, "cluster_name")
-        fallbacks = column_of(rows, "fallback_queues")
         with self._lock:
-            known = self._cluster_of_queue
-            if not any(fallbacks):
-                # Each queue's first row (a dict built from the last row back).
-                first = dict(zip(reversed(queue_names), range(len(queue_names) - 1, -1, -1), strict=True))
-                for queue, k in first.items():
-                    known.setdefault(queue, clusters[k])
-                return
-            for queue, cluster, more in zip(queue_names, clusters, fallbacks, strict=True):
-                known.setdefault(queue, cluster)
-                for q in more:
-                    known.setdefault(q, cluster)
+            for queue, (k, _) in first.items():
+                self._cluster_of_queue.setdefault(queue, clusters[k])
 
     def queue_id(self, queue: str) -> int:
         """The server's id of ``queue`` on the cluster its tasks named; 0 when no cluster is

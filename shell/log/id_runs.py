@@ -36,8 +36,6 @@ _INT64 = np.iinfo(np.int64)
 #: Up to this many numbers (32 runs) a runs object is expanded without numpy, whose fixed
 #: cost is larger than the loop's; anything unusual goes to the checks below.
 _FEW_NUMBERS = 64
-#: Up to this many ids a runs object expands to a tuple; more come as an ``IdArray``.
-_PACK_ABOVE = PACK_ABOVE
 
 
 def compact_ids(ids: Sequence[int]) -> Any:
@@ -78,7 +76,7 @@ def compact_by_status(by_status: Mapping[str, Sequence[int]]) -> Any:
 
 def expand_ids(value: dict[str, Any]) -> tuple[int, ...] | IdArray:
     """The ids a runs object stands for; ``CodecError`` naming the problem (``$.runs...``).
-    More than ``_PACK_ABOVE`` ids come as an ``IdArray`` (no Python int per id)."""
+    More than ``PACK_ABOVE`` ids come as an ``IdArray`` (no Python int per id)."""
     if RUNS not in value:
         raise CodecError([f"$.{RUNS}: required field missing"])
     if len(value) > 1:
@@ -94,7 +92,7 @@ def expand_ids(value: dict[str, Any]) -> tuple[int, ...] | IdArray:
         raise CodecError([f"$.{RUNS}: expected pairs of first id and count, got {len(flat)} numbers"])
     if len(flat) <= _FEW_NUMBERS and all(n >= 1 for n in flat[1::2]):
         total = sum(flat[1::2])
-        if total <= _PACK_ABOVE and all(_INT64.min <= x and x + n - 1 <= _INT64.max for x, n in _pairs(flat)):
+        if total <= PACK_ABOVE and all(_INT64.min <= x and x + n - 1 <= _INT64.max for x, n in _pairs(flat)):
             out: list[int] = []
             for x, n in _pairs(flat):
                 out += range(x, x + n)

@@ -221,6 +221,16 @@ def _attached_spec(
     ), columnar=False)
 
 
+def _start_tracker(spec: TopologySpec, t0: float, *, resumed: bool) -> _Attempts:
+    """The attempt tracker of a run whose topology is ``spec``, its active tasks running
+    since ``t0``; ``resumed``: a resume signal was heard already."""
+    rows = _rows_of(spec)
+    tracker = _Attempts({tid: m for tid, _, m, _ in rows}, t0)
+    tracker.report(_active_at_start(rows), t0, queued=False)
+    tracker.resumed = resumed
+    return tracker
+
+
 def infer_from_log(path: str | Path) -> LogScenario:
     """Read a log and build the scenario it records. Raises ``LogError`` or ``ScenarioError``."""
     from swarmfold.shell.log.eventlog import LogReader
@@ -259,31 +269,22 @@ def infer_from_log(path: str | Path) -> LogScenario:
                 loaded_queues.extend(event.queues)
             if spec is None and attach is not None and task_chunks and not isinstance(event, _DURING_ATTACH):
                 spec = _attached_spec(attach, task_chunks, edge_chunks, loaded_queues)
-            if (
-                tracker is None and isinstance(event, HeartbeatAcknowledged)
-                and event.status in ("C", "H") and not resumes
-            ):  # a resume signal while the pages load: kept for the tracker
-                mode = "cold" if event.status == "C" else "hot"
-                resumes.append(ResumeSignal(at=round(event.at - t0, 6), mode=mode))
             if spec is not None and tracker is None:
-                rows = _rows_of(spec)
-                tracker = _Attempts({tid: m for tid, _, m, _ in rows}, t0)
-                tracker.resumed = bool(resumes)
+                tracker = _start_tracker(spec, t0, resumed=bool(resumes))
                 known_workflow_limit = spec.workflow_limit
                 known_array_limits = {a.array_id: a.limit for a in spec.arrays}
-                tracker.report(_active_at_start(rows), t0, queued=False)
+            if isinstance(event, HeartbeatAcknowledged) and event.status in ("C", "H") and not resumes:
+                # The first resume signal, heard while the pages load or while the run runs.
+                mode = "cold" if event.status == "C" else "hot"
+                resumes.append(ResumeSignal(at=round(event.at - t0, 6), mode=mode))
+                if tracker is not None:
+                    tracker.resumed = True
             if tracker is None:
                 continue
             if isinstance(event, BatchQueued):
                 tracker.report(event.tasks_by_status, event.at, queued=True)
             elif isinstance(event, TaskStatusesFetched):
                 tracker.report(event.tasks_by_status, event.at, queued=False)
-            elif isinstance(event, HeartbeatAcknowledged):
-                status = event.status
-                if status in ("C", "H") and not resumes:
-                    tracker.resumed = True
-                    mode = "cold" if status == "C" else "hot"
-                    resumes.append(ResumeSignal(at=round(event.at - t0, 6), mode=mode))
             elif isinstance(event, WorkflowLimitFetched):
                 limit = event.limit
                 if limit != known_workflow_limit:
@@ -296,10 +297,7 @@ def infer_from_log(path: str | Path) -> LogScenario:
                     changes.append(LimitChange(at=round(event.at - t0, 6), limit=limit, array_id=a))
     if spec is None and attach is not None and task_chunks:  # the log ends while attaching
         spec = _attached_spec(attach, task_chunks, edge_chunks, loaded_queues)
-        rows = _rows_of(spec)
-        tracker = _Attempts({tid: m for tid, _, m, _ in rows}, t0)
-        tracker.resumed = bool(resumes)
-        tracker.report(_active_at_start(rows), t0, queued=False)
+        tracker = _start_tracker(spec, t0, resumed=bool(resumes))
     if spec is None or tracker is None:
         raise ScenarioError(
             ["the log has no RunStarted (or AttachStarted with loaded tasks): nothing to simulate"], source
