@@ -21,7 +21,7 @@ from swarmfold.core.readiness import enqueue, ready_eligible
 from swarmfold.core.ready_queue import ReadyGroup, live_checker
 from swarmfold.core.resource_policy import request_binding
 from swarmfold.core.resources import Resources
-from swarmfold.core.state import IN_FLIGHT, NOWHERE, PendingBatch, PendingBind, Tx, gather
+from swarmfold.core.state import IN_FLIGHT, NOWHERE, PendingBatch, PendingBind, Tx
 from swarmfold.core.statuses import TASK_STATUSES
 from swarmfold.core.task_status import apply_reports
 
@@ -35,7 +35,7 @@ def schedule(tx: Tx) -> int:
         return 0
     tx.flush_ready()
     place = tx.place
-    is_live = live_checker(place)
+    is_live = live_checker(place.values)
     # Capacity snapshots, taken once per pass (spec §6.1).
     array_cap = {array_id: tx.array_capacity(array_id) for array_id, _ in tx.array_limits.items()}
 
@@ -60,7 +60,7 @@ def schedule(tx: Tx) -> int:
             break
         array_id, resources = best_key
         k = min(tx.batch_size, wf_cap, array_cap[array_id])
-        group, indexes = groups[best_key].take(k, place)
+        group, indexes = groups[best_key].take(k, place.values)
         group, head = group.live_head(is_live)
         if head is None:
             groups.remove(best_key)
@@ -74,8 +74,7 @@ def schedule(tx: Tx) -> int:
         wf_cap -= n
         array_cap[array_id] -= n
         scheduled += n
-        for i in indexes:
-            place[i] = IN_FLIGHT
+        place.fill(indexes, IN_FLIGHT)
         tx.ready_count -= n
         tx.inflight_total += n
         tx.inflight_by_array.set(array_id, tx.inflight_by_array.get(array_id, 0) + n)
@@ -111,13 +110,12 @@ def _land(tx: Tx, batch: PendingBatch) -> list[int]:
     """The batch is no longer in flight; return the indexes that were still in it."""
     place = tx.place
     indexes = batch.indexes
-    places = gather(place, indexes)
+    places = place.at(indexes)
     if places.count(IN_FLIGHT) == len(indexes):
         landed = list(indexes)
     else:
         landed = list(compress(indexes, map(eq, places, repeat(IN_FLIGHT))))
-    for i in landed:
-        place[i] = NOWHERE
+    place.fill(landed, NOWHERE)
     n = len(batch.indexes)
     tx.inflight_total -= n
     tx.inflight_by_array.set(batch.array_id, tx.inflight_by_array.get(batch.array_id, 0) - n)

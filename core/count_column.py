@@ -1,14 +1,14 @@
-"""The upstream-done column: one small count per task, as one frozen numpy array.
+"""The upstream-done column: one small count per task.
 
 A group of completions bumps the counts of their downstreams. Kept as an array, the bump is
 a scatter-add and the readiness test a gather and a compare, each one numpy call for the
 whole group (``readiness.propagate_done_all``), instead of a Python step per edge.
 
-``CountColumn`` is immutable: its array is read-only. ``CountColumnTx`` is its working copy
-for one ``decide`` call: it copies the array the first time it writes (copy-on-write), so
-the input state's column is never modified, and ``persistent()`` freezes the result. Both
-read as a sequence of ``int`` (``column[i] == 2``), as the per-task vector they replace did.
-Vectorised code reads ``values`` and writes ``writable()``.
+``CountColumn`` is immutable; ``CountColumnTx`` is its working copy for one ``decide`` call.
+Both are a ``RerootedColumn`` (core/rerooted_column.py): the versions of a run's column share
+one ``array``, and a bump costs the entries it writes (kept to undo them), not a copy of the
+column. Both read as a sequence of ``int`` (``column[i] == 2``), as the per-task vector they
+replace did. Vectorised code reads ``view()`` and writes through ``add_at``.
 """
 
 from __future__ import annotations
@@ -20,48 +20,43 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from swarmfold.core.frozen import FrozenColumn
+from swarmfold.core.rerooted_column import RerootedColumn, RerootedColumnTx, numpy_view
 
 #: The widest count: a task has at most this many upstreams' completions counted (int32).
 COUNT_DTYPE = np.int32
 Counts = npt.NDArray[np.signedinteger[Any]]
+_TYPECODE = {np.dtype(np.int8): "b", np.dtype(np.int16): "h", np.dtype(np.int32): "i"}
 
 
 def dtype_for(most: int) -> type[np.signedinteger[Any]]:
     """The narrowest signed dtype holding counts up to ``most``: a column a fourth of the
-    size (one byte a task when no task has 128 upstreams) is a fourth of the copy that the
-    first write of a ``decide`` call makes."""
+    size (one byte a task when no task has 128 upstreams) keeps more of it in the CPU's
+    caches."""
     for dtype in (np.int8, np.int16):
         if most <= np.iinfo(dtype).max:
             return dtype
     return COUNT_DTYPE
 
 
-def _frozen(values: Counts) -> Counts:
-    values.flags.writeable = False
-    return values
-
-
-class CountColumn(FrozenColumn[int]):
+class CountColumn(RerootedColumn[int]):
     """Immutable per-task counts. Build with ``CountColumn.of`` or ``CountColumn.zeros``."""
 
-    __slots__ = ("_values",)
-
-    def __init__(self, values: Counts) -> None:
-        """``values`` must be a read-only int32 array that nothing writes to again."""
-        self._values = values
+    __slots__ = ()
 
     @classmethod
-    def of(cls, counts: Iterable[int]) -> CountColumn:
-        """A column of ``counts`` (any iterable of ints; a column is returned as it is)."""
+    def of(cls, counts: Iterable[int] | npt.NDArray[Any]) -> CountColumn:
+        """A column of ``counts`` (any iterable of ints, kept as int32; a numpy array of
+        int8, int16 or int32 keeps its width; a column is returned as it is)."""
         if isinstance(counts, CountColumn):
             return counts
-        return cls(_frozen(np.array(list(counts), dtype=COUNT_DTYPE)))
+        if isinstance(counts, np.ndarray) and counts.dtype in _TYPECODE:
+            return cls._of_array(array(_TYPECODE[counts.dtype], counts.tobytes()))
+        return cls._of_array(array(_TYPECODE[np.dtype(COUNT_DTYPE)], counts))
 
     @classmethod
     def zeros(cls, n: int, most: int | None = None) -> CountColumn:
         """``n`` zero counts, none of which will exceed ``most`` (unknown: the widest)."""
-        return cls(_frozen(np.zeros(n, dtype=COUNT_DTYPE if most is None else dtype_for(most))))
+        return cls.of(np.zeros(n, dtype=COUNT_DTYPE if most is None else dtype_for(most)))
 
     @classmethod
     def for_upstreams(cls, num_upstreams: Sequence[int]) -> CountColumn:
@@ -72,11 +67,10 @@ class CountColumn(FrozenColumn[int]):
 
     @property
     def values(self) -> Counts:
-        """The read-only array (index ``i`` is task ``i``)."""
-        return self._values
-
-    def __len__(self) -> int:
-        return len(self._values)
+        """The counts as a read-only numpy array of their own (a copy: index ``i`` is task ``i``)."""
+        values = numpy_view(self._rooted()).copy()
+        values.flags.writeable = False
+        return values
 
     @overload
     def __getitem__(self, i: int) -> int: ...
@@ -86,24 +80,21 @@ class CountColumn(FrozenColumn[int]):
 
     def __getitem__(self, i: int | slice) -> int | list[int]:
         if isinstance(i, slice):
-            return self._values[i].tolist()  # type: ignore[no-any-return]
-        return int(self._values[i])
+            return self._rooted()[i].tolist()
+        return self._rooted()[i]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.tolist())
 
     def tolist(self) -> list[int]:
         """Every count, as a list of ``int`` (as ``PVector.tolist``)."""
-        return self._values.tolist()  # type: ignore[no-any-return]
-
-    def evolver(self) -> CountColumnTx:
-        return CountColumnTx(self)
+        return self._rooted().tolist()
 
     def same_column(self, other: CountColumn) -> bool:
-        return bool(np.array_equal(self._values, other._values))
+        return self.tolist() == other.tolist()  # whatever the widths
 
     def __hash__(self) -> int:
-        return hash(self._values.astype(COUNT_DTYPE).tobytes())  # whatever the width
+        return hash(numpy_view(self._rooted()).astype(COUNT_DTYPE).tobytes())  # whatever the width
 
     def __repr__(self) -> str:
         counts = self.tolist()
@@ -111,53 +102,32 @@ class CountColumn(FrozenColumn[int]):
         return f"CountColumn({shown})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (CountColumn.of, (self.tolist(),))
+        return (CountColumn.of, (self.values,))
 
 
-class CountColumnTx:
-    """The working copy of a ``CountColumn`` inside one ``decide`` call.
+class CountColumnTx(RerootedColumnTx):
+    """The working copy of a ``CountColumn`` inside one ``decide`` call: ``view()`` to read
+    in numpy, ``add_at`` to bump many counts at once."""
 
-    ``values`` is the current array, for reading (it may be the input column's own);
-    ``writable()`` is the array to write to, copied from the input on the first call.
-    """
-
-    __slots__ = ("_base", "_own")
-
-    def __init__(self, base: CountColumn) -> None:
-        self._base = base
-        self._own: Counts | None = None
-
-    @property
-    def values(self) -> Counts:
-        own = self._own
-        return self._base._values if own is None else own
-
-    def writable(self) -> Counts:
-        """The array to write to (a private copy of the input column's)."""
-        own = self._own
-        if own is None:
-            own = self._own = self._base._values.copy()
-        return own
-
-    def __len__(self) -> int:
-        return len(self._base._values)
+    __slots__ = ()
 
     def __getitem__(self, i: int) -> int:
-        return int(self.values[i])
+        return self.values[i]
 
-    def __setitem__(self, i: int, count: int) -> None:
-        self.writable()[i] = count
+    __setitem__ = RerootedColumnTx.write
 
-    def persistent(self) -> CountColumn:
-        """The column as it stands. The written array is handed over to it (no copy) and
-        this copy gives it up: a later write copies it again, so the returned column never
-        changes."""
-        own = self._own
-        if own is None:
-            return self._base
-        self._own = None
-        self._base = CountColumn(_frozen(own))
-        return self._base
+    def add_at(self, indexes: npt.NDArray[np.int64] | Sequence[int], delta: int) -> None:
+        """Add ``delta`` to the count of each of ``indexes`` (an index listed twice, twice)."""
+        if self._done:
+            self._open(self._base)
+        view = self.view()
+        at = np.asarray(indexes, dtype=np.intp)
+        self._written.extend(at.tolist())
+        self._old.extend(view[at].tolist())
+        np.add.at(view, at, delta)
+
+
+CountColumn._TX = CountColumnTx
 
 
 def count_column(value: Iterable[int]) -> CountColumn:

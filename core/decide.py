@@ -90,10 +90,14 @@ def decide(state: SwarmState, event: Event) -> Decision:
     if state.phase != NEW and isinstance(event, RunStarted | AttachStarted):
         raise ProtocolViolation(f"decide: {type(event).__name__} after the run already started")
     tx = Tx(state)
-    timing.fire_due_timers(tx, event.at)
-    handler(tx, event)
-    timing.arm_wake(tx)
-    return Decision(tx.commit(), tuple(tx.commands))
+    try:
+        timing.fire_due_timers(tx, event.at)
+        handler(tx, event)
+        timing.arm_wake(tx)
+        return Decision(tx.commit(), tuple(tx.commands))
+    except BaseException:
+        tx.abort()
+        raise
 
 
 def fold(events: Iterable[Event], state: SwarmState | None = None) -> tuple[SwarmState, list[Command]]:

@@ -84,7 +84,7 @@ def check_state(state: SwarmState) -> list[str]:
         return []
     r = _Report()
     n = topo.size
-    status, place, upstream_done = state.status, state.place, state.upstream_done.tolist()
+    status, place, upstream_done = state.status, state.place.tolist(), state.upstream_done.tolist()
     if not len(status) == len(place) == len(upstream_done) == n:
         return [
             f"sizes: {n} tasks but status/place/upstream_done have "
@@ -130,7 +130,7 @@ def check_state(state: SwarmState) -> list[str]:
 def _check_in_flight(state: SwarmState, r: _Report) -> None:
     topo = state.topology
     assert topo is not None
-    place = state.place
+    place = state.place.tolist()
     array_of = topo.array_of
     batches: list[tuple[str, PendingBatch]] = []
     for command_id, pending in state.pending.items():
@@ -174,7 +174,7 @@ def _check_in_flight(state: SwarmState, r: _Report) -> None:
 def _check_ready_queue(state: SwarmState, r: _Report) -> None:
     topo = state.topology
     assert topo is not None
-    place, status, upstream_done = state.place, state.status, state.upstream_done.tolist()
+    place, status, upstream_done = state.place.tolist(), state.status, state.upstream_done.tolist()
     live_of: Counter[int] = Counter()
     for (array_id, resources), group in state.ready_groups.items():
         entries = list(group.front) + list(group.back[group.head:])
@@ -251,7 +251,7 @@ def lost_tasks(state: SwarmState) -> list[str]:
     if topo is None or state.phase != RUNNING:
         return []
     out = []
-    status, place, upstream_done = state.status, state.place, state.upstream_done.tolist()
+    status, place, upstream_done = state.status, state.place.tolist(), state.upstream_done.tolist()
     for i in range(len(status)):
         if place[i] == NOWHERE and status[i] in QUEUEABLE and upstream_done[i] == topo.num_upstreams[i]:
             out.append(f"lost_task: task {topo.task_ids[i]} ({status[i]}, all upstreams DONE) is neither "

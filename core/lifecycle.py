@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from itertools import compress
 
-from pyrsistent import pmap, pvector
+from pyrsistent import pmap
 
 from swarmfold.core.batching import schedule
 from swarmfold.core.commands import Fail, Finish, TerminateTaskInstances, UpdateWorkflowRunStatus
 from swarmfold.core.count_column import CountColumn
 from swarmfold.core.readiness import count_initial_upstreams_done, initial_fringe
+from swarmfold.core.rerooted_column import IntColumn
 from swarmfold.core.state import (
     DONE,
     FINALIZING,
@@ -61,7 +62,7 @@ def set_up(tx: Tx, at: float, spec: TopologySpec, workflow_limit: int | None = N
     statuses = topo.initial_status
     tx.status = StatusColumn.of(statuses).evolver()
     tx.upstream_done = CountColumn.for_upstreams(topo.num_upstreams).evolver()
-    tx.place = pvector([NOWHERE] * n).evolver()
+    tx.place = IntColumn.filled(n, NOWHERE).evolver()
     # Counted in C: each status present (in order of first task), and the active tasks' arrays.
     tx.status_counts = {code: statuses.count(code) for code in dict.fromkeys(statuses)}
     is_active = tx.status.tobytes().translate(_IS_ACTIVE)

@@ -83,7 +83,7 @@ def initial_fringe(tx: Tx) -> None:
         make_adjusted_ready(tx, i, front=False)
         i = initial.find("A", i + 1)
     letters = np.frombuffer(initial.encode("ascii"), dtype=np.uint8)
-    ready = (letters == _G) & (tx.upstream_done.values == int_view(tx.topo.num_upstreams))
+    ready = (letters == _G) & (tx.upstream_done.view() == int_view(tx.topo.num_upstreams))
     if tx.topo.compute_resources_of:
         for i in np.flatnonzero(ready).tolist():
             make_ready(tx, i)
@@ -96,7 +96,7 @@ def count_initial_upstreams_done(tx: Tx) -> None:
     letters = np.frombuffer(tx.topo.initial_status.encode("ascii"), dtype=np.uint8)
     done = np.flatnonzero(letters == _D)
     if len(done):
-        np.add.at(tx.upstream_done.writable(), _downstreams_of(tx, done), 1)
+        tx.upstream_done.add_at(_downstreams_of(tx, done), 1)
 
 
 def _downstreams_of(tx: Tx, indexes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -127,8 +127,9 @@ def propagate_done_all(tx: Tx, indexes: Sequence[int]) -> None:
     targets = _downstreams_of(tx, np.asarray(indexes, dtype=np.int64))
     if not len(targets):
         return
-    counts = tx.upstream_done.writable()
-    np.add.at(counts, targets, 1)
+    upstream_done = tx.upstream_done
+    upstream_done.add_at(targets, 1)
+    counts = upstream_done.view()
     reached = targets[counts[targets] == int_view(tx.topo.num_upstreams)[targets]]
     if len(reached) > 1:
         # Keep each task's last occurrence, in order of position.
@@ -146,7 +147,7 @@ def _enqueue_made_ready(tx: Tx, ready: list[int]) -> None:
     The REGISTERING and the ADJUSTING tasks touch disjoint parts of the state (the back and
     the front sequence), so doing all of the first, then all of the second, decides what a
     task-by-task pass does."""
-    nowhere = list(compress(ready, map(eq, gather(tx.place, ready), repeat(NOWHERE))))
+    nowhere = list(compress(ready, map(eq, tx.place.at(ready), repeat(NOWHERE))))
     if not nowhere:
         return
     letters = tx.status.letters_at(nowhere)
@@ -172,16 +173,15 @@ def enqueue_all(tx: Tx, indexes: list[int]) -> None:
     topo = tx.topo
     keys = zip(gather(topo.array_of, indexes), _resources_at(tx, indexes), strict=True)
     appended = tx.appended_back
-    place = tx.place
-    seq = tx.next_back_seq
+    first = seq = tx.next_back_seq
     for i, key in zip(indexes, keys, strict=True):
         bucket = appended.get(key)
         if bucket is None:
             appended[key] = [(seq << 32) | i]
         else:
             bucket.append((seq << 32) | i)
-        place[i] = seq
         seq += 1
+    tx.place.assign(indexes, range(first, seq))
     tx.next_back_seq = seq
     tx.ready_count += len(indexes)
 
@@ -200,7 +200,7 @@ def retract_done(tx: Tx, index: int) -> None:
     """A task left DONE (reset): its downstreams lose that upstream again."""
     downstream = tx.topo.downstream[index]
     if downstream:
-        np.subtract.at(tx.upstream_done.writable(), list(downstream), 1)
+        tx.upstream_done.add_at(list(downstream), -1)
     for d in downstream:
         leave_ready_queue(tx, d)
 

@@ -21,12 +21,12 @@ from typing import Any, Union
 import attrs
 from attrs import field, frozen
 from pyrsistent import PMap, PSet, PVector, pmap, pset, pvector
-from pyrsistent.typing import PVectorEvolver
 
 from swarmfold.core.commands import Command
 from swarmfold.core.config import JOBMON_MAX_BATCH_SIZE, SwarmConfig
 from swarmfold.core.count_column import EMPTY_COUNT_COLUMN, CountColumn, CountColumnTx, count_column
 from swarmfold.core.ready_queue import ReadyGroup
+from swarmfold.core.rerooted_column import EMPTY_INT_COLUMN, IntColumn, IntColumnTx, int_column
 from swarmfold.core.resources import Resources
 from swarmfold.core.status_column import EMPTY_STATUS_COLUMN, StatusColumn, StatusColumnTx, status_column
 from swarmfold.core.summary import RunSummary
@@ -62,7 +62,7 @@ def in_ready_queue(place: int) -> bool:
     return place != NOWHERE and place != IN_FLIGHT and place != EVALUATING
 
 
-def count_in_ready_queue(places: tuple[int, ...]) -> int:
+def count_in_ready_queue(places: Sequence[int]) -> int:
     """How many of ``places`` are in the ready queue (``in_ready_queue``), counted in C."""
     return len(places) - places.count(NOWHERE) - places.count(IN_FLIGHT) - places.count(EVALUATING)
 
@@ -352,7 +352,7 @@ class SwarmState(CountQueries):
     heartbeat_status: str = "B"
     status: StatusColumn = field(default=EMPTY_STATUS_COLUMN, converter=status_column, metadata=_VECTOR)
     upstream_done: CountColumn = field(default=EMPTY_COUNT_COLUMN, converter=count_column, metadata=_VECTOR)
-    place: PVector[int] = field(default=pvector(), metadata=_VECTOR)
+    place: IntColumn = field(default=EMPTY_INT_COLUMN, converter=int_column, metadata=_VECTOR)
     status_counts: PMap[str, int] = field(default=pmap(), metadata=_COUNTS)
     active_by_array: PMap[int, int] = field(default=pmap(), metadata=_MAP)
     inflight_by_array: PMap[int, int] = field(default=pmap(), metadata=_MAP)
@@ -417,7 +417,7 @@ class Tx(CountQueries):
     heartbeat_status: str
     status: StatusColumnTx
     upstream_done: CountColumnTx
-    place: PVectorEvolver[int]
+    place: IntColumnTx
     status_counts: dict[str, int]
     active_by_array: MapTx
     inflight_by_array: MapTx
@@ -510,6 +510,15 @@ class Tx(CountQueries):
         self.appended_front = {}
 
     # --- freezing -----------------------------------------------------------------------
+    def abort(self) -> None:
+        """Let go of the working copies after a failed call: a column that shares its storage
+        between versions (``IntColumnTx``) undoes the writes it made."""
+        for name in _TX_NAMES:
+            opened = self.__dict__.get(name)
+            abort = getattr(opened, "abort", None)
+            if abort is not None:
+                abort()
+
     def commit(self) -> SwarmState:
         self.flush_ready()
         values: list[Any] = list(map(self.__dict__.get, _FIELD_NAMES))
@@ -541,6 +550,7 @@ class _OpenedOnFirstUse:
 _FIELDS: tuple[attrs.Attribute[Any], ...] = attrs.fields(SwarmState)
 _FIELD_NAMES = tuple(f.name for f in _FIELDS)
 _PLAIN_NAMES = tuple(f.name for f in _FIELDS if _TX not in f.metadata)
+_TX_NAMES = tuple(f.name for f in _FIELDS if _TX in f.metadata)
 _plain_values = attrgetter(*_PLAIN_NAMES)
 _CLOSERS = tuple((k, f.name, f.metadata[_TX][1]) for k, f in enumerate(_FIELDS) if _TX in f.metadata)
 for _field in _FIELDS:

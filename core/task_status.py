@@ -78,7 +78,7 @@ def _split(
         return differing, []
     if differing:
         indexes = indexes[same]
-    ready = indexes[tx.upstream_done.values[indexes] == int_view(tx.topo.num_upstreams)[indexes]]
+    ready = indexes[tx.upstream_done.view()[indexes] == int_view(tx.topo.num_upstreams)[indexes]]
     return differing, _nowhere(tx, ready.tolist())
 
 
@@ -86,7 +86,7 @@ def _ready_and_nowhere(tx: Tx, indexes: list[int]) -> list[int]:
     """The tasks of ``indexes`` whose upstreams are all DONE and that sit nowhere: the
     readiness test runs in numpy over all of them, the place test on the ready ones."""
     at = np.asarray(indexes, dtype=np.int64)
-    ready = at[tx.upstream_done.values[at] == int_view(tx.topo.num_upstreams)[at]]
+    ready = at[tx.upstream_done.view()[at] == int_view(tx.topo.num_upstreams)[at]]
     return _nowhere(tx, ready.tolist())
 
 
@@ -94,7 +94,7 @@ def _nowhere(tx: Tx, indexes: list[int]) -> list[int]:
     """The tasks of ``indexes`` in no queue, no batch and no evaluation."""
     if not indexes:
         return indexes
-    places = gather(tx.place, indexes)
+    places = tx.place.at(indexes)
     return list(compress(indexes, map(eq, places, repeat(NOWHERE))))
 
 
@@ -109,7 +109,7 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
         dense, first, n_tasks = False, 0, 0
     array_of = topo.array_of
     status = tx.status
-    place = tx.place
+    place = tx.place.values
     counts = tx.status_counts
     active_delta: dict[int, int] = {}
     changed: list[tuple[str, list[int], list[str]]] = []
@@ -311,7 +311,7 @@ def _apply_group_at_once(
         was_queueable = changed_olds.translate(_QUEUEABLE)
         if was_queueable.count(1):
             candidates = list(compress(changed, was_queueable))
-            places = gather(tx.place, candidates)
+            places = tx.place.at(candidates)
             # Usually none is queued (a batch's answer: its tasks were in flight).
             if count_in_ready_queue(places):
                 for i, p in zip(candidates, places, strict=True):

@@ -4,7 +4,10 @@ Random small DAGs (``topologies`` of the swarm machine) are run against the mode
 each step answers an outstanding command (faithfully or with a failure, in any order),
 moves a task on the server, or lets the clock reach the next ``WakeAt``. Before every
 ``decide`` the state and the event are copied deeply into plain tuples, the topology and
-every payload included; after it, both must still equal their copies.
+every payload included; after it, both must still equal their copies. At the end of the run,
+every state of it, read again in a shuffled order, must still equal its copy: the per-task
+columns of a run's states share one array each (core/rerooted_column.py), re-rooted at
+whichever state is read.
 
 A second property checks the guard that makes this hold for anyone else, too: the shared
 topology and an event's payload refuse writes.
@@ -79,6 +82,7 @@ def test_decide_modifies_neither_its_state_nor_its_event(
     now = 0.0
     event: Event = RunStarted(now, 1, 1, spec, config, "R", server_time(now))
     state, commands = _checked(initial_state(), event)
+    history = [(state, deep(state))]
     outstanding = _awaited(commands, state)
     wake = next((c for c in reversed(commands) if isinstance(c, WakeAt)), None)
     for kind, pick in steps:
@@ -100,8 +104,12 @@ def test_decide_modifies_neither_its_state_nor_its_event(
             now = max(now + 0.5, wake.at if wake is not None else now)
             event = TimerFired(now)
         state, commands = _checked(state, event)
+        history.append((state, deep(state)))
         outstanding += _awaited(commands, state)
         wake = next((c for c in reversed(commands) if isinstance(c, WakeAt)), wake)
+    random.Random(seed).shuffle(history)
+    for k, (earlier, copy) in enumerate(history):
+        assert deep(earlier) == copy, f"state {k} of the shuffled history reads differently now"
 
 
 # --- the guards --------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The status column (core/status_column.py): one byte a task, written through a working copy
-of the whole column that is passed on to the next one (the spare)."""
+"""The status column (core/status_column.py): one byte a task, a ``RerootedColumn`` whose
+versions share one array (core/rerooted_column.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyrsistent import pvector
 
-from swarmfold.core.status_column import CHUNK_SIZE, StatusColumn
+from swarmfold.core.status_column import StatusColumn
+
+CHUNK_SIZE = 4096  # any size: the column has no chunks; spreads the writes below
 
 LETTERS = "GQIORDEAF"
 
@@ -50,7 +52,7 @@ def test_a_frozen_column_is_not_reached_by_later_writes_to_its_working_copy() ->
     tx = column(2 * CHUNK_SIZE).evolver()
     tx[0] = "D"
     first = tx.persistent()
-    tx[0] = "R"  # the chunk was handed over to ``first``: this write copies it again
+    tx[0] = "R"  # a write after persistent() opens a new working copy of ``first``
     tx[1] = "R"
     second = tx.persistent()
     assert (first[0], first[1]) == ("D", "Q")
@@ -68,27 +70,27 @@ def test_set_pickle_and_the_empty_column() -> None:
     assert len(empty) == 0 and list(empty) == [] and empty.tobytes() == b""
 
 
-def test_the_spare_goes_to_one_working_copy_and_never_changes_a_column() -> None:
-    """The working ``bytearray`` is handed on with the new column; the first working copy of
-    that column writes into it, a second one (a replay of the same state) joins afresh, and
-    neither changes what any column reads."""
+def test_every_version_of_a_chain_reads_as_it_was_frozen_in_any_order() -> None:
+    """Each working copy writes into the array the versions share; reading an older version
+    re-roots the array at it, and reading a newer one again re-roots it back."""
     base = column(2 * CHUNK_SIZE)
     tx = base.evolver()
     tx.fill(list(range(0, 40, 2)), "D")
     first = tx.persistent()
     first_bytes = first.tobytes()
-    a, b = first.evolver(), first.evolver()
-    a.fill(list(range(40)), "R")  # takes the spare and writes into it
-    b[1] = "F"  # the spare is gone: joins the chunks
+    a, b = first.evolver(), first.evolver()  # two working copies of one version: b detaches a
+    a.fill(list(range(40)), "R")
+    b[1] = "F"
     assert first.tobytes() == first_bytes
     assert a.letters_at([0, 1, 39]) == b"RRR" and b.letters_at([0, 1, 2]) == b"DFD"
     second_a, second_b = a.persistent(), b.persistent()
     assert first.tobytes() == first_bytes and base.tobytes() == column(2 * CHUNK_SIZE).tobytes()
     assert second_a[1] == "R" and second_b[1] == "F" and second_b[0] == "D"
     unchanged = second_a.evolver()
-    assert unchanged.letters_at(list(range(20))) == b"R" * 20  # a big read takes the spare
-    assert unchanged.persistent() is second_a  # no write: the same column, spare given back
+    assert unchanged.letters_at(list(range(20))) == b"R" * 20
+    assert unchanged.persistent() is second_a  # no write: the same column
     assert second_a.evolver().codes()[:3].tobytes() == b"RRR"
+    assert base[0] == "G" and first[0] == "D" and second_a[0] == "R" and first[1] == "Q"
 
 
 _WRITES = st.lists(st.tuples(st.integers(0, 3 * CHUNK_SIZE), st.sampled_from(LETTERS)), max_size=60)
