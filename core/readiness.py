@@ -19,6 +19,7 @@ from swarmfold.core.resource_policy import adjust_for_retry, request_compute_res
 from swarmfold.core.resources import Resources
 from swarmfold.core.state import NOWHERE, Tx, gather, in_ready_queue
 from swarmfold.core.status_column import status_mask
+from swarmfold.core.topology import ints_at
 
 _G, _A, _D = ord("G"), ord("A"), ord("D")
 #: ``bytes.translate`` tables: 1 for the letter, 0 for any other byte.
@@ -171,7 +172,7 @@ def enqueue_all(tx: Tx, indexes: list[int]) -> None:
     if not indexes:
         return
     topo = tx.topo
-    keys = zip(gather(topo.array_of, indexes), _resources_at(tx, indexes), strict=True)
+    keys = zip(ints_at(topo.array_of, indexes), _resources_at(tx, indexes), strict=True)
     appended = tx.appended_back
     first = seq = tx.next_back_seq
     for i, key in zip(indexes, keys, strict=True):
@@ -188,7 +189,7 @@ def enqueue_all(tx: Tx, indexes: list[int]) -> None:
 
 def _resources_at(tx: Tx, indexes: list[int]) -> Sequence[Resources]:
     """``tx.resources_of(i)`` for each of ``indexes``."""
-    shared: tuple[Resources, ...] = gather(tx.topo.resources_of, indexes)
+    shared = tx.topo.resources_of.at(indexes)
     overrides = tx.resources.overrides
     if not overrides:
         return shared

@@ -30,10 +30,10 @@ import numpy as np
 from swarmfold.core.count_column import int_view
 from swarmfold.core.id_array import id_column
 from swarmfold.core.readiness import leave_ready_queue
-from swarmfold.core.state import NOWHERE, Tx, count_in_ready_queue, gather, in_ready_queue
+from swarmfold.core.state import NOWHERE, Tx, count_in_ready_queue, in_ready_queue
 from swarmfold.core.status_column import status_mask
 from swarmfold.core.statuses import ACTIVE, QUEUEABLE
-from swarmfold.core.topology import DenseIndex
+from swarmfold.core.topology import DenseIndex, ints_at
 from swarmfold.core.transitions import ENTERED_FROM, HEALS, REACTIONS
 
 
@@ -297,7 +297,7 @@ def _apply_group_at_once(
     n_flips = flips.count(1)
     if n_flips:
         sign = 1 if code in ACTIVE else -1
-        arrays = gather(tx.topo.array_of, changed)
+        arrays = ints_at(tx.topo.array_of, changed)
         flipped = arrays if n_flips == len(flips) else tuple(compress(arrays, flips))
         a = flipped[0]
         if flipped.count(a) == len(flipped):  # one array (a batch, a layer's completions)

@@ -13,7 +13,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
-from operator import add
+from operator import add, itemgetter
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from attrs import frozen
 from swarmfold.core.count_column import int_view
 from swarmfold.core.errors import InvalidTopology
 from swarmfold.core.frozen import FrozenDict, frozen_ints
+from swarmfold.core.rerooted_column import BIG_COLUMN, MANY
 from swarmfold.core.resources import (
     Bounds,
     Resources,
@@ -156,8 +157,8 @@ class Topology:
 
     task_ids: Sequence[int]
     index_of: Mapping[int, int]
-    array_of: tuple[int, ...]
-    resources_of: tuple[Resources, ...]
+    array_of: Sequence[int]
+    resources_of: ResourcesColumn
     num_upstreams: Sequence[int]
     down_offsets: Sequence[int]
     down_flat: Sequence[int]
@@ -214,6 +215,58 @@ class Topology:
         )
 
 
+def ints_at(column: Sequence[int], indexes: Sequence[int]) -> Sequence[int]:
+    """``column[i]`` for each of ``indexes``, in order, for a 64-bit int column of the
+    topology: through numpy for many entries of a big column (core/rerooted_column.py
+    says why), else ``itemgetter``."""
+    if len(indexes) >= MANY and len(column) > BIG_COLUMN:
+        return int_view(column)[np.asarray(indexes, dtype=np.intp)].tolist()  # type: ignore[no-any-return]
+    if len(indexes) > 1:
+        return itemgetter(*indexes)(column)  # type: ignore[no-any-return]
+    return [column[i] for i in indexes]
+
+
+class ResourcesColumn(Sequence[Resources]):
+    """Each task's shared ``Resources``: a small table of the distinct ones and one 64-bit
+    code a task (where a tuple of a million pointers spreads its reads over the memory)."""
+
+    __slots__ = ("table", "codes")
+
+    def __init__(self, table: tuple[Resources, ...], codes: Iterable[int]) -> None:
+        self.table = table
+        self.codes = frozen_ints(codes)
+
+    @classmethod
+    def coded(cls, set_ids: Sequence[int], resources_of_set: Mapping[int, Resources]) -> ResourcesColumn:
+        """The column of tasks whose resource sets are ``set_ids``."""
+        distinct, codes = np.unique(int_view(set_ids), return_inverse=True)
+        table = tuple(resources_of_set[int(s)] for s in distinct.tolist())
+        return cls(table, int_array(codes.astype(np.int64, copy=False)))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, i: int) -> Resources:  # type: ignore[override]
+        return self.table[self.codes[i]]
+
+    def __iter__(self) -> Iterator[Resources]:
+        return map(self.table.__getitem__, self.codes)
+
+    def at(self, indexes: Sequence[int]) -> list[Resources]:
+        """``self[i]`` for each of ``indexes``, in order."""
+        return list(map(self.table.__getitem__, ints_at(self.codes, indexes)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return len(other) == len(self) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ResourcesColumn, (self.table, array("q", self.codes)))
+
+
 def build_topology(spec: TopologySpec) -> Topology:
     """Validate ``spec`` and build the dense topology. Raises ``InvalidTopology``.
 
@@ -267,8 +320,8 @@ def build_topology(spec: TopologySpec) -> Topology:
     return Topology(
         task_ids=_read_only(task_ids),
         index_of=index_of if isinstance(index_of, DenseIndex) else FrozenDict(index_of),
-        array_of=tuple(cols.array_ids),
-        resources_of=tuple(map(rs_of.__getitem__, cols.resource_set_ids)),
+        array_of=frozen_ints(cols.array_ids),
+        resources_of=ResourcesColumn.coded(cols.resource_set_ids, rs_of),
         num_upstreams=frozen_ints(num_upstreams),
         down_offsets=frozen_ints(down_offsets),
         down_flat=frozen_ints(down_flat),
