@@ -49,6 +49,12 @@ T = TypeVar("T")
 #: a byte, 65 against 200 ns an int64). Shorter columns are read faster by ``itemgetter``.
 BIG_COLUMN = 1 << 16
 MANY = 32
+#: A family whose versions were handed more undo entries than its length (and at least this
+#: many) is cut: the next version starts a family of its own, on a copy of the array. Whoever
+#: holds an old version then keeps at most about one column's worth of entries alive (as a
+#: persistent vector's old version keeps at most its own nodes), not every write since; the
+#: copy costs a byte or eight per entry written, once per column length of writes.
+CUT_AFTER = 4096
 
 
 def gathered(values: array[int], indexes: Sequence[int]) -> list[int]:
@@ -67,12 +73,14 @@ class _Shared:
     """The array one family of versions shares, the version whose value it holds, and the
     working copy writing into it (if any)."""
 
-    __slots__ = ("values", "root", "writer")
+    __slots__ = ("values", "root", "writer", "kept")
 
     def __init__(self, values: array[int]) -> None:
         self.values = values
         self.root: RerootedColumn[Any] | None = None
         self.writer: RerootedColumnTx | None = None
+        #: Undo entries handed to the family's versions so far (``CUT_AFTER``).
+        self.kept = 0
 
     def detach_writer(self) -> None:
         """Give the open working copy a private copy of the array (its writes included) and
@@ -265,10 +273,21 @@ class RerootedColumnTx:
             self._base = type(base)(shared, len(self.values))
             return self._base
         shared.writer = None
-        if not self._written:
+        written = self._written
+        if not written:
             return base
-        column = type(base)(shared, base._n)
-        base._toward, base._indexes, base._old = column, self._written, self._old
+        shared.kept += len(written)
+        if shared.kept > max(base._n, CUT_AFTER):
+            # Cut: the new version gets a copy of the array; the writes are undone here, so
+            # the input version stays this family's root and needs no way back.
+            values = self.values
+            self.values = array(values.typecode, values)
+            _undo(values, written, self._old)
+            self._shared = _Shared(self.values)
+            column = type(base)(self._shared, base._n)
+        else:
+            column = type(base)(shared, base._n)
+            base._toward, base._indexes, base._old = column, written, self._old
         self._base = column
         return column
 

@@ -294,6 +294,7 @@ class _Simulation(WorldLoop, RequestFlow):
         )
         self._schedule_world()
         self._after_decide(started, decision.commands)
+        del decision  # the first state: the loop must not keep it alive
         self._loop()
         return self._result()
 

@@ -7,7 +7,7 @@ import pickle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarmfold.core.rerooted_column import IntColumn
+from swarmfold.core.rerooted_column import CUT_AFTER, IntColumn
 
 
 def test_a_write_makes_a_new_version_and_leaves_the_old_one_readable() -> None:
@@ -107,3 +107,34 @@ def test_every_version_reads_as_its_own_list(
     for k in reads + list(range(len(versions))):
         k %= len(versions)
         assert versions[k].tolist() == models[k]
+
+
+def test_an_old_version_kept_alive_holds_at_most_about_a_column_of_undo_entries() -> None:
+    """A family is cut once its versions were handed more undo entries than the column is
+    long (``CUT_AFTER`` at least): whoever keeps the first version does not keep every write
+    of the run alive, and every version still reads right."""
+    n = CUT_AFTER
+    first = IntColumn.filled(n, 0)
+    column, model = first, [0] * n
+    kept = [(first, list(model))]
+    for step in range(60):
+        tx = column.evolver()
+        at = [(step * 997 + k * 131) % n for k in range(500)]
+        tx.fill(at, step + 1)
+        for i in at:
+            model[i] = step + 1
+        column = tx.persistent()
+        if step % 10 == 0:
+            kept.append((column, list(model)))
+
+    def entries_reachable(version: IntColumn) -> int:
+        total, v = 0, version
+        while v is not None:
+            total += len(v._indexes)
+            v = v._toward
+        return total
+
+    assert entries_reachable(first) <= n + 500  # 30,000 were written
+    for version, values in reversed(kept):
+        assert version.tolist() == values
+    assert column.tolist() == model
