@@ -169,6 +169,16 @@ def test_log_format_runs_example_is_what_the_log_writes() -> None:
     assert json.dumps(compact_by_status(plain), separators=(",", ":")) == example.group(1)
 
 
+def test_log_format_bitmap_example_is_what_the_log_writes() -> None:
+    section = doc("log-format.md").split("### Increasing id lists as bitmaps", 1)[1]
+    example = re.search(r"^```json\n(.*?)\n```", section, flags=re.MULTILINE | re.DOTALL)
+    assert example is not None
+    written = json.loads(example.group(1))
+    plain = {k: expand_ids(ids) if isinstance(ids, dict) else tuple(ids) for k, ids in written.items()}
+    assert plain["D"] == tuple(range(100, 228, 2))
+    assert json.dumps(compact_by_status(plain), separators=(",", ":")) == example.group(1)
+
+
 @pytest.mark.parametrize("line", example_lines(), ids=lambda s: json.loads(s)["type"])
 def test_log_format_example_round_trips_byte_for_byte(line: str) -> None:
     tag = json.loads(line)["type"]

@@ -68,11 +68,12 @@ __all__ = [
 
 LOG_FORMAT = "swarmfold-event-log"
 #: The version this swarmfold writes: 2 may write long id lists as runs (``id_runs.py``), 3
-#: writes pages of task and edge rows as columns (``row_columns.py``).
-LOG_VERSION = 3
-#: The versions it reads: version 1 logs (plain id lists only) and version 2 logs (rows as
-#: arrays of objects) replay as they always did.
-READABLE_VERSIONS = (1, 2, 3)
+#: writes pages of task and edge rows as columns (``row_columns.py``), 4 may write a long
+#: increasing id list as a bitmap (``id_runs.py``).
+LOG_VERSION = 4
+#: The versions it reads: version 1 logs (plain id lists only), version 2 logs (rows as
+#: arrays of objects) and version 3 logs (no bitmaps) replay as they always did.
+READABLE_VERSIONS = (1, 2, 3, 4)
 #: What wrote a log.
 SOURCES = frozenset({"fold", "simulate", "run", "serve"})
 

@@ -1,19 +1,27 @@
-"""Task-id lists in the event log, written as runs of consecutive ids when that is shorter.
+"""Task-id lists in the event log, written as runs or as a bitmap when that is shorter.
 
 A full sync answers with every task id of the workflow; at a million tasks each such record
 is ~7 MB of plain JSON, and the log of a run is mostly those lists. Ids are mostly handed out
 in blocks, so a long list is written as ``{"runs": [first1, count1, first2, count2, ...]}``
-(the ids ``first1 .. first1 + count1 - 1``, then ``first2 ...``), in the list's own order.
+(the ids ``first1 .. first1 + count1 - 1``, then ``first2 ...``), in the list's own order
+(log version 2). A long list in increasing order that is not made of long runs (the tasks of a
+layer that are DONE so far, say) is written as ``{"bits": [first, span, "<base64>"]}``: bit
+``k`` (little-endian within each byte) of the base64 bytes is set when ``first + k`` is in the
+list, for ``k < span`` (log version 4).
 
-The choice is canonical, so logs stay byte-stable: a list is written as runs when it has at
-least ``MIN_IDS`` ids, every id fits in 64 bits, and the runs take at most half the numbers
-(on average four or more ids per run); otherwise it is the plain array. Reading accepts both
-forms for any list. Only the event log uses this form (log version 2); ``to_json`` and every
-other JSON output keep plain arrays.
+The choice is canonical, so logs stay byte-stable: a list is written short only when it has
+at least ``MIN_IDS`` ids and every id fits in 64 bits; then as runs when they take at most
+half the numbers (on average four or more ids per run), else as a bitmap when the ids
+increase and span at most ``BITS_SPAN`` times their number (at most two bytes an id, where
+the plain array takes about eight); otherwise it is the plain array. Reading accepts every
+form for any list. Only the event log uses these forms; ``to_json`` and every other JSON
+output keep plain arrays.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,10 +30,13 @@ import numpy as np
 from swarmfold.core.id_array import PACK_ABOVE, IdArray, id_column
 from swarmfold.shell.log.codec import CodecError, _show, ints_only
 
-__all__ = ["MAX_IDS", "MIN_IDS", "RUNS", "compact_by_status", "compact_ids", "expand_ids"]
+__all__ = ["BITS", "MAX_IDS", "MIN_IDS", "RUNS", "compact_by_status", "compact_ids", "expand_ids"]
 
 #: The key of the runs object.
 RUNS = "runs"
+#: The key of the bitmap object, and the widest span it is written for, per id.
+BITS = "bits"
+BITS_SPAN = 16
 #: Shorter lists are always written plain.
 MIN_IDS = 64
 #: The most ids one runs object may stand for when read (a bound on what a damaged count
@@ -56,14 +67,25 @@ def compact_ids(ids: Sequence[int]) -> Any:
     column = id_column(ids)
     if column is None:
         return ids  # an id beyond 64 bits (or not an int: the codec names it)
-    starts = np.flatnonzero(np.diff(column) != 1) + 1
+    steps = np.diff(column)
+    starts = np.flatnonzero(steps != 1) + 1
     runs = len(starts) + 1
     if 4 * runs > n:
+        span = int(column[-1]) - int(column[0]) + 1  # Python ints: no wrap-around
+        if (steps > 0).all() and span <= BITS_SPAN * n:
+            return {BITS: _bitmap(column, span)}
         return list(ids) if packed else ids
     flat = np.empty(2 * runs, np.int64)
     flat[0::2] = column[np.concatenate(([0], starts))]
     flat[1::2] = np.diff(np.concatenate(([0], starts, [n])))
     return {RUNS: flat.tolist()}
+
+
+def _bitmap(column: np.ndarray[Any, np.dtype[np.int64]], span: int) -> list[Any]:
+    bits = np.zeros(span, dtype=np.uint8)
+    bits[column - column[0]] = 1
+    text = base64.b64encode(np.packbits(bits, bitorder="little").tobytes()).decode("ascii")
+    return [int(column[0]), span, text]
 
 
 def compact_by_status(by_status: Mapping[str, Sequence[int]]) -> Any:
@@ -75,8 +97,10 @@ def compact_by_status(by_status: Mapping[str, Sequence[int]]) -> Any:
 
 
 def expand_ids(value: dict[str, Any]) -> tuple[int, ...] | IdArray:
-    """The ids a runs object stands for; ``CodecError`` naming the problem (``$.runs...``).
-    More than ``PACK_ABOVE`` ids come as an ``IdArray`` (no Python int per id)."""
+    """The ids a runs or bitmap object stands for; ``CodecError`` naming the problem
+    (``$.runs...``). More than ``PACK_ABOVE`` ids come as an ``IdArray`` (no Python int per id)."""
+    if BITS in value and len(value) == 1:
+        return _expand_bits(value[BITS])
     if RUNS not in value:
         raise CodecError([f"$.{RUNS}: required field missing"])
     if len(value) > 1:
@@ -116,6 +140,35 @@ def expand_ids(value: dict[str, Any]) -> tuple[int, ...] | IdArray:
     offsets = np.cumsum(counts) - counts
     ids = np.repeat(firsts - offsets, counts) + np.arange(total, dtype=np.int64)
     return IdArray(ids)
+
+
+def _expand_bits(value: Any) -> tuple[int, ...] | IdArray:
+    at = f"$.{BITS}"
+    if type(value) is not list or len(value) != 3:
+        raise CodecError([f"{at}: expected [first id, span, base64 bitmap], got {_show(value)}"])
+    first, span, text = value
+    for k, (item, kind) in enumerate(((first, int), (span, int), (text, str))):
+        if type(item) is not kind:
+            raise CodecError([f"{at}[{k}]: expected {kind.__name__}, got {_show(item)}"])
+    if not 1 <= span <= MAX_IDS * BITS_SPAN:
+        raise CodecError([f"{at}[1]: expected a span from 1 to {MAX_IDS * BITS_SPAN:,}, got {span}"])
+    if not (_INT64.min <= first and first + span - 1 <= _INT64.max):
+        raise CodecError([f"{at}[0]: ids from {first} over a span of {span} do not fit in 64 bits"])
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise CodecError([f"{at}[2]: not base64: {exc}"]) from None
+    if len(data) != (span + 7) // 8:
+        raise CodecError([f"{at}[2]: expected {(span + 7) // 8} bytes for a span of {span}, got {len(data)}"])
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
+    if bits[span:].any():
+        raise CodecError([f"{at}[2]: bits set past the span of {span}"])
+    found = np.flatnonzero(bits) + first
+    if len(found) > MAX_IDS:
+        raise CodecError([f"{at}: stands for {len(found):,} ids, more than the {MAX_IDS:,} a list may hold"])
+    if len(found) > PACK_ABOVE:
+        return IdArray(found.astype(np.int64, copy=False))
+    return tuple(found.tolist())
 
 
 def _pairs(flat: list[int]) -> zip[tuple[int, int]]:

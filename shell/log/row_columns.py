@@ -30,7 +30,7 @@ import attrs
 
 from swarmfold.core.row_page import RowPage
 from swarmfold.shell.log.codec import CodecError, _show, converter, ints_only, structure
-from swarmfold.shell.log.id_runs import RUNS, compact_ids, expand_ids
+from swarmfold.shell.log.id_runs import BITS, RUNS, compact_ids, expand_ids
 
 __all__ = ["COLUMNS", "INDEX", "MAX_ROWS", "REPEAT", "ROWS", "VALUES", "RowColumns"]
 
@@ -194,14 +194,15 @@ def _decode_plain(value: Any, kind: int, n: int, path: str) -> Sequence[Any]:
 
 
 def _decode_short(value: dict[str, Any], kind: int, n: int, path: str) -> list[Any]:
-    """A column written short: ``{"repeat": [value, rows]}``, or (ints) ``{"runs": [...]}``."""
-    if kind == _INT and RUNS in value:
+    """A column written short: ``{"repeat": [value, rows]}``, or (ints) ``{"runs": [...]}``
+    or ``{"bits": [...]}``."""
+    if kind == _INT and (RUNS in value or BITS in value):
         try:
             ids = expand_ids(value)
         except CodecError as exc:
             raise CodecError([f"{path}{line[1:]}" for line in exc.errors]) from None
         if len(ids) != n:
-            raise CodecError([f"{path}: runs of {len(ids)} ids, expected {n} (the row count)"])
+            raise CodecError([f"{path}: {len(ids)} ids, expected {n} (the row count)"])
         return list(ids)
     _keys(value, {REPEAT}, path, "a repeated column")
     pair = value[REPEAT]

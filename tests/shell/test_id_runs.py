@@ -1,5 +1,6 @@
-"""Long task-id lists are written to the event log as runs of consecutive ids (log version 2),
-read back exactly, and a damaged runs object is named at its field and line."""
+"""Long task-id lists are written to the event log as runs of consecutive ids (log version 2)
+or as a bitmap (version 4), read back exactly, and a damaged runs or bitmap object is named at
+its field and line."""
 
 from __future__ import annotations
 
@@ -19,7 +20,14 @@ from swarmfold.core.topology import ArraySpec, ResourceSetSpec, TaskSpec, Topolo
 from swarmfold.shell.log import eventlog
 from swarmfold.shell.log.codec import CodecError, command_from_dict, event_from_dict, to_json
 from swarmfold.shell.log.eventlog import read_header, read_log
-from swarmfold.shell.log.id_runs import MAX_IDS, MIN_IDS, compact_by_status, compact_ids, expand_ids
+from swarmfold.shell.log.id_runs import (
+    BITS_SPAN,
+    MAX_IDS,
+    MIN_IDS,
+    compact_by_status,
+    compact_ids,
+    expand_ids,
+)
 from swarmfold.shell.log.record_codec import decode_value, encode_value, record_text
 from swarmfold.shell.log.replay import replay
 
@@ -46,19 +54,38 @@ def _runs_of(ids: list[int]) -> list[tuple[int, int]]:
 _BLOCKS = st.lists(
     st.tuples(st.integers(-(2**40), 2**40), st.integers(1, 40)), max_size=80
 ).map(lambda blocks: [first + k for first, n in blocks for k in range(n)])
-_ANY_IDS = st.one_of(_BLOCKS, st.lists(st.integers(-(2**70), 2**70), max_size=200))
+#: Increasing ids with gaps (a layer's tasks DONE so far): many short runs.
+_SPARSE = st.tuples(
+    st.integers(-(2**40), 2**40), st.lists(st.integers(1, 40), min_size=50, max_size=300)
+).map(lambda start_steps: [start_steps[0] + sum(start_steps[1][:k]) for k in range(len(start_steps[1]))])
+_ANY_IDS = st.one_of(_BLOCKS, _SPARSE, st.lists(st.integers(-(2**70), 2**70), max_size=200))
 
 
 @given(_ANY_IDS)
-def test_any_id_list_comes_back_exactly_and_runs_only_when_they_are_short(ids: list[int]) -> None:
+def test_any_id_list_comes_back_exactly_and_short_forms_only_when_they_are_short(ids: list[int]) -> None:
     written = compact_ids(tuple(ids))
     runs = _runs_of(ids)
     fits = all(-(2**63) <= i < 2**63 for i in ids)
+    increasing = all(a < b for a, b in zip(ids, ids[1:], strict=False))
     if len(ids) >= MIN_IDS and fits and 4 * len(runs) <= len(ids):
         assert written == {"runs": [x for run in runs for x in run]}
         assert expand_ids(_through_json(written)) == tuple(ids)
+    elif len(ids) >= MIN_IDS and fits and increasing and ids[-1] - ids[0] + 1 <= BITS_SPAN * len(ids):
+        assert isinstance(written, dict) and list(written) == ["bits"]
+        assert written["bits"][:2] == [ids[0], ids[-1] - ids[0] + 1]
+        assert expand_ids(_through_json(written)) == tuple(ids)
     else:
         assert written == tuple(ids)
+
+
+def test_a_layer_done_so_far_is_a_bitmap_of_two_bits_an_id() -> None:
+    """Every other id of 10,000: 5,000 runs of one, written as 1,250 bytes of bitmap."""
+    ids = tuple(range(100, 20_100, 2))
+    written = compact_ids(ids)
+    assert written["bits"][:2] == [100, 19_999] and len(written["bits"][2]) == 3_336
+    back = expand_ids(_through_json(written))
+    assert isinstance(back, IdArray) and tuple(back) == ids
+    assert len(json.dumps(written)) * 10 < len(json.dumps(list(ids)))
 
 
 _INT64_IDS = st.one_of(_BLOCKS, st.lists(st.integers(-(2**63), 2**63 - 1), max_size=200))
@@ -87,7 +114,7 @@ def test_a_long_expansion_comes_packed_and_a_short_one_as_a_tuple() -> None:
     ("sizes", "as_runs"),
     [
         ([4] * 16, True),  # 64 ids in 16 runs: the runs are half the numbers
-        ([4] * 15 + [3, 1], False),  # 64 ids in 17 runs
+        ([4] * 15 + [3, 1], False),  # 64 ids in 17 runs (a bitmap, not runs)
         ([63], False),  # one run, but shorter than MIN_IDS
         ([64], True),
     ],
@@ -97,7 +124,19 @@ def test_the_form_is_chosen_at_the_documented_bounds(sizes: list[int], as_runs: 
     for size in sizes:
         ids += range(first, first + size)
         first += size + 5
-    assert isinstance(compact_ids(tuple(ids)), dict) is as_runs
+    written = compact_ids(tuple(ids))
+    assert (isinstance(written, dict) and "runs" in written) is as_runs
+
+
+def test_a_bitmap_only_for_increasing_ids_within_its_span_bound() -> None:
+    ids = list(range(0, 2 * MIN_IDS, 2))  # every other id: not runs
+    assert "bits" in compact_ids(tuple(ids))
+    assert compact_ids(tuple(reversed(ids))) == tuple(reversed(ids))  # decreasing: plain
+    spread = list(range(0, 2 * (MIN_IDS - 1), 2))
+    widest = (*spread, BITS_SPAN * MIN_IDS - 1)  # a span of BITS_SPAN ids an id
+    assert "bits" in compact_ids(widest)
+    too_wide = (*spread, BITS_SPAN * MIN_IDS)
+    assert compact_ids(too_wide) == too_wide
 
 
 def test_many_runs_expand_as_few_do() -> None:
@@ -129,6 +168,14 @@ def test_a_block_of_a_million_ids_is_two_numbers() -> None:
         ({"runs": [1, MAX_IDS, 0, 1]}, f"$.runs: stands for {MAX_IDS + 1:,} ids, more than"),
         ({"runs": [1, 2], "step": 1}, "$: unknown field(s) in an id runs object: step"),
         ({"first": 1}, "$.runs: required field missing"),
+        ({"bits": [1, 8]}, "$.bits: expected [first id, span, base64 bitmap], got [1, 8]"),
+        ({"bits": [1, 8.0, "AQ=="]}, "$.bits[1]: expected int, got 8.0"),
+        ({"bits": [1, 0, ""]}, "$.bits[1]: expected a span from 1 to"),
+        ({"bits": [2**63 - 2, 8, "AQ=="]}, "$.bits[0]: ids from 9223372036854775806 over a span of 8"),
+        ({"bits": [1, 8, "A$=="]}, "$.bits[2]: not base64"),
+        ({"bits": [1, 16, "AQ=="]}, "$.bits[2]: expected 2 bytes for a span of 16, got 1"),
+        ({"bits": [1, 4, "/w=="]}, "$.bits[2]: bits set past the span of 4"),
+        ({"bits": [1, 8, "AQ=="], "runs": []}, "$: unknown field(s) in an id runs object: bits"),
     ],
 )
 def test_a_damaged_runs_object_names_what_and_where(value: dict[str, Any], message: str) -> None:
