@@ -159,23 +159,23 @@ def test_log_format_has_examples_of_both_kinds() -> None:
     assert len(example_lines()) >= 20
 
 
-def test_log_format_runs_example_is_what_the_log_writes() -> None:
-    section = doc("log-format.md").split("### Long id lists as runs", 1)[1]
+@pytest.mark.parametrize(
+    ("heading", "done_ids"),
+    [
+        ("### Long id lists as runs", (*range(1, 65), *range(70, 78))),
+        ("### Increasing id lists as bitmaps", tuple(range(100, 228, 2))),
+    ],
+    ids=["runs", "bitmap"],
+)
+def test_log_format_short_id_list_example_is_what_the_log_writes(
+    heading: str, done_ids: tuple[int, ...]
+) -> None:
+    section = doc("log-format.md").split(heading, 1)[1]
     example = re.search(r"^```json\n(.*?)\n```", section, flags=re.MULTILINE | re.DOTALL)
     assert example is not None
     written = json.loads(example.group(1))
     plain = {k: expand_ids(ids) if isinstance(ids, dict) else tuple(ids) for k, ids in written.items()}
-    assert plain["D"] == (*range(1, 65), *range(70, 78))
-    assert json.dumps(compact_by_status(plain), separators=(",", ":")) == example.group(1)
-
-
-def test_log_format_bitmap_example_is_what_the_log_writes() -> None:
-    section = doc("log-format.md").split("### Increasing id lists as bitmaps", 1)[1]
-    example = re.search(r"^```json\n(.*?)\n```", section, flags=re.MULTILINE | re.DOTALL)
-    assert example is not None
-    written = json.loads(example.group(1))
-    plain = {k: expand_ids(ids) if isinstance(ids, dict) else tuple(ids) for k, ids in written.items()}
-    assert plain["D"] == tuple(range(100, 228, 2))
+    assert plain["D"] == done_ids
     assert json.dumps(compact_by_status(plain), separators=(",", ":")) == example.group(1)
 
 
