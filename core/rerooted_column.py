@@ -145,11 +145,15 @@ class RerootedColumn(FrozenColumn[T]):
         return shared.values
 
     def _reroot(self) -> None:
+        """Make this version the root: walk toward the root, then undo the entries on the way
+        back, nearest the root first, each passed version keeping the entries to redo them."""
         path: list[RerootedColumn[T]] = []
-        version: RerootedColumn[T] | None = self
-        while version is not None and version._toward is not None:
+        version: RerootedColumn[T] = self
+        while version._toward is not None:
             path.append(version)
             version = version._toward
+        if version is not self._shared.root:
+            raise RuntimeError("rerooted column: a version is not linked to its family's root (a bug)")
         values = self._shared.values
         for version in reversed(path):  # nearest the root first
             root = version._toward
