@@ -118,12 +118,7 @@ class CountColumnTx(RerootedColumnTx):
 
     def add_at(self, indexes: npt.NDArray[np.int64] | Sequence[int], delta: int) -> None:
         """Add ``delta`` to the count of each of ``indexes`` (an index listed twice, twice)."""
-        if self._done:
-            self._open(self._base)
-        view = self.view()
-        at = np.asarray(indexes, dtype=np.intp)
-        self._written.extend(at.tolist())
-        self._old.extend(view[at].tolist())
+        view, at = self._kept_at(indexes)
         np.add.at(view, at, delta)
 
 

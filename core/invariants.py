@@ -119,18 +119,17 @@ def check_state(state: SwarmState) -> list[str]:
                 f"{expected_done[i]} of its {num_upstreams[i]} upstream(s) are DONE",
             )
 
-    _check_in_flight(state, r)
-    _check_ready_queue(state, r)
+    _check_in_flight(state, place, r)
+    _check_ready_queue(state, place, upstream_done, r)
     _check_pending(state, r)
     if state.phase == DONE and state.summary is None:
         r.add("phase", "run is done but has no summary")
     return r.messages
 
 
-def _check_in_flight(state: SwarmState, r: _Report) -> None:
+def _check_in_flight(state: SwarmState, place: list[int], r: _Report) -> None:
     topo = state.topology
     assert topo is not None
-    place = state.place.tolist()
     array_of = topo.array_of
     batches: list[tuple[str, PendingBatch]] = []
     for command_id, pending in state.pending.items():
@@ -171,10 +170,10 @@ def _check_in_flight(state: SwarmState, r: _Report) -> None:
               f"{len(marked_eval)} marked EVALUATING")
 
 
-def _check_ready_queue(state: SwarmState, r: _Report) -> None:
+def _check_ready_queue(state: SwarmState, place: list[int], upstream_done: list[int], r: _Report) -> None:
     topo = state.topology
     assert topo is not None
-    place, status, upstream_done = state.place.tolist(), state.status, state.upstream_done.tolist()
+    status = state.status
     live_of: Counter[int] = Counter()
     for (array_id, resources), group in state.ready_groups.items():
         entries = list(group.front) + list(group.back[group.head:])

@@ -49,6 +49,12 @@ T = TypeVar("T")
 #: a byte, 65 against 200 ns an int64). Shorter columns are read faster by ``itemgetter``.
 BIG_COLUMN = 1 << 16
 MANY = 32
+
+
+def through_numpy(column_length: int, count: int) -> bool:
+    """Whether ``count`` entries of a column ``column_length`` long are read or written
+    through numpy (``BIG_COLUMN``, ``MANY``) rather than one at a time."""
+    return count >= MANY and column_length > BIG_COLUMN
 #: A family whose versions were handed more undo entries than its length (and at least this
 #: many) is cut: the next version starts a family of its own, on a copy of the array. Whoever
 #: holds an old version then keeps at most about one column's worth of entries alive (as a
@@ -57,10 +63,10 @@ MANY = 32
 CUT_AFTER = 4096
 
 
-def gathered(values: array[int], indexes: Sequence[int]) -> list[int]:
+def gathered(values: Sequence[int], indexes: Sequence[int]) -> Sequence[int]:
     """``values[i]`` for each of ``indexes``, in order (in C)."""
     if len(indexes) > 1:
-        return list(itemgetter(*indexes)(values))
+        return itemgetter(*indexes)(values)  # type: ignore[no-any-return]
     return [values[i] for i in indexes]
 
 
@@ -96,7 +102,7 @@ class _Shared:
         writer._detached = True
 
 
-def _undo(values: array[int], indexes: list[int], old: list[int]) -> None:
+def _undo(values: array[int], indexes: Sequence[int], old: Sequence[int]) -> None:
     """Write ``old`` back at ``indexes``, latest first: the earliest old value of an index
     written twice wins."""
     for i, value in zip(reversed(indexes), reversed(old), strict=True):
@@ -120,8 +126,8 @@ class RerootedColumn(FrozenColumn[T]):
         #: Not the root: the neighbour toward the root, and the entries (written in this
         #: order, the earliest old value wins) that turn its value into this one's.
         self._toward: RerootedColumn[T] | None = None
-        self._indexes: list[int] = []
-        self._old: list[int] = []
+        self._indexes: Sequence[int] = []
+        self._old: Sequence[int] = []
         shared.root = self
 
     @classmethod
@@ -221,10 +227,10 @@ class RerootedColumnTx:
             self._viewed = self.values
         return view
 
-    def at(self, indexes: Sequence[int]) -> list[int]:
+    def at(self, indexes: Sequence[int]) -> Sequence[int]:
         """``values[i]`` for each of ``indexes``, in order: through numpy for many entries
         of a big column, else ``itemgetter``."""
-        if len(indexes) >= MANY and len(self.values) > BIG_COLUMN:
+        if through_numpy(len(self.values), len(indexes)):
             return self.view()[np.asarray(indexes, dtype=np.intp)].tolist()  # type: ignore[no-any-return]
         return gathered(self.values, indexes)
 
@@ -245,16 +251,27 @@ class RerootedColumnTx:
         if self._done:
             self._open(self._base)
         values = self.values
-        self._written.extend(indexes)
-        if len(indexes) >= MANY and len(values) > BIG_COLUMN:
-            view = self.view()
-            at = np.asarray(indexes, dtype=np.intp)
-            self._old.extend(view[at].tolist())
+        if through_numpy(len(values), len(indexes)):
+            view, at = self._kept_at(indexes)
             view[at] = value
             return
+        self._written.extend(indexes)
         self._old.extend(gathered(values, indexes))
         for i in indexes:
             values[i] = value
+
+    def _kept_at(
+        self, indexes: Sequence[int] | npt.NDArray[Any]
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[np.intp]]:
+        """Keep the entries of ``indexes`` (about to be written through numpy); return the
+        numpy view to write and ``indexes`` as an index array."""
+        if self._done:
+            self._open(self._base)
+        view = self.view()
+        at = np.asarray(indexes, dtype=np.intp)
+        self._written.extend(at.tolist())
+        self._old.extend(view[at].tolist())
+        return view, at
 
     def assign(self, indexes: Sequence[int], new_values: Iterable[int]) -> None:
         """Set the entries of ``indexes`` to ``new_values``, pairwise."""
@@ -367,4 +384,5 @@ __all__ = [
     "gathered",
     "int_column",
     "numpy_view",
+    "through_numpy",
 ]

@@ -20,7 +20,7 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
-from swarmfold.core.rerooted_column import BIG_COLUMN, MANY, RerootedColumn, RerootedColumnTx, gathered
+from swarmfold.core.rerooted_column import RerootedColumn, RerootedColumnTx, gathered, through_numpy
 
 _LETTER = tuple(chr(b) for b in range(256))
 
@@ -95,7 +95,7 @@ class StatusColumnTx(RerootedColumnTx):
     def letters_at(self, indexes: Sequence[int]) -> bytes:
         """The status bytes of ``indexes``, in order."""
         values = self.values
-        if len(indexes) >= MANY and len(values) > BIG_COLUMN:
+        if through_numpy(len(values), len(indexes)):
             return self.view()[np.asarray(indexes, dtype=np.intp)].tobytes()
         if len(indexes) > 1:
             return bytes(itemgetter(*indexes)(values))

@@ -13,7 +13,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
-from operator import add, itemgetter
+from operator import add
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from attrs import frozen
 from swarmfold.core.count_column import int_view
 from swarmfold.core.errors import InvalidTopology
 from swarmfold.core.frozen import FrozenDict, frozen_ints
-from swarmfold.core.rerooted_column import BIG_COLUMN, MANY
+from swarmfold.core.rerooted_column import gathered, through_numpy
 from swarmfold.core.resources import (
     Bounds,
     Resources,
@@ -219,11 +219,9 @@ def ints_at(column: Sequence[int], indexes: Sequence[int]) -> Sequence[int]:
     """``column[i]`` for each of ``indexes``, in order, for a 64-bit int column of the
     topology: through numpy for many entries of a big column (core/rerooted_column.py
     says why), else ``itemgetter``."""
-    if len(indexes) >= MANY and len(column) > BIG_COLUMN:
+    if through_numpy(len(column), len(indexes)):
         return int_view(column)[np.asarray(indexes, dtype=np.intp)].tolist()  # type: ignore[no-any-return]
-    if len(indexes) > 1:
-        return itemgetter(*indexes)(column)  # type: ignore[no-any-return]
-    return [column[i] for i in indexes]
+    return gathered(column, indexes)
 
 
 class ResourcesColumn(Sequence[Resources]):
