@@ -167,13 +167,7 @@ def spec_from_rows(p: AttachProgress, columnar: bool = True) -> TopologySpec:
         if name not in queues:
             queues[name] = QueueSpec(name)
     queue_specs = tuple(queues.values())
-    # Resource sets are numbered in order of first use, each written as its first row has
-    # it (``2`` and ``2.0`` are equal requests: the first one seen is kept).
-    keys = list(zip(queue_names, requested, strict=True))
-    first_use = _first_rows(keys)
-    set_of_key = {key: i for i, (key, _) in enumerate(first_use, start=1)}
-    resource_set_ids = list(map(set_of_key.__getitem__, keys))
-    set_specs = tuple(ResourceSetSpec(i, *keys[k]) for i, (_, k) in enumerate(first_use, start=1))
+    resource_set_ids, set_specs = _resource_sets(queue_names, requested)
     if columnar and _columnar(scales, fallbacks, statuses, callable_of):
         table = TaskTable(
             task_ids=row_ids,
@@ -204,6 +198,30 @@ def spec_from_rows(p: AttachProgress, columnar: bool = True) -> TopologySpec:
         for k, rs in enumerate(resource_set_ids)
     ]
     return TopologySpec(tuple(tasks), array_specs, set_specs, queue_specs, p.workflow_limit)
+
+
+def _resource_sets(
+    queue_names: Sequence[str], requested: Sequence[Any]
+) -> tuple[list[int], tuple[ResourceSetSpec, ...]]:
+    """Each row's resource set id, and the sets: numbered in order of first use, each
+    written as its first row has it (``2`` and ``2.0`` are equal requests: the first one
+    seen is kept).
+
+    A page's rows share a few resource objects (its parser reads each distinct text once),
+    so rows are told apart by the object first (hashing an ``int`` id, in C) and only each
+    distinct object's value is hashed (hashing a resource tuple runs Python code)."""
+    by_object = list(zip(queue_names, map(id, requested), strict=True))
+    set_of_value: dict[tuple[str, Any], int] = {}
+    set_of_object: dict[tuple[str, int], int] = {}
+    specs: list[ResourceSetSpec] = []
+    for key, k in _first_rows(by_object):
+        value = (queue_names[k], requested[k])
+        set_id = set_of_value.get(value)
+        if set_id is None:
+            set_id = set_of_value[value] = len(specs) + 1
+            specs.append(ResourceSetSpec(set_id, *value))
+        set_of_object[key] = set_id
+    return list(map(set_of_object.__getitem__, by_object)), tuple(specs)
 
 
 def _joined(chunks: Sequence[Sequence[Any]], name: str) -> list[Any]:
@@ -285,9 +303,6 @@ def _columnar(
     no callables, one-letter statuses (a bad status is then named as a ``TaskSpec``'s)."""
     if not scales or callable_of:
         return False
-    try:
-        # One object shared by every row (a parsed page), else equal values.
-        shared = len(set(map(id, scales))) == 1 or len(set(scales)) == 1
-    except TypeError:  # a row built by hand with a list in its scales
-        shared = all(s == scales[0] for s in scales)
+    # Every row's scales equal the first row's (``count`` tries identity first, in C).
+    shared = scales.count(scales[0]) == len(scales)
     return shared and not any(fallbacks) and set(map(len, statuses)) == {1}

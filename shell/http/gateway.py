@@ -27,7 +27,6 @@ The answers are parsed by ``shell/http/parsing.py`` (pure functions of decoded J
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import threading
 import time
@@ -97,6 +96,7 @@ from swarmfold.shell.http.wire import (
     Wire,
     WireDown,
 )
+from swarmfold.shell.json_text import loads
 
 #: Writes that go one at a time, by group (on SQLite, two at once stall Jobmon's server on
 #: "database is locked" for up to 25 s): the scheduling writes, binds and batches, one after
@@ -316,7 +316,7 @@ class JobmonGateway:
                     self._last_success[template] = time.monotonic()
                     self._report(route, attempt, status, t0, "", False)
                     try:
-                        decoded = json.loads(content.decode("utf-8")) if content.strip() else None
+                        decoded = loads(content) if content.strip() else None
                     except (ValueError, UnicodeDecodeError) as exc:
                         raise _Failed(
                             f"{route}: HTTP {status}: $: invalid JSON in the response body: "

@@ -38,13 +38,14 @@ import attrs
 from swarmfold.core.commands import COMMAND_TYPES, Command
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.events import EVENT_TYPES, Event
+from swarmfold.shell.json_text import loads
 from swarmfold.shell.log.codec import (
     CodecError,
     command_from_dict,
     event_from_dict,
     unstructure,
 )
-from swarmfold.shell.log.record_codec import decode_value, dumps, record_text
+from swarmfold.shell.log.record_codec import decode_value, dumps, record_bytes
 
 __all__ = [
     "LOG_FORMAT",
@@ -236,13 +237,13 @@ class EventLogWriter:
         except BaseException:
             os.close(fd)
             raise
-        self._write(header.to_json())
+        self._write(header.to_json().encode("utf-8"))
 
-    def _write(self, text: str) -> None:
+    def _write(self, line: bytes) -> None:
         f = self._file
         if f is None:
             raise ValueError(f"{self.path}: event log writer is closed")
-        f.write(text.encode("utf-8") + b"\n")
+        f.write(line + b"\n")
         f.flush()
         if self._fsync:
             os.fsync(f.fileno())
@@ -252,7 +253,7 @@ class EventLogWriter:
         seq = self.seq + 1
         # One encoding pass: the codec's plain data, dumped once with sorted keys (rows of
         # tasks and edges written straight as text).
-        self._write(record_text(seq, self.header.runner_id, event, commands))
+        self._write(record_bytes(seq, self.header.runner_id, event, commands))
         self.seq = seq
         return seq
 
@@ -339,7 +340,7 @@ def _show(value: Any) -> str:
 
 def _parse_json(path: str, line_no: int, raw: bytes, torn: bool) -> Any:
     try:
-        return json.loads(raw.decode("utf-8"))
+        return loads(raw)
     except RecursionError:
         raise LogError(path, line_no, "$", "invalid JSON: nested too deeply to decode") from None
     except ValueError as exc:

@@ -24,6 +24,7 @@ import attrs
 from swarmfold.core.commands import COMMAND_TYPES
 from swarmfold.core.events import EVENT_TYPES, EdgeRow, TaskRow, TasksByStatus
 from swarmfold.core.id_array import IdArray
+from swarmfold.shell.json_text import dumps_sorted, finite
 from swarmfold.shell.log.codec import (
     TAG,
     CodecError,
@@ -34,7 +35,7 @@ from swarmfold.shell.log.codec import (
 from swarmfold.shell.log.id_runs import compact_by_status, compact_ids, expand_ids
 from swarmfold.shell.log.row_columns import RowColumns
 
-__all__ = ["decode_value", "dumps", "encode_value", "record_text"]
+__all__ = ["decode_value", "dumps", "encode_value", "record_bytes", "record_text"]
 
 _MEMBERS = frozenset(EVENT_TYPES) | frozenset(COMMAND_TYPES)
 
@@ -124,14 +125,22 @@ def _encode_plan(cls: type) -> tuple[str, _Plan]:
 def encode_value(obj: Any) -> Any:
     """The log's data for an event or command: the codec's ``unstructure(obj)``, without
     per-item hooks, with long id lists as runs and pages of rows as columns."""
+    return _encoded(obj)[0]
+
+
+def _encoded(obj: Any) -> tuple[Any, bool]:
+    """``(encode_value(obj), every float in it is finite)``: only float fields, the codec's
+    nested values and the value tables of row pages can hold a float, so only they are
+    looked at (``json_text.finite``)."""
     cls = type(obj)
     entry = _ENCODE_PLANS.get(cls)
     if entry is None:
         if cls not in _MEMBERS:
-            return unstructure(obj)  # the codec names the problem
+            return unstructure(obj), True  # the codec names the problem
         entry = _ENCODE_PLANS[cls] = _encode_plan(cls)
     name, plan = entry
     out: dict[str, Any] = {TAG: name}
+    ok = True
     for field, kind, hook in plan:
         value = getattr(obj, field)
         if kind == _PLAIN:
@@ -141,27 +150,43 @@ def encode_value(obj: Any) -> Any:
         elif kind == _ID_MAP:
             out[field] = compact_by_status(value)
         elif kind == _FLOAT:
-            out[field] = float(value)
+            out[field] = value = float(value)
+            ok = ok and value - value == 0.0  # NaN and infinities give NaN
         elif kind == _OPT_FLOAT:
-            out[field] = None if value is None else float(value)
+            out[field] = value = None if value is None else float(value)
+            ok = ok and (value is None or value - value == 0.0)
         elif kind == _ROWS:
             columns, data = hook
             written = columns.encode(value)
-            out[field] = data(value) if written is None else written
+            if written is None:
+                out[field] = written = data(value)
+                ok = ok and finite(written)
+            else:
+                out[field] = written
+                ok = ok and columns.tables_finite(written)
         else:
             assert hook is not None  # _CODEC fields always carry their hook
-            out[field] = hook(value)
-    return out
+            out[field] = written = hook(value)
+            ok = ok and finite(written)
+    return out, ok
 
 
 def record_text(seq: int, runner_id: str, event: Any, commands: Any) -> str:
     """One log record as written (sorted keys, compact), without its newline."""
-    return dumps({
-        "commands": [encode_value(c) for c in commands],
-        "event": encode_value(event),
-        "runner_id": runner_id,
-        "seq": seq,
-    })
+    return record_bytes(seq, runner_id, event, commands).decode("utf-8")
+
+
+def record_bytes(seq: int, runner_id: str, event: Any, commands: Any) -> bytes:
+    """One log record as UTF-8 bytes (sorted keys, compact), without its newline."""
+    ok = True
+    encoded_commands = []
+    for command in commands:
+        data, finite_command = _encoded(command)
+        encoded_commands.append(data)
+        ok = ok and finite_command
+    encoded_event, finite_event = _encoded(event)
+    record = {"commands": encoded_commands, "event": encoded_event, "runner_id": runner_id, "seq": seq}
+    return dumps_sorted(record, all_finite=ok and finite_event)
 
 
 _ROW_COLUMNS: dict[type, RowColumns] = {}

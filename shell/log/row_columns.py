@@ -29,6 +29,7 @@ from typing import Any
 import attrs
 
 from swarmfold.core.row_page import RowPage
+from swarmfold.shell.json_text import finite
 from swarmfold.shell.log.codec import CodecError, _show, converter, ints_only, structure
 from swarmfold.shell.log.id_runs import BITS, RUNS, compact_ids, expand_ids
 
@@ -103,6 +104,12 @@ class RowColumns:
             else:
                 columns[name] = self._table(column, self._hooks[name])
         return {COLUMNS: columns, ROWS: len(rows)}
+
+    def tables_finite(self, written: dict[str, Any]) -> bool:
+        """Every float in the value tables of ``written`` (an ``encode`` result) is finite;
+        the other columns hold only ints and strings."""
+        columns = written[COLUMNS]
+        return all(finite(columns[name][VALUES]) for name, kind, _ in self.fields if kind == _TABLE)
 
     def _table(self, column: Sequence[Any], hook: Callable[[Any], Any]) -> dict[str, Any]:
         first = column[0]

@@ -10,6 +10,7 @@ from typing import Any
 from swarmfold.core.config import SwarmConfig
 from swarmfold.core.topology import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec
 from swarmfold.shell.cli import main
+from swarmfold.shell.json_text import dumps_sorted, finite
 from swarmfold.shell.log.codec import to_json
 from swarmfold.shell.log.eventlog import EventLogWriter, LogRecorder, new_header
 from swarmfold.shell.log.record_codec import dumps
@@ -130,10 +131,13 @@ def log_data(value: Any) -> Any:
 
 def codec_line(seq: int, runner_id: str, event: Any, commands: Any) -> str:
     """A record line written the slow way: every value through the codec, pages of rows then
-    turned into columns (no newline). Long id lists stay plain arrays."""
-    return dumps({
+    turned into columns (no newline). Long id lists stay plain arrays. Spelled as the log
+    spells it (``shell/json_text.py``: orjson, or the standard library for data holding a
+    non-finite float, found here by walking all of it)."""
+    data = {
         "commands": [log_data(c) for c in commands],
         "event": log_data(event),
         "runner_id": runner_id,
         "seq": seq,
-    })
+    }
+    return dumps_sorted(data, all_finite=finite(data)).decode("utf-8")
