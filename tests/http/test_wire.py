@@ -5,6 +5,8 @@ wires (http.client connections, a caller's ``requests.Session``) must sort the s
 from __future__ import annotations
 
 import gzip
+import http.client
+import io
 import json
 import math
 import shutil
@@ -20,6 +22,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 from swarmfold.core.commands import FetchTaskStatuses
 from swarmfold.core.events import SyncPartFailed, TaskStatusesFetched
@@ -378,3 +382,62 @@ def test_a_url_that_cannot_go_on_the_wire_is_not_sent(serve: Callable[[Script], 
         wire.send("GET", _url(server, "/a b\r\nX-Injected: 1"), {}, None, 1.0)
     assert server.seen == []
     assert wire.send("GET", _url(server, "/x"), {}, None, 1.0)[0] == 200  # the wire goes on
+
+
+# --- header fields read without the email package -------------------------------------------
+
+_NAMES = st.sampled_from(["Content-Encoding", "content-encoding", "Location", "Connection", "X-A", "x-a"])
+_VALUES = st.text(alphabet="abcXYZ019 ,;=/:-", max_size=12)
+_LINES = st.lists(
+    st.one_of(
+        st.tuples(_NAMES, _VALUES).map(lambda f: f"{f[0]}: {f[1]}\r\n"),
+        st.tuples(_NAMES, _VALUES).map(lambda f: f"{f[0]}:{f[1]}\r\n"),  # no space after the colon
+    ),
+    max_size=8,
+)
+
+
+@given(_LINES)
+def test_header_fields_read_as_the_email_package_reads_them(lines: list[str]) -> None:
+    """Every field the wire and ``http.client`` ask for (``get``, ``get_all`` by any case,
+    ``items``) reads as the standard library's ``parse_headers`` gives it."""
+    block = "".join(lines).encode("iso-8859-1") + b"\r\nbody"
+    stock = http.client.parse_headers(io.BytesIO(block))
+    lean = wires.read_header_fields(io.BytesIO(block))
+    for name in ("Content-Encoding", "LOCATION", "connection", "x-a", "Absent"):
+        assert lean.get(name) == stock.get(name)
+        assert lean.get(name, "d") == stock.get(name, "d")
+        assert lean.get_all(name) == stock.get_all(name)
+    assert lean.items() == stock.items()
+
+
+def test_header_fields_keep_the_limits_and_fold_continued_lines() -> None:
+    folded = wires.read_header_fields(io.BytesIO(b"Location: /a\r\n  /b\r\nbad line\r\n\r\n"))
+    assert folded.get("location") == "/a /b" and folded.items() == [("Location", "/a /b")]
+    with pytest.raises(http.client.LineTooLong):
+        wires.read_header_fields(io.BytesIO(b"X: " + b"a" * 70_000 + b"\r\n\r\n"))
+    with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
+        wires.read_header_fields(io.BytesIO(b"X: 1\r\n" * 101 + b"\r\n"))
+
+
+def test_the_wire_reads_responses_with_the_lean_header_fields(serve: Callable[[Script], _Server]) -> None:
+    """On this Python the connections' responses read headers with ``read_header_fields``
+    (were ``http.client.HTTPResponse.begin`` changed, they would stay stock: this fails)."""
+    seen: list[Any] = []
+    original = wires.read_header_fields
+
+    def spy(fp: Any, _class: Any = None) -> wires.HeaderFields:
+        fields = original(fp)
+        seen.append(fields)
+        return fields
+
+    answer = _answer("200 OK", b'{"a": 1}', {"Content-Encoding": "identity"})
+    server = serve({"/x": lambda _: (answer, False)})
+    wire = wires.ConnectionWire(pool_size=1, user_agent="t")
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setitem(wires._BEGIN.__globals__, "parse_headers", spy)  # type: ignore[union-attr]
+            assert wire.send("GET", _url(server, "/x"), {}, None, 5.0) == (200, b'{"a": 1}')
+    finally:
+        wire.close()
+    assert len(seen) == 1 and seen[0].get("content-encoding") == "identity"
