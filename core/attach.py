@@ -282,18 +282,50 @@ def upstream_columns(
     from_loaded = np.repeat(loaded, lengths)
     upstream = np.repeat(source, lengths)[from_loaded]
     targets = targets[from_loaded]
-    at = np.minimum(np.searchsorted(known_nodes, targets), len(known_nodes) - 1)
-    found = known_nodes[at] == targets
+    at = _positions_in(known_nodes, targets)
+    found = at >= 0
     downstream = task_of_node[at[found]]
     upstream = upstream[found]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    if n > 1 and bool((row_ids[1:] > row_ids[:-1]).all()):
+        # Each row's id once, ascending (pages as loaded): group by row position, counted.
+        rows = _positions_in(row_ids, downstream)
+        np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
+        return offsets, upstream[np.argsort(rows, kind="stable")]
     order = np.argsort(downstream, kind="stable")
     downstream, upstream = downstream[order], upstream[order]
     first = np.searchsorted(downstream, row_ids, side="left")
     counts = np.searchsorted(downstream, row_ids, side="right") - first
-    offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     picks = np.arange(offsets[-1], dtype=np.int64) + np.repeat(first - offsets[:-1], counts)
     return offsets, upstream[picks]
+
+
+#: ``_positions_in`` looks ids up in a table indexed by id while the ids' span is at most
+#: this many times their count (a DAG's node ids and a workflow's task ids are near dense).
+_DENSE_SPAN = 4
+
+
+def _positions_in(
+    keys: npt.NDArray[np.int64], wanted: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """The position of each of ``wanted`` in ``keys`` (ascending, distinct), -1 where it is
+    not there: a direct table when the keys are near dense, else a binary search."""
+    if not len(keys) or not len(wanted):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    low, span = int(keys[0]), int(keys[-1] - keys[0]) + 1
+    if span <= _DENSE_SPAN * len(keys):
+        table = np.full(span, -1, dtype=np.int64)
+        table[keys - low] = np.arange(len(keys), dtype=np.int64)
+        shifted = wanted - low
+        inside = (shifted >= 0) & (shifted < span)
+        if bool(inside.all()):
+            return table[shifted]
+        at = np.full(len(wanted), -1, dtype=np.int64)
+        at[inside] = table[shifted[inside]]
+        return at
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, at, -1)
 
 
 def _columnar(

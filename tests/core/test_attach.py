@@ -270,13 +270,19 @@ _REQUESTS = st.sampled_from([(("memory", 2),), (("memory", 2.0),), (("cores", 1)
 
 
 @st.composite
-def _loaded_rows(draw: st.DrawFn, nodes: int = 46) -> AttachProgress:
+def _loaded_rows(
+    draw: st.DrawFn, nodes: int = 46, ascending: bool = False, spread: int = 1
+) -> AttachProgress:
     """Rows that fit a ``TaskTable`` (shared scales, no fallbacks), in one or more chunks,
-    with edges that name unloaded tasks and nodes, repeat a node, or list a task twice."""
+    with edges that name unloaded tasks and nodes, repeat a node, or list a task twice.
+    ``ascending``: each task once, in id order (pages as the server sends them); ``spread``
+    multiplies every task and node id (ids far apart)."""
     ids = draw(st.lists(st.integers(1, 40), min_size=1, max_size=25))
+    if ascending:
+        ids = sorted(set(ids))
     rows = [
         TaskRow(
-            task_id=t, array_id=draw(st.integers(1, 3)), status=draw(st.sampled_from("GQD")),
+            task_id=t * spread, array_id=draw(st.integers(1, 3)), status=draw(st.sampled_from("GQD")),
             max_attempts=draw(st.integers(1, 4)), resource_scales=(("memory", 0.5),),
             fallback_queues=(), requested_resources=draw(_REQUESTS),
             cluster_name="c", queue_name=draw(st.sampled_from(["all.q", "long.q", "gpu.q"])),
@@ -284,9 +290,9 @@ def _loaded_rows(draw: st.DrawFn, nodes: int = 46) -> AttachProgress:
         )
         for t in ids
     ]
-    node = st.integers(100, 99 + nodes)
+    node = st.integers(100, 99 + nodes).map(lambda x: x * spread)
     edges = [
-        EdgeRow(draw(st.integers(1, 45)), draw(node), tuple(draw(st.lists(node, max_size=4))))
+        EdgeRow(draw(st.integers(1, 45)) * spread, draw(node), tuple(draw(st.lists(node, max_size=4))))
         for _ in range(draw(st.integers(0, 30)))
     ]
     cut = draw(st.integers(0, len(rows)))
@@ -336,8 +342,11 @@ def _upstreams_one_edge_at_a_time(progress: AttachProgress) -> dict[int, list[in
     return upstreams
 
 
-@given(st.one_of(_loaded_rows(), _loaded_rows(nodes=6)))
-@settings(max_examples=200, deadline=None)
+@given(st.one_of(
+    _loaded_rows(), _loaded_rows(nodes=6), _loaded_rows(ascending=True),
+    _loaded_rows(ascending=True, spread=1000), _loaded_rows(spread=1000),
+))
+@settings(max_examples=300, deadline=None)
 def test_upstream_columns_follow_the_edges_one_at_a_time(progress: AttachProgress) -> None:
     """The vectorised upstream build gives each loaded row (ids listed twice included) the
     upstreams the edge-at-a-time rule gives, in the same order."""
