@@ -23,7 +23,6 @@ itself cannot be made, e.g. a body that is not JSON; not retried).
 from __future__ import annotations
 
 import http.client
-import json
 import select
 import socket
 import ssl
@@ -35,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from swarmfold.shell.http.transport import excerpt
+from swarmfold.shell.json_text import dumps_body
 
 if TYPE_CHECKING:
     import requests
@@ -111,7 +111,7 @@ class ConnectionWire:
         headers = self._headers
         if body is not None and method in ("POST", "PUT"):
             try:
-                data = json.dumps(body, allow_nan=False).encode("utf-8")
+                data = dumps_body(body)
             except (TypeError, ValueError) as exc:
                 raise RequestNotSent(f"the body is not JSON: {exc}") from None
             headers = self._json_headers

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from swarmfold.core.commands import BindResources
 from swarmfold.core.events import TimerFired
-from swarmfold.shell.json_text import dumps_sorted, finite, loads
+from swarmfold.shell.json_text import dumps_body, dumps_sorted, finite, loads
 from swarmfold.shell.log.eventlog import EventLogWriter, new_header, read_log
 
 _SCALARS = (
@@ -97,3 +97,21 @@ def test_a_non_finite_float_survives_the_event_log(tmp_path: Path) -> None:
     log = read_log(path, strict=True)
     assert [repr(r.event) for r in log.records] == [repr(e) for e, _ in recorded]
     assert [repr(r.commands) for r in log.records] == [repr(tuple(c)) for _, c in recorded]
+
+
+@given(_JSON)
+def test_a_request_body_is_what_json_dumps_without_nan_would_send(value: Any) -> None:
+    try:
+        expected: Any = json.loads(json.dumps(value, allow_nan=False))
+    except ValueError as exc:  # a NaN or an infinity: never sent
+        with pytest.raises(ValueError, match=str(exc)):
+            dumps_body(value)
+        return
+    assert same(json.loads(dumps_body(value)), expected)
+
+
+def test_a_body_that_is_not_json_raises_the_standard_library_error() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        dumps_body({"a": object()})
+    with pytest.raises(ValueError, match="Out of range float"):
+        dumps_body({"ids": [1, 2], "x": None, "y": math.nan})
