@@ -26,10 +26,12 @@ from operator import eq, sub
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from swarmfold.core.count_column import int_view
 from swarmfold.core.id_array import id_column
 from swarmfold.core.readiness import leave_ready_queue
+from swarmfold.core.rerooted_column import through_numpy
 from swarmfold.core.state import NOWHERE, Tx, count_in_ready_queue, in_ready_queue
 from swarmfold.core.status_column import status_mask
 from swarmfold.core.statuses import ACTIVE, QUEUEABLE
@@ -79,7 +81,7 @@ def _split(
     if differing:
         indexes = indexes[same]
     ready = indexes[tx.upstream_done.view()[indexes] == int_view(tx.topo.num_upstreams)[indexes]]
-    return differing, _nowhere(tx, ready.tolist())
+    return differing, _ready_nowhere(tx, ready)
 
 
 def _ready_and_nowhere(tx: Tx, indexes: list[int]) -> list[int]:
@@ -87,6 +89,15 @@ def _ready_and_nowhere(tx: Tx, indexes: list[int]) -> list[int]:
     readiness test runs in numpy over all of them, the place test on the ready ones."""
     at = np.asarray(indexes, dtype=np.int64)
     ready = at[tx.upstream_done.view()[at] == int_view(tx.topo.num_upstreams)[at]]
+    return _ready_nowhere(tx, ready)
+
+
+def _ready_nowhere(tx: Tx, ready: npt.NDArray[np.int64]) -> list[int]:
+    """The tasks of ``ready`` that sit nowhere; many of a big column tested in numpy (a full
+    sync's ready G tasks are mostly queued already)."""
+    place = tx.place
+    if through_numpy(len(place), len(ready)):
+        return ready[place.view()[ready] == NOWHERE].tolist()  # type: ignore[no-any-return]
     return _nowhere(tx, ready.tolist())
 
 
