@@ -284,18 +284,18 @@ def upstream_columns(
     targets = targets[from_loaded]
     at = _positions_in(known_nodes, targets)
     found = at >= 0
-    downstream = task_of_node[at[found]]
+    downstream_tasks = task_of_node[at[found]]
     upstream = upstream[found]
     offsets = np.zeros(n + 1, dtype=np.int64)
     if n > 1 and bool((row_ids[1:] > row_ids[:-1]).all()):
         # Each row's id once, ascending (pages as loaded): group by row position, counted.
-        rows = _positions_in(row_ids, downstream)
+        rows = _positions_in(row_ids, downstream_tasks)
         np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
         return offsets, upstream[np.argsort(rows, kind="stable")]
-    order = np.argsort(downstream, kind="stable")
-    downstream, upstream = downstream[order], upstream[order]
-    first = np.searchsorted(downstream, row_ids, side="left")
-    counts = np.searchsorted(downstream, row_ids, side="right") - first
+    order = np.argsort(downstream_tasks, kind="stable")
+    downstream_tasks, upstream = downstream_tasks[order], upstream[order]
+    first = np.searchsorted(downstream_tasks, row_ids, side="left")
+    counts = np.searchsorted(downstream_tasks, row_ids, side="right") - first
     np.cumsum(counts, out=offsets[1:])
     picks = np.arange(offsets[-1], dtype=np.int64) + np.repeat(first - offsets[:-1], counts)
     return offsets, upstream[picks]

@@ -241,6 +241,11 @@ class HeaderFields:
         return list(self._fields)
 
 
+#: ``http.client``'s limits on a header line's length and on the number of header lines.
+_MAX_LINE: int = getattr(http.client, "_MAXLINE", 65536)
+_MAX_HEADERS: int = getattr(http.client, "_MAXHEADERS", 100)
+
+
 def read_header_fields(fp: IO[bytes], _class: Any = None) -> HeaderFields:
     """``http.client.parse_headers`` without the ``email`` package: the lines up to the
     blank one, with its limits (line length, field count), each ``Name: value`` kept as the
@@ -250,12 +255,12 @@ def read_header_fields(fp: IO[bytes], _class: Any = None) -> HeaderFields:
     fields: list[tuple[str, str]] = []
     count = 0
     while True:
-        line = fp.readline(http.client._MAXLINE + 1)
-        if len(line) > http.client._MAXLINE:
+        line = fp.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
             raise http.client.LineTooLong("header line")
         count += 1
-        if count > http.client._MAXHEADERS:
-            raise http.client.HTTPException(f"got more than {http.client._MAXHEADERS} headers")
+        if count > _MAX_HEADERS:
+            raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
         if line in (b"\r\n", b"\n", b""):
             return HeaderFields(fields)
         text = line.decode("iso-8859-1")
