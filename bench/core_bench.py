@@ -9,7 +9,8 @@ first (not timed); ``client_s`` is the time spent inside the core, from building
 state (the ``RunStarted`` decide call included) to the ``Finish`` summary, excluding the
 instant fake server's time. ``tasks_per_s = N / client_s``.
 
-Usage: ``python bench/core_bench.py [--n 10000 100000 1000000]``
+Usage: ``python bench/core_bench.py [--n 10000 100000 1000000] [--repeat R]`` (``--repeat``:
+R fresh processes per N, the median one printed, with every ``client_s`` in ``runs_client_s``)
 """
 
 from __future__ import annotations

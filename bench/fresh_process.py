@@ -21,10 +21,13 @@ def main(
     run_one: Callable[[int, int], dict[str, Any]],
     default_ns: Sequence[int],
     argv: list[str] | None = None,
+    median_key: str = "client_s",
 ) -> int:
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=list(default_ns), help="task counts")
     parser.add_argument("--seed", type=int, default=0, help="workload (and simulation) seed")
+    parser.add_argument("--repeat", type=int, default=1, metavar="R",
+                        help=f"children per N; the median one by {median_key} is printed")
     parser.add_argument("--one", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -34,10 +37,23 @@ def main(
 
     status = 0
     for n in args.n:
-        proc = subprocess.run(
-            [sys.executable, script, "--one", str(n), "--seed", str(args.seed)], check=False
-        )
-        if proc.returncode != 0:
+        runs: list[dict[str, Any]] = []
+        for _ in range(max(1, args.repeat)):
+            proc = subprocess.run(
+                [sys.executable, script, "--one", str(n), "--seed", str(args.seed)],
+                check=False, stdout=subprocess.PIPE, text=True,
+            )
+            if proc.returncode != 0:
+                runs = []
+                break
+            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        if not runs:
             print(json.dumps({"n": n, "error": f"child exited {proc.returncode}"}), flush=True)
             status = 1
+            continue
+        runs.sort(key=lambda r: float(r.get(median_key) or 0.0))
+        line = runs[(len(runs) - 1) // 2]
+        if len(runs) > 1:
+            line[f"runs_{median_key}"] = [r.get(median_key) for r in runs]
+        print(json.dumps(line), flush=True)
     return status

@@ -91,7 +91,7 @@ def run_one(n: int, seed: int = 0) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     import fresh_process  # bench/fresh_process.py (the script's own folder): one process per N
 
-    return fresh_process.main(__doc__ or "", __file__, run_one, DEFAULT_NS, argv)
+    return fresh_process.main(__doc__ or "", __file__, run_one, DEFAULT_NS, argv, median_key="wall_s")
 
 
 if __name__ == "__main__":

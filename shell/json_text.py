@@ -2,7 +2,7 @@
 written, event logs read.
 
 ``orjson`` parses a 500-task ``get_tasks`` page in 40 % of the standard library's time and
-writes an event-log record in a fifth (docs/performance.md, tenth section), so
+dumps event-log records in a seventh (docs/performance.md, tenth section), so
 the HTTP gateway and wire and the event log go through here. Everything else (scenarios,
 reports, the server model's answers) keeps the standard library's ``json``.
 
