@@ -21,6 +21,9 @@ meaning:
   would write a non-finite float (``NaN``) as ``null``, so data holding one is written by
   the standard library instead (``NaN``, read back by ``loads``); ``finite`` tells. So is
   data orjson refuses (an integer past 64 bits).
+- ``dumps_body`` means what ``json.dumps(data, allow_nan=False)`` means: orjson's text unless
+  it holds a ``null`` (a ``None``, or a NaN it wrote so) or orjson refuses the data; then the
+  standard library writes it, or raises its ``ValueError`` or ``TypeError``.
 """
 
 from __future__ import annotations
