@@ -51,9 +51,15 @@ def main(
             print(json.dumps({"n": n, "error": f"child exited {proc.returncode}"}), flush=True)
             status = 1
             continue
-        runs.sort(key=lambda r: float(r.get(median_key) or 0.0))
-        line = runs[(len(runs) - 1) // 2]
-        if len(runs) > 1:
-            line[f"runs_{median_key}"] = [r.get(median_key) for r in runs]
-        print(json.dumps(line), flush=True)
+        print(json.dumps(median_line(runs, median_key)), flush=True)
     return status
+
+
+def median_line(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The run of median ``key`` (the lower one of an even count), with every run's ``key``
+    sorted under ``runs_<key>`` when there are several."""
+    runs = sorted(runs, key=lambda r: float(r.get(key) or 0.0))
+    line = runs[(len(runs) - 1) // 2]
+    if len(runs) > 1:
+        line[f"runs_{key}"] = [r.get(key) for r in runs]
+    return line

@@ -198,12 +198,10 @@ def run_one(n: int, seed: int, heartbeat: float, with_log: bool) -> dict[str, An
 def median_run(n: int, seed: int, heartbeat: float, with_log: bool, repeat: int) -> dict[str, Any]:
     """``run_one`` ``repeat`` times; the run of median client CPU, with every run's CPU a task
     (``runs_cpu_per_task_us``, sorted): this machine's CPU time varies ±15 % between runs."""
-    runs = sorted((run_one(n, seed, heartbeat, with_log) for _ in range(max(1, repeat))),
-                  key=lambda r: float(r["cpu_per_task_us"]))
-    median = runs[(len(runs) - 1) // 2]
-    if len(runs) > 1:
-        median["runs_cpu_per_task_us"] = [r["cpu_per_task_us"] for r in runs]
-    return median
+    import fresh_process  # bench/fresh_process.py (the script's own folder)
+
+    runs = [run_one(n, seed, heartbeat, with_log) for _ in range(max(1, repeat))]
+    return fresh_process.median_line(runs, "cpu_per_task_us")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,21 +80,16 @@ def _split(
         return differing, []
     if differing:
         indexes = indexes[same]
-    ready = indexes[tx.upstream_done.view()[indexes] == int_view(tx.topo.num_upstreams)[indexes]]
-    return differing, _ready_nowhere(tx, ready)
+    return differing, _ready_and_nowhere(tx, indexes)
 
 
-def _ready_and_nowhere(tx: Tx, indexes: list[int]) -> list[int]:
+def _ready_and_nowhere(tx: Tx, indexes: list[int] | npt.NDArray[np.int64]) -> list[int]:
     """The tasks of ``indexes`` whose upstreams are all DONE and that sit nowhere: the
-    readiness test runs in numpy over all of them, the place test on the ready ones."""
+    readiness test runs in numpy over all of them, the place test on the ready ones (in
+    numpy too when they are many in a big column: a full sync's ready G tasks are mostly
+    queued already)."""
     at = np.asarray(indexes, dtype=np.int64)
     ready = at[tx.upstream_done.view()[at] == int_view(tx.topo.num_upstreams)[at]]
-    return _ready_nowhere(tx, ready)
-
-
-def _ready_nowhere(tx: Tx, ready: npt.NDArray[np.int64]) -> list[int]:
-    """The tasks of ``ready`` that sit nowhere; many of a big column tested in numpy (a full
-    sync's ready G tasks are mostly queued already)."""
     place = tx.place
     if through_numpy(len(place), len(ready)):
         return ready[place.view()[ready] == NOWHERE].tolist()  # type: ignore[no-any-return]

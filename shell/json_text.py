@@ -83,10 +83,11 @@ def dumps_body(data: Any) -> bytes:
     so) or it refuses the data; then the standard library writes it, or raises."""
     try:
         written = orjson.dumps(data)
-    except TypeError:
-        written = b"null"
-    if b"null" not in written:
-        return written
+    except TypeError:  # an integer past 64 bits, or what neither can write (raised below)
+        pass
+    else:
+        if b"null" not in written:
+            return written
     return json.dumps(data, allow_nan=False).encode("utf-8")
 
 

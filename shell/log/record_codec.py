@@ -151,10 +151,10 @@ def _encoded(obj: Any) -> tuple[Any, bool]:
             out[field] = compact_by_status(value)
         elif kind == _FLOAT:
             out[field] = value = float(value)
-            ok = ok and value - value == 0.0  # NaN and infinities give NaN
+            ok = ok and finite(value)
         elif kind == _OPT_FLOAT:
             out[field] = value = None if value is None else float(value)
-            ok = ok and (value is None or value - value == 0.0)
+            ok = ok and finite(value)
         elif kind == _ROWS:
             columns, data = hook
             written = columns.encode(value)
