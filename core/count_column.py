@@ -62,7 +62,7 @@ class CountColumn(RerootedColumn[int]):
     def for_upstreams(cls, num_upstreams: Sequence[int]) -> CountColumn:
         """Zero DONE-upstream counts for tasks with ``num_upstreams`` upstreams each, as
         narrow as the largest allows: a count never exceeds its task's upstreams (Q15)."""
-        needed = counts_view(num_upstreams)
+        needed = ints_view(num_upstreams)
         return cls.zeros(len(needed), most=int(needed.max()) if len(needed) else 0)
 
     @property
@@ -140,16 +140,17 @@ def int_view(column: Sequence[int]) -> npt.NDArray[np.int64]:
     return np.array(column, dtype=np.int64)
 
 
-def narrow_counts(counts: npt.NDArray[Any]) -> memoryview:
-    """Per-task counts (each task's upstreams) as a read-only view of the narrowest array
-    that holds them (``dtype_for``), the width of the ``CountColumn`` they are compared with:
-    a million one-byte counts stay in the CPU's caches where eight-byte ones do not."""
-    values = array(_TYPECODE[np.dtype(dtype_for(int(counts.max()) if len(counts) else 0))])
-    values.frombytes(counts.astype(np.dtype(values.typecode)).tobytes())
-    return memoryview(values).toreadonly()
+def narrowest_ints(values: npt.NDArray[Any]) -> memoryview:
+    """Small non-negative ints (upstream counts, codes into a table) as a read-only view of
+    the narrowest signed array holding them (``dtype_for``): a million one-byte entries
+    stay in the CPU's caches where eight-byte ones do not."""
+    most = int(values.max()) if len(values) else 0
+    narrow = array(_TYPECODE[np.dtype(dtype_for(most))])
+    narrow.frombytes(values.astype(np.dtype(narrow.typecode)).tobytes())
+    return memoryview(narrow).toreadonly()
 
 
-def counts_view(column: Sequence[int]) -> Counts:
+def ints_view(column: Sequence[int]) -> Counts:
     """A read-only numpy array of an int column at its own width: a view of an ``array`` or
     ``memoryview`` of ints (no copy), else an int64 copy."""
     if isinstance(column, (array, memoryview)):
@@ -167,8 +168,8 @@ EMPTY_COUNT_COLUMN = CountColumn.zeros(0)
 __all__ = [
     "COUNT_DTYPE",
     "CountColumn",
-    "counts_view",
-    "narrow_counts",
+    "ints_view",
+    "narrowest_ints",
     "CountColumnTx",
     "EMPTY_COUNT_COLUMN",
     "count_column",

@@ -14,7 +14,7 @@ from operator import eq
 import numpy as np
 import numpy.typing as npt
 
-from swarmfold.core.count_column import counts_view, int_view
+from swarmfold.core.count_column import int_view, ints_view
 from swarmfold.core.resource_policy import adjust_for_retry, request_compute_resources
 from swarmfold.core.resources import Resources
 from swarmfold.core.state import NOWHERE, Tx, gather, in_ready_queue
@@ -84,7 +84,7 @@ def initial_fringe(tx: Tx) -> None:
         make_adjusted_ready(tx, i, front=False)
         i = initial.find("A", i + 1)
     letters = np.frombuffer(initial.encode("ascii"), dtype=np.uint8)
-    ready = (letters == _G) & (tx.upstream_done.view() == counts_view(tx.topo.num_upstreams))
+    ready = (letters == _G) & (tx.upstream_done.view() == ints_view(tx.topo.num_upstreams))
     if tx.topo.compute_resources_of:
         for i in np.flatnonzero(ready).tolist():
             make_ready(tx, i)
@@ -131,7 +131,7 @@ def propagate_done_all(tx: Tx, indexes: Sequence[int]) -> None:
     upstream_done = tx.upstream_done
     upstream_done.add_at(targets, 1)
     counts = upstream_done.view()
-    reached = targets[counts[targets] == counts_view(tx.topo.num_upstreams)[targets]]
+    reached = targets[counts[targets] == ints_view(tx.topo.num_upstreams)[targets]]
     if len(reached) > 1:
         # Keep each task's last occurrence, in order of position.
         _, last_from_end = np.unique(reached[::-1], return_index=True)

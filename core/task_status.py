@@ -11,10 +11,10 @@ of core/transitions.py. Policies (see docs/decisions.md):
 - ERROR_RECOVERABLE (E) is a transient, non-active status, not a crash (quirk Q1).
 
 A group above ``bulk_status_threshold`` ids is decided in C: a group listing an eighth of
-the workflow or more, or above ``SPLIT_ABOVE`` ids (a full sync's), is first filtered against the status column with a few
-numpy calls (``_split``), then the rest is applied at once through byte masks
-(``_apply_group_at_once``); a small group, or one listing an id twice, is applied task by
-task. All paths decide the same (property_tests/test_bulk_reports.py).
+the workflow or more, or above ``SPLIT_ABOVE`` ids (a full sync's), is first filtered
+against the status column with a few numpy calls (``_split``), then the rest is applied at
+once through byte masks (``_apply_group_at_once``); a small group, or one listing an id
+twice, is applied task by task. All paths decide the same (property_tests/test_bulk_reports.py).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from swarmfold.core.count_column import counts_view
+from swarmfold.core.count_column import ints_view
 from swarmfold.core.id_array import id_column
 from swarmfold.core.readiness import leave_ready_queue
 from swarmfold.core.rerooted_column import through_numpy
@@ -105,7 +105,7 @@ def _ready_and_nowhere_of_many(
     none of them is ready and sitting nowhere."""
     found = np.flatnonzero(
         (tx.status.codes() == ord(code))
-        & (tx.upstream_done.view() == counts_view(tx.topo.num_upstreams))
+        & (tx.upstream_done.view() == ints_view(tx.topo.num_upstreams))
     )
     if len(found):
         found = found[tx.place.view()[found] == NOWHERE]
@@ -125,7 +125,7 @@ def _ready_and_nowhere(tx: Tx, indexes: list[int] | npt.NDArray[np.int64]) -> li
     numpy too when they are many in a big column: a full sync's ready G tasks are mostly
     queued already)."""
     at = np.asarray(indexes, dtype=np.int64)
-    ready = at[tx.upstream_done.view()[at] == counts_view(tx.topo.num_upstreams)[at]]
+    ready = at[tx.upstream_done.view()[at] == ints_view(tx.topo.num_upstreams)[at]]
     place = tx.place
     if through_numpy(len(place), len(ready)):
         return ready[place.view()[ready] == NOWHERE].tolist()  # type: ignore[no-any-return]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from attrs import frozen
 
-from swarmfold.core.count_column import int_view, narrow_counts
+from swarmfold.core.count_column import int_view, ints_view, narrowest_ints
 from swarmfold.core.errors import InvalidTopology
 from swarmfold.core.frozen import FrozenDict, frozen_ints
 from swarmfold.core.rerooted_column import gathered, through_numpy
@@ -216,30 +216,31 @@ class Topology:
 
 
 def ints_at(column: Sequence[int], indexes: Sequence[int]) -> Sequence[int]:
-    """``column[i]`` for each of ``indexes``, in order, for a 64-bit int column of the
-    topology: through numpy for many entries of a big column (core/rerooted_column.py
-    says why), else ``itemgetter``."""
+    """``column[i]`` for each of ``indexes``, in order, for an int column of the topology:
+    through numpy for many entries of a big column (core/rerooted_column.py says why), else
+    ``itemgetter``."""
     if through_numpy(len(column), len(indexes)):
-        return int_view(column)[np.asarray(indexes, dtype=np.intp)].tolist()  # type: ignore[no-any-return]
+        return ints_view(column)[np.asarray(indexes, dtype=np.intp)].tolist()  # type: ignore[no-any-return]
     return gathered(column, indexes)
 
 
 class ResourcesColumn(Sequence[Resources]):
-    """Each task's shared ``Resources``: a small table of the distinct ones and one 64-bit
-    code a task (where a tuple of a million pointers spreads its reads over the memory)."""
+    """Each task's shared ``Resources``: a small table of the distinct ones and one code a
+    task, as narrow as the table allows (where a tuple of a million pointers spreads its
+    reads over the memory)."""
 
     __slots__ = ("table", "codes")
 
     def __init__(self, table: tuple[Resources, ...], codes: Iterable[int]) -> None:
         self.table = table
-        self.codes = frozen_ints(codes)
+        self.codes = memoryview(codes).toreadonly() if isinstance(codes, array) else frozen_ints(codes)
 
     @classmethod
     def coded(cls, set_ids: Sequence[int], resources_of_set: Mapping[int, Resources]) -> ResourcesColumn:
         """The column of tasks whose resource sets are ``set_ids``."""
         distinct, codes = np.unique(int_view(set_ids), return_inverse=True)
         table = tuple(resources_of_set[int(s)] for s in distinct.tolist())
-        return cls(table, int_array(codes.astype(np.int64, copy=False)))
+        return cls(table, narrowest_ints(codes))
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -262,7 +263,7 @@ class ResourcesColumn(Sequence[Resources]):
     __hash__ = None  # type: ignore[assignment]
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ResourcesColumn, (self.table, array("q", self.codes)))
+        return (ResourcesColumn, (self.table, array(self.codes.format, self.codes)))
 
 
 def build_topology(spec: TopologySpec) -> Topology:
@@ -310,7 +311,7 @@ def build_topology(spec: TopologySpec) -> Topology:
 
     up_offsets, up_flat = cols.upstream_offsets, cols.upstream_ids
     up_index = _upstream_indexes(up_flat, up_offsets, index_of, where)
-    num_upstreams = narrow_counts(np.diff(int_view(up_offsets)))
+    num_upstreams = narrowest_ints(np.diff(int_view(up_offsets)))
     down_offsets, down_flat, forward_only = _reverse_edges(n, up_offsets, up_index)
     if not forward_only:
         _reject_cycles(num_upstreams, down_offsets, down_flat, task_ids)

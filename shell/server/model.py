@@ -81,6 +81,16 @@ def downstream_csr(topo: Topology) -> tuple[Sequence[int], Sequence[int]]:
     return out_offsets, out_flat
 
 
+def _counts_like(counts: Sequence[int]) -> array[int]:
+    """A writable copy of per-task counts at their own width (the topology keeps upstream
+    counts as narrow as they allow: a million of them take one megabyte, not eight)."""
+    if isinstance(counts, memoryview) and counts.format in ("b", "h", "i", "q"):
+        copy = array(counts.format)
+        copy.frombytes(counts)
+        return copy
+    return array("q", counts)
+
+
 class ServerModel(ClusterSide):
     """The Jobmon server for one workflow and its one workflow run.
 
@@ -126,7 +136,7 @@ class ServerModel(ClusterSide):
         self._first: int | None = getattr(topo.index_of, "first", None)
         # Dependencies: upstreams not DONE, per task (for the invariant checks only).
         self.down_offsets, self.down_flat = downstream_csr(topo)
-        up_left = array("q", topo.num_upstreams)
+        up_left = _counts_like(topo.num_upstreams)
         offsets, flat = self.down_offsets, self.down_flat
         for i, s in enumerate(self.status):
             if s == "D":
