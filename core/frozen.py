@@ -1,6 +1,7 @@
 """Read-only containers for values the core shares: event payloads and the topology.
 
-``FrozenDict`` is a ``dict`` that refuses every change after it is built. It keeps a dict's
+``FrozenDict`` is a ``dict`` that refuses every change after it is built (``set`` and
+``discard`` return changed copies, as a ``PMap``'s do). It keeps a dict's
 insertion order (the core iterates payloads in the order the server sent them, so order is
 part of a decision) and a dict's read speed (the topology's maps are read per task).
 ``frozen_ints`` turns an ``array`` of ints into a read-only ``memoryview`` over it: same
@@ -43,6 +44,20 @@ class FrozenDict(dict[K, V]):
     popitem = _refuse
     setdefault = _refuse
     update = _refuse
+
+    def set(self, key: K, value: V) -> FrozenDict[K, V]:
+        """A copy with ``key`` set to ``value`` (as ``PMap.set``: this one is unchanged)."""
+        changed = dict(self)
+        changed[key] = value
+        return type(self)(changed)
+
+    def discard(self, key: K) -> FrozenDict[K, V]:
+        """A copy without ``key`` (as ``PMap.discard``: this one is unchanged)."""
+        if key not in self:
+            return self
+        changed = dict(self)
+        del changed[key]
+        return type(self)(changed)
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(frozenset(self.items()))

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from itertools import compress
 
-from pyrsistent import pmap
-
 from swarmfold.core.batching import schedule
 from swarmfold.core.commands import Fail, Finish, TerminateTaskInstances, UpdateWorkflowRunStatus
 from swarmfold.core.count_column import CountColumn
@@ -27,6 +25,7 @@ from swarmfold.core.state import (
     STARTING,
     PendingStatusUpdate,
     PendingTerminate,
+    SmallMapTx,
     Tx,
 )
 from swarmfold.core.status_column import StatusColumn, status_mask
@@ -66,8 +65,8 @@ def set_up(tx: Tx, at: float, spec: TopologySpec, workflow_limit: int | None = N
     # Counted in C: each status present (in order of first task), and the active tasks' arrays.
     tx.status_counts = {code: statuses.count(code) for code in dict.fromkeys(statuses)}
     is_active = tx.status.tobytes().translate(_IS_ACTIVE)
-    tx.active_by_array.base = pmap(Counter(compress(topo.array_of, is_active)))
-    tx.array_limits.base = pmap(topo.array_limits)
+    tx.active_by_array = SmallMapTx(Counter(compress(topo.array_of, is_active)))
+    tx.array_limits = SmallMapTx(topo.array_limits)
     tx.workflow_limit = topo.workflow_limit if workflow_limit is None else workflow_limit
     tx.batch_size = tx.config.max_batch_size
     tx.num_previously_complete = tx.status_counts.get("D", 0) + tx.done_not_loaded

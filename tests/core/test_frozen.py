@@ -12,6 +12,7 @@ import pytest
 from swarmfold.core import decide, initial_state
 from swarmfold.core.events import RunStarted
 from swarmfold.core.frozen import FrozenDict, frozen_ints
+from swarmfold.core.state import Tx
 from swarmfold.core.topology import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec
 
 
@@ -26,6 +27,35 @@ def test_frozen_dict_reads_like_a_dict_keeps_order_and_refuses_writes() -> None:
     assert pickle.loads(pickle.dumps(d)) == d and type(pickle.loads(pickle.dumps(d))) is FrozenDict
     assert copy.copy(d) is d and copy.deepcopy(d) == d
     assert repr(d) == "FrozenDict({'b': 1, 'a': 2})"
+
+
+def test_frozen_dict_set_and_discard_return_changed_copies() -> None:
+    """As a ``PMap``'s: the state's small maps (status counts, per-array counts) are ``FrozenDict``s."""
+    d = FrozenDict({"G": 2, "Q": 1})
+    assert d.set("G", 1) == {"G": 1, "Q": 1} and type(d.set("D", 1)) is FrozenDict
+    assert d.discard("Q") == {"G": 2} and d.discard("X") is d
+    assert d == {"G": 2, "Q": 1}
+
+
+def test_a_runs_small_maps_are_frozen_dicts_and_unchanged_ones_are_shared() -> None:
+    spec = TopologySpec(
+        tasks=[TaskSpec(1, 10, 1), TaskSpec(2, 10, 1, upstream_ids=(1,))],
+        arrays=[ArraySpec(10, "a", 5)],
+        resource_sets=[ResourceSetSpec(1, "all.q", {"cores": 1})],
+    )
+    state = decide(initial_state(), RunStarted(0.0, 1, 1, spec, run_status="R")).state
+    for name in ("status_counts", "active_by_array", "inflight_by_array", "array_limits"):
+        assert type(getattr(state, name)) is FrozenDict, name
+    assert state.status_counts == {"G": 2} and state.array_limits == {10: 5}
+    tx = Tx(state)
+    assert tx.array_limits.get(10) == 5  # opened, read only
+    tx.status_counts["G"] = 2  # written back as it was
+    assert state.inflight_by_array == {10: 1}  # task 1 is in a batch
+    tx.inflight_by_array.set(10, 2)
+    new = tx.commit()
+    assert new.array_limits is state.array_limits and new.status_counts is state.status_counts
+    assert new.inflight_by_array == {10: 2} and type(new.inflight_by_array) is FrozenDict
+    assert state.inflight_by_array == {10: 1}
 
 
 def test_frozen_ints_is_a_read_only_view() -> None:
