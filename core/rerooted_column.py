@@ -269,7 +269,8 @@ class RerootedColumnTx:
             self._open(self._base)
         view = self.view()
         at = np.asarray(indexes, dtype=np.intp)
-        self._written.extend(at.tolist())
+        # A list or tuple of ints is kept as it is (``at.tolist()`` would make the same ints).
+        self._written.extend(indexes if isinstance(indexes, (list, tuple)) else at.tolist())
         self._old.extend(view[at].tolist())
         return view, at
 
