@@ -19,11 +19,15 @@ dropped when it reaches the head (lazy deletion).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from attrs import frozen
 from pyrsistent import PList, PVector, plist, pvector
+
+from swarmfold.core.rerooted_column import through_numpy
 
 Entry = int
 _INDEX_BITS = 32
@@ -105,6 +109,8 @@ class ReadyGroup:
                 out.append(i)
         n = len(back)
         want = k - len(out)
+        if isinstance(place, array) and place.typecode == "q" and through_numpy(len(place), want):
+            head, want = _take_many(back, head, want, place, out)
         while head < n and want > 0:
             entry = back[head]
             head += 1
@@ -121,6 +127,29 @@ class ReadyGroup:
         entries = [e for e in self.front if is_live(e)]
         entries.extend(e for e in self.back[self.head:] if is_live(e))
         return [(entry_seq(e), entry_index(e)) for e in entries]
+
+
+def _take_many(back: PVector[Entry], head: int, want: int, place: Any, out: list[int]) -> tuple[int, int]:
+    """``take``'s walk of the back vector for many entries of a big ``place`` column: a
+    slice of ``want`` entries at a time is checked in numpy (one gather of their places,
+    with many reads in flight, where the walk waits for each), and its live indexes go to
+    ``out`` in order. Stops where the walk would; returns the new ``(head, want)``. Leaves
+    the rest to the walk if an entry does not fit in 64 bits."""
+    view = np.frombuffer(place, dtype=np.int64)
+    n = len(back)
+    while head < n and want > 0:
+        stop = min(n, head + want)
+        try:
+            entries = np.frombuffer(array("q", back[head:stop].tolist()), dtype=np.int64)
+        except OverflowError:
+            break
+        indexes = entries & _INDEX_MASK
+        live = view[indexes] == entries >> _INDEX_BITS
+        taken = indexes if live.all() else indexes[live]
+        out.extend(taken.tolist())
+        want -= len(taken)
+        head = stop
+    return head, want
 
 
 def _compacted(front: PList[Entry], back: PVector[Entry], head: int) -> ReadyGroup:
