@@ -86,7 +86,7 @@ def _counts_like(counts: Sequence[int]) -> array[int]:
     counts as narrow as they allow: a million of them take one megabyte, not eight)."""
     if isinstance(counts, memoryview) and counts.format in ("b", "h", "i", "q"):
         copy = array(counts.format)
-        copy.frombytes(counts)
+        copy.frombytes(counts.cast("B"))
         return copy
     return array("q", counts)
 

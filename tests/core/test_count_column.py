@@ -80,3 +80,31 @@ def test_a_column_is_as_narrow_as_its_largest_count_allows() -> None:
     tx = CountColumn.for_upstreams([3, 1]).evolver()
     tx.add_at(np.array([0, 0, 0, 1]), 1)
     assert tx.persistent() == [3, 1]
+
+
+def test_upstream_totals_are_kept_at_the_count_columns_width() -> None:
+    """A task with 130 upstreams needs 16-bit counts: the topology's ``num_upstreams`` and the
+    run's upstream-done column both take that width, and the task runs once all 130 are DONE
+    (each completion batch compared at 16 bits, in numpy and one by one)."""
+    from swarmfold.core import decide, initial_state
+    from swarmfold.core.config import SwarmConfig
+    from swarmfold.core.events import RunStarted
+    from swarmfold.core.topology import ArraySpec, ResourceSetSpec, TaskSpec, TopologySpec
+    from swarmfold.shell.server.instant import drive
+
+    roots = [TaskSpec(i, 1, 1) for i in range(1, 131)]
+    spec = TopologySpec(
+        tasks=[*roots, TaskSpec(131, 1, 1, upstream_ids=tuple(range(1, 131)))],
+        arrays=[ArraySpec(1, "a", 500)],
+        resource_sets=[ResourceSetSpec(1, "all.q", {"cores": 1})],
+    )
+    state = decide(initial_state(), RunStarted(0.0, 1, 1, spec, run_status="R")).state
+    assert state.topology is not None
+    num_upstreams = state.topology.num_upstreams
+    assert isinstance(num_upstreams, memoryview) and num_upstreams.format == "h"
+    assert num_upstreams[130] == 130 and num_upstreams[0] == 0
+    assert int_view(array("q", [1])).dtype == np.int64
+    assert CountColumn.for_upstreams(num_upstreams).values.dtype == np.int16
+    result = drive(spec, SwarmConfig(timeout=1e9))
+    assert result.final_status == "D" and result.state.status[130] == "D"
+    assert pickle.loads(pickle.dumps(state.topology)).num_upstreams.format == "h"

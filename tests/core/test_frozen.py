@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import pickle
 from typing import Any
+from unittest.mock import patch
 
 import attrs
 import pytest
 
-from swarmfold.core import decide, initial_state
+from swarmfold.core import decide, initial_state, rerooted_column
 from swarmfold.core.events import RunStarted
 from swarmfold.core.frozen import FrozenDict, frozen_ints
 from swarmfold.core.state import Tx
@@ -87,3 +88,26 @@ def test_the_topology_is_its_own_copy_and_pickles_read_only() -> None:
     assert again.down_flat.readonly and again.downstream[0] == (1, 2)
     with pytest.raises(TypeError):
         again.num_upstreams[0] = 5
+
+
+def test_resource_codes_take_the_width_the_table_needs() -> None:
+    """200 distinct resource sets need 16-bit codes; every task still reads its own resources
+    (one by one, as a gathered group, and after a pickle round trip)."""
+    from swarmfold.core.topology import build_topology
+
+    spec = TopologySpec(
+        tasks=[TaskSpec(i + 1, 1, i % 200) for i in range(400)],
+        arrays=[ArraySpec(1)],
+        resource_sets=[ResourceSetSpec(k, "q", {"memory": k + 1}) for k in range(200)],
+    )
+    topo = build_topology(spec)
+    column = topo.resources_of
+    assert column.codes.format == "h"
+    expected = [dict(column.table[0].requested)["memory"] + k % 200 for k in range(400)]
+    assert [dict(r.requested)["memory"] for r in column] == expected
+    assert [dict(column[i].requested)["memory"] for i in (0, 199, 399)] == [1, 200, 200]
+    assert column.at(list(range(400))) == list(column)
+    with patch.object(rerooted_column, "BIG_COLUMN", 0):  # gathered through numpy
+        assert column.at(list(range(399, -1, -1))) == list(column)[::-1]
+    again = pickle.loads(pickle.dumps(topo)).resources_of
+    assert again.codes.format == "h" and list(again) == list(column)
