@@ -131,13 +131,10 @@ def count_column(value: Iterable[int]) -> CountColumn:
 
 
 def int_view(column: Sequence[int]) -> npt.NDArray[np.int64]:
-    """A read-only int64 array of an int column: a view of a 64-bit ``array`` or
-    ``memoryview`` (the topology's columns: no copy), else a copy."""
-    if (isinstance(column, array) and column.typecode == "q") or (
-        isinstance(column, memoryview) and column.format == "q"
-    ):
-        return np.frombuffer(column, dtype=np.int64)
-    return np.array(column, dtype=np.int64)
+    """An int64 array of an int column: ``ints_view`` (a view of a 64-bit ``array`` or
+    ``memoryview``, the topology's columns: no copy), widened to 64 bits when narrower."""
+    view = ints_view(column)
+    return view if view.dtype == np.int64 else view.astype(np.int64)
 
 
 def narrowest_ints(values: npt.NDArray[Any]) -> memoryview:
@@ -150,6 +147,10 @@ def narrowest_ints(values: npt.NDArray[Any]) -> memoryview:
     return memoryview(narrow).toreadonly()
 
 
+#: The ``array``/``memoryview`` formats of signed ints that numpy reads at their own width.
+_INT_FORMATS = frozenset("bhilq")
+
+
 def ints_view(column: Sequence[int]) -> Counts:
     """A read-only numpy array of an int column at its own width: a view of an ``array`` or
     ``memoryview`` of ints (no copy), else an int64 copy."""
@@ -160,8 +161,6 @@ def ints_view(column: Sequence[int]) -> Counts:
             return view
     return np.array(column, dtype=np.int64)
 
-
-_INT_FORMATS = frozenset("bhilq")
 
 EMPTY_COUNT_COLUMN = CountColumn.zeros(0)
 

@@ -73,6 +73,15 @@ def make_adjusted_ready(tx: Tx, index: int, front: bool = True) -> None:
         enqueue(tx, index, front=front)
 
 
+def upstreams_all_done(tx: Tx, at: npt.NDArray[np.int64] | None = None) -> npt.NDArray[np.bool_]:
+    """Whether every upstream of each task is DONE (its count has reached its total), over
+    the whole column, or for the tasks of ``at`` (a gather of both columns)."""
+    done, needed = tx.upstream_done.view(), ints_view(tx.topo.num_upstreams)
+    if at is None:
+        return done == needed  # type: ignore[no-any-return]
+    return done[at] == needed[at]  # type: ignore[no-any-return]
+
+
 def initial_fringe(tx: Tx) -> None:
     """Every A task (adjusted, at the back), then every ready G task (spec §3.3).
 
@@ -84,7 +93,7 @@ def initial_fringe(tx: Tx) -> None:
         make_adjusted_ready(tx, i, front=False)
         i = initial.find("A", i + 1)
     letters = np.frombuffer(initial.encode("ascii"), dtype=np.uint8)
-    ready = (letters == _G) & (tx.upstream_done.view() == ints_view(tx.topo.num_upstreams))
+    ready = (letters == _G) & upstreams_all_done(tx)
     if tx.topo.compute_resources_of:
         for i in np.flatnonzero(ready).tolist():
             make_ready(tx, i)
@@ -128,10 +137,8 @@ def propagate_done_all(tx: Tx, indexes: Sequence[int]) -> None:
     targets = _downstreams_of(tx, np.asarray(indexes, dtype=np.int64))
     if not len(targets):
         return
-    upstream_done = tx.upstream_done
-    upstream_done.add_at(targets, 1)
-    counts = upstream_done.view()
-    reached = targets[counts[targets] == ints_view(tx.topo.num_upstreams)[targets]]
+    tx.upstream_done.add_at(targets, 1)
+    reached = targets[upstreams_all_done(tx, targets)]
     if len(reached) > 1:
         # Keep each task's last occurrence, in order of position.
         _, last_from_end = np.unique(reached[::-1], return_index=True)

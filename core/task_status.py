@@ -28,10 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from swarmfold.core.count_column import ints_view
 from swarmfold.core.id_array import id_column
-from swarmfold.core.readiness import leave_ready_queue
-from swarmfold.core.rerooted_column import through_numpy
+from swarmfold.core.readiness import leave_ready_queue, upstreams_all_done
 from swarmfold.core.state import NOWHERE, Tx, count_in_ready_queue, in_ready_queue
 from swarmfold.core.status_column import status_mask
 from swarmfold.core.statuses import ACTIVE, QUEUEABLE
@@ -103,10 +101,7 @@ def _ready_and_nowhere_of_many(
     upstream counts) and no gather, and the few tasks found are kept in the order of
     ``indexes``. A full sync's G tasks are half a million at a million tasks, and next to
     none of them is ready and sitting nowhere."""
-    found = np.flatnonzero(
-        (tx.status.codes() == ord(code))
-        & (tx.upstream_done.view() == ints_view(tx.topo.num_upstreams))
-    )
+    found = np.flatnonzero((tx.status.codes() == ord(code)) & upstreams_all_done(tx))
     if len(found):
         found = found[tx.place.view()[found] == NOWHERE]
     if not len(found):
@@ -119,17 +114,11 @@ def _ready_and_nowhere_of_many(
     return indexes[kept].tolist()  # type: ignore[no-any-return]
 
 
-def _ready_and_nowhere(tx: Tx, indexes: list[int] | npt.NDArray[np.int64]) -> list[int]:
+def _ready_and_nowhere(tx: Tx, indexes: list[int]) -> list[int]:
     """The tasks of ``indexes`` whose upstreams are all DONE and that sit nowhere: the
-    readiness test runs in numpy over all of them, the place test on the ready ones (in
-    numpy too when they are many in a big column: a full sync's ready G tasks are mostly
-    queued already)."""
+    readiness test runs in numpy over all of them, the place test on the ready ones."""
     at = np.asarray(indexes, dtype=np.int64)
-    ready = at[tx.upstream_done.view()[at] == ints_view(tx.topo.num_upstreams)[at]]
-    place = tx.place
-    if through_numpy(len(place), len(ready)):
-        return ready[place.view()[ready] == NOWHERE].tolist()  # type: ignore[no-any-return]
-    return _nowhere(tx, ready.tolist())
+    return _nowhere(tx, at[upstreams_all_done(tx, at)].tolist())
 
 
 def _nowhere(tx: Tx, indexes: list[int]) -> list[int]:

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from swarmfold.core.config import UNLIMITED
+from swarmfold.core.count_column import ints_view
 from swarmfold.core.id_array import IdArray
 from swarmfold.core.resources import Requested
 from swarmfold.core.statuses import ACTIVE
@@ -84,11 +85,10 @@ def downstream_csr(topo: Topology) -> tuple[Sequence[int], Sequence[int]]:
 def _counts_like(counts: Sequence[int]) -> array[int]:
     """A writable copy of per-task counts at their own width (the topology keeps upstream
     counts as narrow as they allow: a million of them take one megabyte, not eight)."""
-    if isinstance(counts, memoryview) and counts.format in ("b", "h", "i", "q"):
-        copy = array(counts.format)
-        copy.frombytes(counts.cast("B"))
-        return copy
-    return array("q", counts)
+    view = ints_view(counts)
+    copy = array(view.dtype.char)
+    copy.frombytes(view.tobytes())
+    return copy
 
 
 class ServerModel(ClusterSide):
