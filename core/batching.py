@@ -12,8 +12,6 @@ pass before the answer can never overshoot a limit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import compress, repeat
-from operator import eq
 
 from swarmfold.core.batch_sizing import next_batch_size
 from swarmfold.core.commands import QueueBatch
@@ -108,18 +106,24 @@ def _send(tx: Tx, batch: PendingBatch, task_resources_id: int) -> None:
 
 def _land(tx: Tx, batch: PendingBatch) -> list[int]:
     """The batch is no longer in flight; return the indexes that were still in it."""
-    place = tx.place
-    indexes = batch.indexes
-    places = place.at(indexes)
-    if places.count(IN_FLIGHT) == len(indexes):
-        landed = list(indexes)
-    else:
-        landed = list(compress(indexes, map(eq, places, repeat(IN_FLIGHT))))
-    place.fill(landed, NOWHERE)
+    landed = tx.place.replace(batch.indexes, IN_FLIGHT, NOWHERE)
     n = len(batch.indexes)
     tx.inflight_total -= n
     tx.inflight_by_array.set(batch.array_id, tx.inflight_by_array.get(batch.array_id, 0) - n)
     return landed
+
+
+def _indexes_if_as_sent(
+    tx: Tx, batch: PendingBatch, tasks_by_status: Mapping[str, Sequence[int]]
+) -> list[list[int]] | None:
+    """The batch's indexes, when the answer lists exactly the batch's tasks in the order
+    sent, under one status (the usual answer): known to list each task once."""
+    if len(tasks_by_status) != 1:
+        return None
+    (task_ids,) = tasks_by_status.values()
+    if type(task_ids) is not tuple or task_ids != tx.topo.ids_at(batch.indexes):
+        return None
+    return [list(batch.indexes)]
 
 
 def batch_queued(
@@ -127,7 +131,7 @@ def batch_queued(
 ) -> None:
     """Apply the statuses the server answered for a batch."""
     landed = _land(tx, batch)
-    apply_reports(tx, tasks_by_status, "queue_task_batch")
+    apply_reports(tx, tasks_by_status, "queue_task_batch", _indexes_if_as_sent(tx, batch, tasks_by_status))
     # A task the answer left out is still REGISTERING/ADJUSTING and sits nowhere
     # (one reported G/A again was already put back by apply_reports).
     place = tx.place

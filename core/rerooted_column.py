@@ -32,7 +32,8 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import eq, itemgetter
 from typing import Any, Self, TypeVar
 
 import numpy as np
@@ -259,6 +260,30 @@ class RerootedColumnTx:
         self._old.extend(gathered(values, indexes))
         for i in indexes:
             values[i] = value
+
+    def replace(self, indexes: Sequence[int], old: int, new: int) -> list[int]:
+        """Set the entries of ``indexes`` that hold ``old`` to ``new``; return those indexes,
+        in order. One read serves both the test and the entries kept for undo."""
+        if self._done:
+            self._open(self._base)
+        values = self.values
+        if through_numpy(len(values), len(indexes)):
+            view = self.view()
+            at = np.asarray(indexes, dtype=np.intp)
+            holds = view[at] == old
+            if holds.all():
+                replaced = list(indexes)
+            else:
+                at = at[holds]
+                replaced = at.tolist()
+            view[at] = new
+        else:
+            replaced = list(compress(indexes, map(eq, gathered(values, indexes), repeat(old))))
+            for i in replaced:
+                values[i] = new
+        self._written.extend(replaced)
+        self._old.extend(repeat(old, len(replaced)))
+        return replaced
 
     def _kept_at(
         self, indexes: Sequence[int] | npt.NDArray[Any]

@@ -129,8 +129,17 @@ def _nowhere(tx: Tx, indexes: list[int]) -> list[int]:
     return list(compress(indexes, map(eq, places, repeat(NOWHERE))))
 
 
-def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: str) -> int:
-    """Apply ``{status: [task_id, ...]}``; return how many tasks changed status."""
+def apply_reports(
+    tx: Tx,
+    tasks_by_status: Mapping[str, Sequence[int]],
+    source: str,
+    indexes_if_listed_once: list[list[int]] | None = None,
+) -> int:
+    """Apply ``{status: [task_id, ...]}``; return how many tasks changed status.
+
+    ``indexes_if_listed_once``: each group's task indexes, when the caller knows the report
+    lists every task once and only tasks of the workflow (a batch answer naming the batch);
+    else they are found and checked here."""
     topo = tx.topo
     index_of = topo.index_of
     get_index = index_of.get
@@ -153,7 +162,9 @@ def apply_reports(tx: Tx, tasks_by_status: Mapping[str, Sequence[int]], source: 
     bulk = tx.config.bulk_status_threshold
     # A report that lists each task once (as the server does) needs no record of tasks
     # listed twice; its groups' indexes are found and checked at once.
-    listed_once = _listed_once(tasks_by_status, first, n_tasks, bulk) if dense else None
+    listed_once = indexes_if_listed_once
+    if listed_once is None and dense:
+        listed_once = _listed_once(tasks_by_status, first, n_tasks, bulk)
     for position, (code, task_ids) in enumerate(tasks_by_status.items()):
         known = None if listed_once is None else listed_once[position]
         entered_from = ENTERED_FROM.get(code)

@@ -459,3 +459,38 @@ def test_batch_size_unchanged_without_adaptive_batching_or_duration(config):
     duration = 100.0 if not config.adaptive_batching else None
     state, _ = feed(state, BatchQueued(batch.command_id, 1.0, {"Q": batch.task_ids}, duration=duration))
     assert state.batch_size == 10
+
+
+@pytest.mark.parametrize(
+    "listing",
+    ["as_sent", "reversed", "one_twice", "split_over_two_statuses", "one_left_out"],
+)
+def test_a_batch_answer_listing_the_batch_as_sent_decides_as_any_other_listing(listing):
+    """The answer that names exactly the batch, in the order sent, takes a shortcut past the
+    "each task listed once" check; every other listing is checked. All decide alike."""
+    n = 100  # above bulk_status_threshold: the group is applied at once
+    state, commands = started(topo(*tasks(*range(1, n + 1))))
+    state, queued = bind_all(state, commands)
+    (batch,) = of_type(queued, QueueBatch)
+    sent = list(batch.task_ids)
+    answers = {
+        "as_sent": {"Q": sent},
+        "reversed": {"Q": sent[::-1]},
+        "one_twice": {"Q": sent + sent[:1]},
+        "split_over_two_statuses": {"Q": sent[:-1], "I": sent[-1:]},
+        "one_left_out": {"Q": sent[:-1]},
+    }
+    after, out = feed(state, BatchQueued(batch.command_id, 0.5, answers[listing]))
+    assert_consistent(after)
+    letters = [after.status[idx(after, t)] for t in sent]
+    if listing == "split_over_two_statuses":
+        assert letters == ["Q"] * (n - 1) + ["I"]
+    elif listing == "one_left_out":
+        assert letters == ["Q"] * (n - 1) + ["G"]
+        assert ready_ids(after) == sent[-1:]
+        assert out == [cmd_like(NoteAnomaly, kind="batch_answer_incomplete")]
+    else:
+        assert letters == ["Q"] * n
+        assert ready_ids(after) == [] and out == []
+    assert after.inflight_total == 0
+    assert sum(after.active_by_array.values()) == n - (listing == "one_left_out")

@@ -138,3 +138,40 @@ def test_an_old_version_kept_alive_holds_at_most_about_a_column_of_undo_entries(
     for version, values in reversed(kept):
         assert version.tolist() == values
     assert column.tolist() == model
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.integers(0, 3), min_size=1, max_size=40),
+    picks=st.lists(st.integers(0, 39), max_size=40),
+    old=st.integers(0, 3),
+    through_numpy=st.booleans(),
+    abort=st.booleans(),
+)
+def test_replace_writes_only_the_entries_holding_the_old_value(
+    values: list[int], picks: list[int], old: int, through_numpy: bool, abort: bool
+) -> None:
+    """``replace`` (numpy's path when the column counts as big, else one entry at a time)
+    returns the indexes that held ``old``, in order, writes ``new`` there only, and is
+    undone like any other write."""
+    from unittest import mock
+
+    from swarmfold.core import rerooted_column
+
+    indexes = [i % len(values) for i in picks]
+    expected_replaced = [i for i in indexes if values[i] == old]
+    expected = [9 if i in set(expected_replaced) else v for i, v in enumerate(values)]
+    base = IntColumn.of(values)
+    with mock.patch.multiple(
+        rerooted_column, BIG_COLUMN=0 if through_numpy else 1 << 40, MANY=1
+    ):
+        tx = base.evolver()
+        assert tx.replace(indexes, old, 9) == expected_replaced
+    if abort:
+        tx.abort()
+        assert base.tolist() == values
+        return
+    new = tx.persistent()
+    assert new.tolist() == expected
+    assert base.tolist() == values
+    assert new.tolist() == expected
