@@ -76,7 +76,7 @@ def schedule(tx: Tx) -> int:
         tx.ready_count -= n
         tx.inflight_total += n
         tx.inflight_by_array.set(array_id, tx.inflight_by_array.get(array_id, 0) + n)
-        _send_or_park(tx, PendingBatch(array_id, tuple(indexes), resources))
+        _send_or_park(tx, PendingBatch(array_id, tuple(indexes), resources, tx.topo.ids_at(indexes)))
     return scheduled
 
 
@@ -96,7 +96,7 @@ def _send(tx: Tx, batch: PendingBatch, task_resources_id: int) -> None:
         QueueBatch,
         batch,
         array_id=batch.array_id,
-        task_ids=tx.topo.ids_at(batch.indexes),
+        task_ids=batch.task_ids,
         task_resources_id=task_resources_id,
         workflow_run_id=tx.workflow_run_id,
         cluster_id=tx.topo.cluster_ids.get(batch.resources.queue, 0),
@@ -121,7 +121,7 @@ def _indexes_if_as_sent(
     if len(tasks_by_status) != 1:
         return None
     (task_ids,) = tasks_by_status.values()
-    if type(task_ids) is not tuple or task_ids != tx.topo.ids_at(batch.indexes):
+    if type(task_ids) is not tuple or task_ids != batch.task_ids:
         return None
     return [list(batch.indexes)]
 

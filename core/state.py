@@ -85,9 +85,12 @@ SYNCING = "syncing"  # sync requests in flight
 # --- commands awaiting an answer -------------------------------------------------------
 @frozen
 class PendingBatch:
+    """A batch of one array's tasks with the same resources; ``task_ids`` as sent."""
+
     array_id: int
     indexes: tuple[int, ...]
     resources: Resources
+    task_ids: tuple[int, ...]
 
 
 @frozen
