@@ -282,6 +282,30 @@ def test_drive_is_deterministic_and_records_pairs() -> None:
     assert all(n == 1 for n in answered.values())
 
 
+def test_drive_times_decide_per_event_kind_with_full_syncs_apart() -> None:
+    """``seconds_by_event`` counts every decide call once, under its event's class name, a
+    full sync's answer (``since=None``) apart from the incremental ones."""
+    spec = reference_workload(3000, seed=1)
+    record: list = []
+    by_event: dict[str, list[float]] = {}
+    # A full sync every 60 s of loop time: several in this run.
+    result = drive(spec, SwarmConfig(wedged_sync_interval=60.0), record=record, seconds_by_event=by_event)
+    assert result.final_status == "D"
+    full_ids = {
+        c.command_id for _, commands in record for c in commands
+        if isinstance(c, FetchTaskStatuses) and c.since is None
+    }
+    def kind(event: object) -> str:
+        full = isinstance(event, TaskStatusesFetched) and event.command_id in full_ids
+        return type(event).__name__ + (" (full)" if full else "")
+
+    answers = Counter(kind(e) for e, _ in record)
+    assert answers["TaskStatusesFetched (full)"] >= 2 and answers["TaskStatusesFetched"] >= 2
+    assert {kind: int(calls) for kind, (calls, _) in by_event.items()} == dict(answers)
+    assert sum(seconds for _, seconds in by_event.values()) <= result.decide_seconds
+    assert all(seconds > 0 for _, seconds in by_event.values())
+
+
 def test_drive_stops_at_max_events() -> None:
     spec = reference_workload(1000)
     result = drive(spec, SwarmConfig(), max_events=5)

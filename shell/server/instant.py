@@ -172,6 +172,17 @@ class InstantServer:
 # --- user callables ------------------------------------------------------------------------
 
 
+def _add_seconds(
+    seconds_by_event: dict[str, list[float]], event: Event, full_sync_ids: set[int], seconds: float
+) -> None:
+    kind = type(event).__name__
+    if type(event) is TaskStatusesFetched and event.command_id in full_sync_ids:
+        kind += " (full)"
+    calls_and_seconds = seconds_by_event.setdefault(kind, [0, 0.0])
+    calls_and_seconds[0] += 1
+    calls_and_seconds[1] += seconds
+
+
 def resolve_callable(name: str, registry: Mapping[str, Callable[..., Any]] | None) -> Callable[..., Any]:
     """Find a user callable: in ``registry`` first, else import ``"package.module:attr"``."""
     if registry is not None and name in registry:
@@ -247,11 +258,14 @@ def drive(
     workflow_id: int = 1,
     workflow_run_id: int = 1,
     callables: Mapping[str, Callable[..., Any]] | None = None,
+    seconds_by_event: dict[str, list[float]] | None = None,
 ) -> DriveResult:
     """Run one workflow run through the core against ``server`` on a virtual clock.
 
     ``record``, when given, receives one ``(event, commands)`` pair per ``decide`` call.
     ``callables`` resolves the names in ``EvaluateResources`` commands.
+    ``seconds_by_event``, when given, receives ``[calls, seconds in decide]`` per event kind
+    (the event's class name; a full sync's answer is ``TaskStatusesFetched (full)``).
     """
     if server is None:
         server = InstantServer()
@@ -278,6 +292,8 @@ def drive(
     n_events = n_commands = 0
     decide_s = server_s = 0.0
 
+    full_sync_ids: set[int] = set()  # command ids of full syncs (``seconds_by_event``)
+
     t0 = perf_counter()
     state = initial_state()
     decide_s += perf_counter() - t0
@@ -294,7 +310,10 @@ def drive(
         event = pending.popleft()
         t0 = perf_counter()
         decision = decide(state, event)
-        decide_s += perf_counter() - t0
+        seconds = perf_counter() - t0
+        decide_s += seconds
+        if seconds_by_event is not None:
+            _add_seconds(seconds_by_event, event, full_sync_ids, seconds)
         state = decision.state
         if server.model is None and state.topology is not None:
             server.start(state.topology)
@@ -305,6 +324,8 @@ def drive(
             record.append((event, commands))
         for command in commands:
             if type(command) in handlers:
+                if type(command) is FetchTaskStatuses and command.since is None:
+                    full_sync_ids.add(command.command_id)
                 t0 = perf_counter()
                 answer = handle(command, now)
                 server_s += perf_counter() - t0
