@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from swarmfold.core.batch_sizing import next_batch_size
 from swarmfold.core.commands import QueueBatch
+from swarmfold.core.index_list import IndexList
 from swarmfold.core.readiness import enqueue, ready_eligible
 from swarmfold.core.ready_queue import ReadyGroup, live_checker
 from swarmfold.core.resource_policy import request_binding
@@ -123,7 +124,7 @@ def _indexes_if_as_sent(
     (task_ids,) = tasks_by_status.values()
     if type(task_ids) is not tuple or task_ids != batch.task_ids:
         return None
-    return [list(batch.indexes)]
+    return [IndexList(batch.indexes)]
 
 
 def batch_queued(

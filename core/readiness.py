@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from swarmfold.core.count_column import int_view, ints_view
+from swarmfold.core.index_list import index_array
 from swarmfold.core.resource_policy import adjust_for_retry, request_compute_resources
 from swarmfold.core.resources import Resources
 from swarmfold.core.state import NOWHERE, Tx, gather, in_ready_queue
@@ -134,7 +135,7 @@ def propagate_done_all(tx: Tx, indexes: Sequence[int]) -> None:
     """
     if not len(indexes):
         return
-    targets = _downstreams_of(tx, np.asarray(indexes, dtype=np.int64))
+    targets = _downstreams_of(tx, index_array(indexes))
     if not len(targets):
         return
     tx.upstream_done.add_at(targets, 1)

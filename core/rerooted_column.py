@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from swarmfold.core.frozen import FrozenColumn
+from swarmfold.core.index_list import index_array
 
 T = TypeVar("T")
 
@@ -232,7 +233,7 @@ class RerootedColumnTx:
         """``values[i]`` for each of ``indexes``, in order: through numpy for many entries
         of a big column, else ``itemgetter``."""
         if through_numpy(len(self.values), len(indexes)):
-            return self.view()[np.asarray(indexes, dtype=np.intp)].tolist()  # type: ignore[no-any-return]
+            return self.view()[index_array(indexes)].tolist()  # type: ignore[no-any-return]
         return gathered(self.values, indexes)
 
     def __len__(self) -> int:
@@ -269,7 +270,7 @@ class RerootedColumnTx:
         values = self.values
         if through_numpy(len(values), len(indexes)):
             view = self.view()
-            at = np.asarray(indexes, dtype=np.intp)
+            at = index_array(indexes)
             holds = view[at] == old
             if holds.all():
                 replaced = list(indexes)
@@ -293,7 +294,7 @@ class RerootedColumnTx:
         if self._done:
             self._open(self._base)
         view = self.view()
-        at = np.asarray(indexes, dtype=np.intp)
+        at = index_array(indexes)
         # A list or tuple of ints is kept as it is (``at.tolist()`` would make the same ints).
         self._written.extend(indexes if isinstance(indexes, (list, tuple)) else at.tolist())
         self._old.extend(view[at].tolist())

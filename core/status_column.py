@@ -20,6 +20,7 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
+from swarmfold.core.index_list import index_array
 from swarmfold.core.rerooted_column import RerootedColumn, RerootedColumnTx, gathered, through_numpy
 
 _LETTER = tuple(chr(b) for b in range(256))
@@ -96,7 +97,7 @@ class StatusColumnTx(RerootedColumnTx):
         """The status bytes of ``indexes``, in order."""
         values = self.values
         if through_numpy(len(values), len(indexes)):
-            return self.view()[np.asarray(indexes, dtype=np.intp)].tobytes()
+            return self.view()[index_array(indexes)].tobytes()
         if len(indexes) > 1:
             return bytes(itemgetter(*indexes)(values))
         return bytes(gathered(values, indexes))

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from swarmfold.core.id_array import id_column
+from swarmfold.core.index_list import IndexList, index_array
 from swarmfold.core.readiness import leave_ready_queue, upstreams_all_done
 from swarmfold.core.state import NOWHERE, Tx, count_in_ready_queue, in_ready_queue
 from swarmfold.core.status_column import status_mask
@@ -117,7 +118,7 @@ def _ready_and_nowhere_of_many(
 def _ready_and_nowhere(tx: Tx, indexes: list[int]) -> list[int]:
     """The tasks of ``indexes`` whose upstreams are all DONE and that sit nowhere: the
     readiness test runs in numpy over all of them, the place test on the ready ones."""
-    at = np.asarray(indexes, dtype=np.int64)
+    at = index_array(indexes)
     return _nowhere(tx, at[upstreams_all_done(tx, at)].tolist())
 
 
@@ -277,10 +278,10 @@ def _listed_once(
     ordered = np.sort(indexes)
     if (ordered[1:] == ordered[:-1]).any():
         return None
-    flat = indexes.tolist()
-    groups, start = [], 0
+    groups: list[list[int]] = []
+    start = 0
     for n in sizes:
-        groups.append(flat[start:start + n])
+        groups.append(IndexList.of_array(indexes[start:start + n]))
         start += n
     return groups
 

@@ -22,6 +22,7 @@ from attrs import frozen
 from swarmfold.core.count_column import int_view, ints_view, narrowest_ints
 from swarmfold.core.errors import InvalidTopology
 from swarmfold.core.frozen import FrozenDict, frozen_ints
+from swarmfold.core.index_list import index_array
 from swarmfold.core.rerooted_column import gathered, through_numpy
 from swarmfold.core.resources import (
     Bounds,
@@ -220,7 +221,7 @@ def ints_at(column: Sequence[int], indexes: Sequence[int]) -> Sequence[int]:
     through numpy for many entries of a big column (core/rerooted_column.py says why), else
     ``itemgetter``."""
     if through_numpy(len(column), len(indexes)):
-        return ints_view(column)[np.asarray(indexes, dtype=np.intp)].tolist()  # type: ignore[no-any-return]
+        return ints_view(column)[index_array(indexes)].tolist()  # type: ignore[no-any-return]
     return gathered(column, indexes)
 
 
