@@ -115,16 +115,17 @@ def _land(tx: Tx, batch: PendingBatch) -> list[int]:
 
 
 def _indexes_if_as_sent(
-    tx: Tx, batch: PendingBatch, tasks_by_status: Mapping[str, Sequence[int]]
+    batch: PendingBatch, landed: list[int], tasks_by_status: Mapping[str, Sequence[int]]
 ) -> list[list[int]] | None:
     """The batch's indexes, when the answer lists exactly the batch's tasks in the order
-    sent, under one status (the usual answer): known to list each task once."""
+    sent, under one status (the usual answer): known to list each task once. ``landed``
+    (the batch's indexes that were still in flight) serves when it is all of them."""
     if len(tasks_by_status) != 1:
         return None
     (task_ids,) = tasks_by_status.values()
     if type(task_ids) is not tuple or task_ids != batch.task_ids:
         return None
-    return [IndexList(batch.indexes)]
+    return [landed if len(landed) == len(batch.indexes) else IndexList(batch.indexes)]
 
 
 def batch_queued(
@@ -132,7 +133,8 @@ def batch_queued(
 ) -> None:
     """Apply the statuses the server answered for a batch."""
     landed = _land(tx, batch)
-    apply_reports(tx, tasks_by_status, "queue_task_batch", _indexes_if_as_sent(tx, batch, tasks_by_status))
+    known = _indexes_if_as_sent(batch, landed, tasks_by_status)
+    apply_reports(tx, tasks_by_status, "queue_task_batch", known)
     # A task the answer left out is still REGISTERING/ADJUSTING and sits nowhere
     # (one reported G/A again was already put back by apply_reports).
     place = tx.place

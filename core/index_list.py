@@ -19,6 +19,7 @@ class IndexList(list[int]):
     Never changed once built: the array would no longer match."""
 
     __slots__ = ("_array",)
+    _array: npt.NDArray[np.intp]
 
     @classmethod
     def of_array(cls, array: npt.NDArray[Any]) -> IndexList:
@@ -28,7 +29,7 @@ class IndexList(list[int]):
         return indexes
 
 
-def index_array(indexes: Sequence[int]) -> npt.NDArray[np.intp]:
+def index_array(indexes: Sequence[int] | npt.NDArray[Any]) -> npt.NDArray[np.intp]:
     """``indexes`` as an ``intp`` array: an ``IndexList``'s own (made once), else converted."""
     if type(indexes) is IndexList:
         array: npt.NDArray[np.intp] | None = getattr(indexes, "_array", None)

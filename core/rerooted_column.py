@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from swarmfold.core.frozen import FrozenColumn
-from swarmfold.core.index_list import index_array
+from swarmfold.core.index_list import IndexList, index_array
 
 T = TypeVar("T")
 
@@ -264,19 +264,19 @@ class RerootedColumnTx:
 
     def replace(self, indexes: Sequence[int], old: int, new: int) -> list[int]:
         """Set the entries of ``indexes`` that hold ``old`` to ``new``; return those indexes,
-        in order. One read serves both the test and the entries kept for undo."""
+        in order (an ``IndexList`` through numpy). One read serves both the test and the
+        entries kept for undo."""
         if self._done:
             self._open(self._base)
         values = self.values
+        replaced: list[int]
         if through_numpy(len(values), len(indexes)):
             view = self.view()
             at = index_array(indexes)
             holds = view[at] == old
-            if holds.all():
-                replaced = list(indexes)
-            else:
+            if not holds.all():
                 at = at[holds]
-                replaced = at.tolist()
+            replaced = IndexList.of_array(at)
             view[at] = new
         else:
             replaced = list(compress(indexes, map(eq, gathered(values, indexes), repeat(old))))

@@ -352,8 +352,9 @@ def _apply_group_at_once(
         # Only a G or A task is ever in the ready queue (invariants.py, ``ready_status``):
         # the others' places need no look.
         was_queueable = changed_olds.translate(_QUEUEABLE)
-        if was_queueable.count(1):
-            candidates = list(compress(changed, was_queueable))
+        n_queueable = was_queueable.count(1)
+        if n_queueable:
+            candidates = changed if n_queueable == len(changed) else list(compress(changed, was_queueable))
             places = tx.place.at(candidates)
             # Usually none is queued (a batch's answer: its tasks were in flight).
             if count_in_ready_queue(places):
