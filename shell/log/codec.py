@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, TypeVar, get_args, get_origin, overload
 
 import attrs
+import numpy as np
 from cattrs.errors import (
     AttributeValidationNote,
     BaseValidationError,
@@ -132,18 +134,35 @@ def ints_only(values: Any) -> bool:
     return set(map(type, values)) <= _INT_ONLY
 
 
+def int64_array(values: list[Any] | tuple[Any, ...]) -> array[int] | None:
+    """``values`` as an ``array('q')`` when every item is an int that fits in 64 bits and
+    none is a ``bool``, else ``None``. One C pass converts and checks (the array rejects
+    floats, strings, ``None`` and ints past 64 bits; it takes a numpy int as its value); only
+    the items equal to 0 or 1, the values a ``bool`` converts to, are then looked at again."""
+    try:
+        column = array("q", values)
+    except (TypeError, OverflowError):
+        return None
+    zero_or_one = np.flatnonzero(np.frombuffer(column, dtype=np.uint64) <= 1).tolist()
+    if len(zero_or_one) > 1:
+        if bool in set(map(type, itemgetter(*zero_or_one)(values))):
+            return None
+    elif zero_or_one and type(values[zero_or_one[0]]) is bool:
+        return None
+    return column
+
+
 def _make_int_column_structure(conv: JsonConverter) -> _Hook:
     """``Sequence[int]`` (a ``TaskTable`` column, a million entries at scale) as an
-    ``array('q')``, checked in C; a column with a non-int item goes through the per-item
-    hook, whose error names the index."""
+    ``array('q')``, checked in C (``int64_array``); a column with a non-int item goes
+    through the per-item hook, whose error names the index."""
     per_item = conv.get_structure_hook(Sequence[int])
 
     def structure_int_column(value: Any, type_: Any) -> Any:
-        if type(value) in (list, tuple) and ints_only(value):
-            try:
-                return array("q", value)
-            except OverflowError:
-                pass  # per item, for the error
+        if type(value) in (list, tuple):
+            column = int64_array(value)
+            if column is not None:
+                return column
         return per_item(value, type_)
 
     return structure_int_column

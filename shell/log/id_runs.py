@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from swarmfold.core.id_array import PACK_ABOVE, IdArray, id_column
-from swarmfold.shell.log.codec import CodecError, _show, ints_only
+from swarmfold.shell.log.codec import CodecError, _show, int64_array, ints_only
 
 __all__ = ["BITS", "MAX_IDS", "MIN_IDS", "RUNS", "compact_by_status", "compact_ids", "expand_ids"]
 
@@ -109,7 +109,8 @@ def expand_ids(value: dict[str, Any]) -> tuple[int, ...] | IdArray:
     flat = value[RUNS]
     if type(flat) is not list:
         raise CodecError([f"$.{RUNS}: expected an array of ints, got {_show(flat)}"])
-    if not ints_only(flat):
+    checked = int64_array(flat) if len(flat) > _FEW_NUMBERS else None
+    if checked is None and not ints_only(flat):
         i, bad = next((i, v) for i, v in enumerate(flat) if type(v) is not int)
         raise CodecError([f"$.{RUNS}[{i}]: expected int, got {_show(bad)}"])
     if len(flat) % 2:
@@ -122,7 +123,7 @@ def expand_ids(value: dict[str, Any]) -> tuple[int, ...] | IdArray:
                 out += range(x, x + n)
             return tuple(out)
     try:
-        column = np.array(flat, np.int64)
+        column = np.frombuffer(checked, np.int64) if checked is not None else np.array(flat, np.int64)
     except OverflowError:
         i = next(i for i, v in enumerate(flat) if not _INT64.min <= v <= _INT64.max)
         raise CodecError([f"$.{RUNS}[{i}]: {flat[i]} does not fit in 64 bits"]) from None

@@ -262,3 +262,39 @@ def test_version_1_logs_still_read(tmp_path: Path) -> None:
     plain.write_bytes(gzip.decompress(packed.read_bytes()))
     assert read_header(plain).version == 1
     assert read_log(plain, strict=True).records
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (True, "expected int, got True"),
+        (False, "expected int, got False"),
+        (1.0, "expected int, got 1.0"),
+        ("7", "expected int, got '7'"),
+        (None, "expected int, got None"),
+        (2**64, "18446744073709551616 does not fit in 64 bits"),
+    ],
+)
+@pytest.mark.parametrize("at", [0, 1, 101, 199])
+def test_a_long_runs_list_names_a_bad_number_where_a_short_one_does(bad: Any, message: str, at: int) -> None:
+    """Above 64 numbers the runs are converted and checked in one pass (``int64_array``):
+    the same item is refused with the same message."""
+    flat: list[Any] = []
+    for k in range(100):
+        flat += [1_000 * k + 1, 1 + k % 2]  # counts of 1 and 2: many items equal to 1
+    flat[at] = bad
+    with pytest.raises(CodecError) as exc:
+        expand_ids({"runs": flat})
+    assert exc.value.errors[0] == f"$.runs[{at}]: {message}", exc.value.errors
+
+
+def test_int64_array_takes_ints_and_refuses_bools_floats_and_overflow() -> None:
+    from swarmfold.shell.log.codec import int64_array
+
+    good = [0, 1, 1, 2**63 - 1, -(2**63), 5]
+    column = int64_array(good)
+    assert column is not None and list(column) == good
+    empty = int64_array([])
+    assert empty is not None and len(empty) == 0
+    for bad in ([0, 1, True], [True], [2, False], [1, 2.5], [1, "1"], [2**63], [None]):
+        assert int64_array(bad) is None, bad
