@@ -20,6 +20,7 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
+from swarmfold.core.frozen import INT_TYPECODES, frozen_ints
 from swarmfold.core.rerooted_column import RerootedColumn, RerootedColumnTx, numpy_view
 
 #: The widest count: a task has at most this many upstreams' completions counted (int32).
@@ -144,11 +145,7 @@ def narrowest_ints(values: npt.NDArray[Any]) -> memoryview:
     most = int(values.max()) if len(values) else 0
     narrow = array(_TYPECODE[np.dtype(dtype_for(most))])
     narrow.frombytes(values.astype(np.dtype(narrow.typecode)).tobytes())
-    return memoryview(narrow).toreadonly()
-
-
-#: The ``array``/``memoryview`` formats of signed ints that numpy reads at their own width.
-_INT_FORMATS = frozenset("bhilq")
+    return frozen_ints(narrow)
 
 
 def ints_view(column: Sequence[int]) -> Counts:
@@ -156,7 +153,7 @@ def ints_view(column: Sequence[int]) -> Counts:
     ``memoryview`` of ints (no copy), else an int64 copy."""
     if isinstance(column, (array, memoryview)):
         fmt = column.typecode if isinstance(column, array) else column.format
-        if fmt in _INT_FORMATS:
+        if fmt in INT_TYPECODES:
             view: Counts = np.frombuffer(column, dtype=fmt)
             return view
     return np.array(column, dtype=np.int64)

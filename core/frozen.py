@@ -110,10 +110,15 @@ def freeze_map(value: Mapping[K, V] | Iterable[tuple[K, V]]) -> FrozenDict[K, V]
     return FrozenDict(value)
 
 
+#: The ``array`` typecodes (and ``memoryview`` formats) of signed ints.
+INT_TYPECODES = frozenset("bhilq")
+
+
 def frozen_ints(values: Iterable[int]) -> memoryview:
-    """A read-only view of ``values`` as 64-bit ints (an ``array("q")`` is not copied)."""
+    """A read-only view of ``values`` as ints: an ``array`` of signed ints is kept at its
+    width (not copied: a narrow column stays narrow), anything else becomes 64-bit."""
     if isinstance(values, memoryview) and values.readonly:
         return values
-    if not (isinstance(values, array) and values.typecode == "q"):
+    if not (isinstance(values, array) and values.typecode in INT_TYPECODES):
         values = array("q", values)
     return memoryview(values).toreadonly()

@@ -234,7 +234,7 @@ class ResourcesColumn(Sequence[Resources]):
 
     def __init__(self, table: tuple[Resources, ...], codes: Iterable[int]) -> None:
         self.table = table
-        self.codes = memoryview(codes).toreadonly() if isinstance(codes, array) else frozen_ints(codes)
+        self.codes = frozen_ints(codes)
 
     @classmethod
     def coded(cls, set_ids: Sequence[int], resources_of_set: Mapping[int, Resources]) -> ResourcesColumn:
@@ -345,7 +345,7 @@ _TOPOLOGY_FIELDS = tuple(a.name for a in Topology.__attrs_attrs__)
 
 
 def _rebuild_topology(*values: Any) -> Topology:
-    fields: list[Any] = [memoryview(v).toreadonly() if isinstance(v, array) else v for v in values]
+    fields: list[Any] = [frozen_ints(v) if isinstance(v, array) else v for v in values]
     return Topology(*fields)
 
 

@@ -172,17 +172,6 @@ class InstantServer:
 # --- user callables ------------------------------------------------------------------------
 
 
-def _add_seconds(
-    seconds_by_event: dict[str, list[float]], event: Event, full_sync_ids: set[int], seconds: float
-) -> None:
-    kind = type(event).__name__
-    if type(event) is TaskStatusesFetched and event.command_id in full_sync_ids:
-        kind += " (full)"
-    calls_and_seconds = seconds_by_event.setdefault(kind, [0, 0.0])
-    calls_and_seconds[0] += 1
-    calls_and_seconds[1] += seconds
-
-
 def resolve_callable(name: str, registry: Mapping[str, Callable[..., Any]] | None) -> Callable[..., Any]:
     """Find a user callable: in ``registry`` first, else import ``"package.module:attr"``."""
     if registry is not None and name in registry:
@@ -246,6 +235,22 @@ class DriveResult:
 
 
 _TERMINAL = (Finish, Fail)
+
+
+def _add_seconds(
+    seconds_by_event: dict[str, list[float]], event: Event, full_sync_ids: set[int], seconds: float
+) -> None:
+    """Count one ``decide`` call of ``event``'s kind (``drive``'s ``seconds_by_event``)."""
+    kind = type(event).__name__
+    if type(event) is TaskStatusesFetched and event.command_id in full_sync_ids:
+        kind += " (full)"
+    calls_and_seconds = seconds_by_event.setdefault(kind, [0, 0.0])
+    calls_and_seconds[0] += 1
+    calls_and_seconds[1] += seconds
+
+
+def _is_full_sync(command: Command) -> bool:
+    return type(command) is FetchTaskStatuses and command.since is None
 
 
 def drive(
@@ -324,7 +329,7 @@ def drive(
             record.append((event, commands))
         for command in commands:
             if type(command) in handlers:
-                if type(command) is FetchTaskStatuses and command.since is None:
+                if seconds_by_event is not None and _is_full_sync(command):
                     full_sync_ids.add(command.command_id)
                 t0 = perf_counter()
                 answer = handle(command, now)
