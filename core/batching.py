@@ -77,7 +77,7 @@ def schedule(tx: Tx) -> int:
         tx.ready_count -= n
         tx.inflight_total += n
         tx.inflight_by_array.set(array_id, tx.inflight_by_array.get(array_id, 0) + n)
-        _send_or_park(tx, PendingBatch(array_id, tuple(indexes), resources, tx.topo.ids_at(indexes)))
+        _send_or_park(tx, PendingBatch(array_id, tuple(indexes), resources, tx.topo.ids_at(indexes), indexes))
     return scheduled
 
 
@@ -107,7 +107,7 @@ def _send(tx: Tx, batch: PendingBatch, task_resources_id: int) -> None:
 
 def _land(tx: Tx, batch: PendingBatch) -> list[int]:
     """The batch is no longer in flight; return the indexes that were still in it."""
-    landed = tx.place.replace(batch.indexes, IN_FLIGHT, NOWHERE)
+    landed = tx.place.replace(batch.indexes if batch.taken is None else batch.taken, IN_FLIGHT, NOWHERE)
     n = len(batch.indexes)
     tx.inflight_total -= n
     tx.inflight_by_array.set(batch.array_id, tx.inflight_by_array.get(batch.array_id, 0) - n)

@@ -24,9 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from attrs import frozen
 from pyrsistent import PList, PVector, plist, pvector
 
+from swarmfold.core.index_list import IndexList
 from swarmfold.core.rerooted_column import through_numpy
 
 Entry = int
@@ -110,6 +112,14 @@ class ReadyGroup:
         n = len(back)
         want = k - len(out)
         if isinstance(place, array) and place.typecode == "q" and through_numpy(len(place), want):
+            taken = None if out else _take_slice(back, head, want, place)
+            if taken is not None:
+                indexes, head = taken
+                if len(indexes) == want or head >= n:
+                    # One gather gave the whole batch: it keeps its array.
+                    return _after_take(front, back, head, n), IndexList.of_array(indexes)
+                out.extend(indexes.tolist())
+                want -= len(indexes)
             head, want = _take_many(back, head, want, place, out)
         while head < n and want > 0:
             entry = back[head]
@@ -118,9 +128,7 @@ class ReadyGroup:
             if place[i] == entry >> bits:
                 out.append(i)
                 want -= 1
-        if head >= n:
-            return ReadyGroup(front, _EMPTY_VECTOR, 0), out
-        return _compacted(front, back, head), out
+        return _after_take(front, back, head, n), out
 
     def live_entries(self, is_live: Callable[[Entry], bool]) -> list[tuple[int, int]]:
         """Every live entry as ``(seq, index)``, in queue order (explanations, invariants)."""
@@ -129,26 +137,41 @@ class ReadyGroup:
         return [(entry_seq(e), entry_index(e)) for e in entries]
 
 
+def _after_take(front: PList[Entry], back: PVector[Entry], head: int, n: int) -> ReadyGroup:
+    if head >= n:
+        return ReadyGroup(front, _EMPTY_VECTOR, 0)
+    return _compacted(front, back, head)
+
+
+def _take_slice(
+    back: PVector[Entry], head: int, want: int, place: Any
+) -> tuple[npt.NDArray[np.int64], int] | None:
+    """The live indexes among the next ``want`` entries of the back vector from ``head``
+    (one gather of their places in numpy, with many reads in flight, where the walk waits
+    for each), and the new head; ``None`` if an entry does not fit in 64 bits."""
+    stop = min(len(back), head + want)
+    try:
+        entries = np.array(back[head:stop].tolist(), dtype=np.int64)
+    except OverflowError:
+        return None
+    indexes = entries & _INDEX_MASK
+    live = np.frombuffer(place, dtype=np.int64)[indexes] == entries >> _INDEX_BITS
+    return (indexes if live.all() else indexes[live]), stop
+
+
 def _take_many(back: PVector[Entry], head: int, want: int, place: Any, out: list[int]) -> tuple[int, int]:
-    """``take``'s walk of the back vector for many entries of a big ``place`` column: a
-    slice of ``want`` entries at a time is checked in numpy (one gather of their places,
-    with many reads in flight, where the walk waits for each), and its live indexes go to
+    """``take``'s walk of the back vector for many entries of a big ``place`` column, a
+    slice of ``want`` entries at a time (``_take_slice``), its live indexes appended to
     ``out`` in order. Stops where the walk would; returns the new ``(head, want)``. Leaves
     the rest to the walk if an entry does not fit in 64 bits."""
-    view = np.frombuffer(place, dtype=np.int64)
     n = len(back)
     while head < n and want > 0:
-        stop = min(n, head + want)
-        try:
-            entries = np.frombuffer(array("q", back[head:stop].tolist()), dtype=np.int64)
-        except OverflowError:
+        taken = _take_slice(back, head, want, place)
+        if taken is None:
             break
-        indexes = entries & _INDEX_MASK
-        live = view[indexes] == entries >> _INDEX_BITS
-        taken = indexes if live.all() else indexes[live]
-        out.extend(taken.tolist())
-        want -= len(taken)
-        head = stop
+        indexes, head = taken
+        out.extend(indexes.tolist())
+        want -= len(indexes)
     return head, want
 
 

@@ -72,7 +72,8 @@ def _split(
     tx: Tx, task_ids: Sequence[int], code: str, first: int, queueable: bool
 ) -> tuple[list[int], list[int]] | None:
     """``(ids whose status is not code, indexes of unchanged queueable tasks to heal)``, or
-    ``None`` when an id lies outside the workflow (the per-task path then decides).
+    ``None`` when an id is not an int of 64 bits (the per-task path then decides). An id
+    outside the workflow is among the first (the per-task path then ignores it).
 
     A few numpy calls over the whole group (a gather from the status column as it stands,
     a compare, a count): a full sync reports every task, and almost all of them are
@@ -81,27 +82,42 @@ def _split(
     ids = id_column(task_ids)
     if ids is None:
         return None
-    indexes = ids - first
-    # One pass for both bounds: a negative index reads as a huge unsigned one.
-    if len(indexes) and int(indexes.view(np.uint64).max()) >= len(tx.status):
-        return None
-    same = tx.status.codes()[indexes] == ord(code)
+    same = _by_id(tx.status.codes(), ids, first) == ord(code)
     unchanged = int(np.count_nonzero(same))
     differing: list[int] = [] if unchanged == len(ids) else ids[~same].tolist()
     if not queueable or not unchanged:
         return differing, []
-    return differing, _ready_and_nowhere_of_many(tx, code, indexes, None if not differing else same)
+    return differing, _ready_and_nowhere_of_many(tx, code, ids, first, None if not differing else same)
+
+
+def _by_id(column: npt.NDArray[Any], ids: npt.NDArray[np.int64], first: int) -> npt.NDArray[Any]:
+    """``column[id - first]`` for each of ``ids``, and 0 for an id outside the column.
+
+    The column is copied between zeros that stand for the ids below the first task and
+    above the last, so ``ids`` index the copy as they are: no ``ids - first`` (a new array
+    as big as ``ids``). A negative id, or one past the zero above the last task, reads a zero
+    through ``np.take``'s clip mode (slower than plain indexing: kept for that case)."""
+    lead = first if first > 0 else 1
+    padded = np.zeros(lead + len(column) + 1, dtype=column.dtype)
+    padded[lead:lead + len(column)] = column
+    at = ids if first > 0 else ids + 1
+    if len(at) and at.min() >= 0:
+        try:
+            return padded[at]
+        except IndexError:
+            pass
+    return np.take(padded, at, mode="clip")
 
 
 def _ready_and_nowhere_of_many(
-    tx: Tx, code: str, indexes: npt.NDArray[np.int64], same: npt.NDArray[np.bool_] | None
+    tx: Tx, code: str, ids: npt.NDArray[np.int64], first: int, same: npt.NDArray[np.bool_] | None
 ) -> list[int]:
-    """``_ready_and_nowhere`` of the tasks of ``indexes`` whose status is ``code`` (those
-    where ``same`` is true; every one when ``same`` is ``None``), for a group too big to
-    gather from: the whole column is tested instead, with byte-wide compares (status,
+    """``_ready_and_nowhere`` of the tasks of ``ids`` whose status is ``code`` (those where
+    ``same`` is true; every one when ``same`` is ``None``), as indexes, for a group too big
+    to gather from: the whole column is tested instead, with byte-wide compares (status,
     upstream counts) and no gather, and the few tasks found are kept in the order of
-    ``indexes``. A full sync's G tasks are half a million at a million tasks, and next to
-    none of them is ready and sitting nowhere."""
+    ``ids``. A full sync's G tasks are half a million at a million tasks, and next to none
+    of them is ready and sitting nowhere."""
     found = np.flatnonzero((tx.status.codes() == ord(code)) & upstreams_all_done(tx))
     if len(found):
         found = found[tx.place.view()[found] == NOWHERE]
@@ -109,10 +125,10 @@ def _ready_and_nowhere_of_many(
         return []
     member = np.zeros(len(tx.status), dtype=bool)
     member[found] = True
-    kept = member[indexes]
+    kept = _by_id(member, ids, first)
     if same is not None:
         kept &= same
-    return indexes[kept].tolist()  # type: ignore[no-any-return]
+    return (ids[kept] - first).tolist()  # type: ignore[no-any-return]
 
 
 def _ready_and_nowhere(tx: Tx, indexes: list[int]) -> list[int]:
@@ -186,7 +202,7 @@ def apply_reports(
             if split is not None:
                 task_ids, heal = split
                 unchanged_queueable.extend(heal)
-        if dense and len(task_ids) > bulk and len(task_ids) > 1:
+        if dense and (known is not None or len(task_ids) > bulk) and len(task_ids) > 1:
             at_once = _apply_group_at_once(
                 tx, code, task_ids, first, n_tasks, original, active_delta, known
             )

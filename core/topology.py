@@ -22,7 +22,7 @@ from attrs import frozen
 from swarmfold.core.count_column import int_view, ints_view, narrowest_ints
 from swarmfold.core.errors import InvalidTopology
 from swarmfold.core.frozen import FrozenDict, frozen_ints
-from swarmfold.core.index_list import index_array
+from swarmfold.core.index_list import IndexList, index_array
 from swarmfold.core.rerooted_column import gathered, through_numpy
 from swarmfold.core.resources import (
     Bounds,
@@ -205,6 +205,8 @@ class Topology:
         index_of = self.index_of
         if isinstance(index_of, DenseIndex):
             first = index_of.first
+            if type(indexes) is IndexList:  # its array is at hand: one add in numpy
+                return tuple((index_array(indexes) + first).tolist())
             return tuple(map(add, indexes, repeat(first))) if first else tuple(indexes)
         return tuple(map(self.task_ids.__getitem__, indexes))
 

@@ -494,3 +494,15 @@ def test_a_batch_answer_listing_the_batch_as_sent_decides_as_any_other_listing(l
         assert ready_ids(after) == [] and out == []
     assert after.inflight_total == 0
     assert sum(after.active_by_array.values()) == n - (listing == "one_left_out")
+
+
+def test_the_batch_as_taken_is_not_part_of_the_pending_record() -> None:
+    """``PendingBatch.taken`` (the indexes with their numpy array) speeds landing; states
+    with and without it are the same value."""
+    from swarmfold.core.index_list import IndexList
+    from swarmfold.core.state import PendingBatch
+
+    resources = Resources("q", {"memory": 1})
+    bare = PendingBatch(1, (4, 5), resources, (5, 6))
+    taken = PendingBatch(1, (4, 5), resources, (5, 6), IndexList([4, 5]))
+    assert bare == taken and hash(bare) == hash(taken) and repr(bare) == repr(taken)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from pyrsistent import plist, pvector
 
 from swarmfold.core import rerooted_column
+from swarmfold.core.index_list import IndexList, index_array
 from swarmfold.core.ready_queue import ReadyGroup, make_entry
 
 
@@ -53,3 +54,17 @@ def test_a_big_column_is_walked_in_numpy_and_stops_at_the_kth_live_entry() -> No
     assert group.head == 749  # the 500th live entry is the 749th (entries 3, 6, ... are dead)
     with patch.object(rerooted_column, "BIG_COLUMN", 10**9):  # entry by entry
         assert ReadyGroup(back=pvector(back)).take(500, place) == (group, taken)
+
+
+def test_a_batch_taken_in_one_gather_keeps_its_index_array() -> None:
+    """The scheduling pass, the place column's fill and landing the batch read the same
+    indexes through numpy: a batch taken from one slice of live entries keeps its array."""
+    n = 100_000
+    place = array("q", [-1]) * n
+    back = [make_entry(seq, i) for seq, i in enumerate(range(0, n, 3), start=1)]
+    for seq, i in enumerate(range(0, n, 3), start=1):
+        place[i] = seq
+    _, taken = ReadyGroup(back=pvector(back)).take(200, place)
+    assert type(taken) is IndexList and taken == list(range(0, 600, 3))
+    assert index_array(taken) is index_array(taken)  # made once, with the batch
+    assert index_array(taken).tolist() == taken
