@@ -176,7 +176,7 @@ def _check_ready_queue(state: SwarmState, place: list[int], upstream_done: list[
     status = state.status
     live_of: Counter[int] = Counter()
     for (array_id, resources), group in state.ready_groups.items():
-        entries = list(group.front) + list(group.back[group.head:])
+        entries = list(group.front) + group.back_entries()
         for entry in entries:
             seq, i = entry_seq(entry), entry_index(entry)
             if not 0 <= i < len(place):

@@ -14,19 +14,20 @@ An entry packs ``(seq, index)`` into one int, ``seq << 32 | index`` (ints are no
 by the garbage collector, tuples are: at a million tasks that matters). Entries order like
 their sequence numbers. An entry is live while the task's ``place`` equals ``seq``; a task
 that leaves the queue for another reason just gets a new place, and its old entry is
-dropped when it reaches the head (lazy deletion).
+dropped when it reaches the head (lazy deletion). A group's back entries are kept in chunks
+(``Chunk``), one per ``decide`` call that pushed some, each packed as int64 bytes.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from attrs import frozen
-from pyrsistent import PList, PVector, plist, pvector
+from pyrsistent import PList, plist
 
 from swarmfold.core.index_list import IndexList
 from swarmfold.core.rerooted_column import through_numpy
@@ -56,30 +57,53 @@ def live_checker(place: object) -> Callable[[Entry], bool]:
         return current == entry >> _INDEX_BITS
 
     return is_live
-#: Compact the back vector once this many consumed entries sit before its head.
-_COMPACT_AFTER = 4096
+#: A run of back entries pushed in one ``decide`` call, oldest first: their int64s packed
+#: in native byte order (eight bytes an entry and no int object each, read by numpy with no
+#: copy: a batch's entries are one slice), or a tuple when an entry does not fit in 64 bits.
+Chunk = bytes | tuple[int, ...]
 
-_EMPTY_VECTOR: PVector[Entry] = pvector()
 _EMPTY_LIST: PList[Entry] = plist()
+
+
+def packed(entries: Sequence[Entry]) -> Chunk:
+    """``entries`` as one chunk of the back of a group."""
+    try:
+        return array("q", entries).tobytes()
+    except OverflowError:
+        return tuple(entries)
+
+
+def _entries(chunk: Chunk) -> Sequence[Entry]:
+    """The entries of a chunk, each read as an int."""
+    return memoryview(chunk).cast("q") if type(chunk) is bytes else chunk
 
 
 @frozen
 class ReadyGroup:
-    """Entries of one ``(array_id, resources)`` group in readiness order."""
+    """Entries of one ``(array_id, resources)`` group in readiness order: ``front`` (newest
+    first), then the chunks of ``back`` from entry ``head`` of the first. No chunk is empty,
+    and ``head`` lies inside the first one."""
 
     front: PList[Entry] = _EMPTY_LIST
-    back: PVector[Entry] = _EMPTY_VECTOR
+    back: tuple[Chunk, ...] = ()
     head: int = 0
 
     def is_empty(self) -> bool:
-        return not self.front and self.head >= len(self.back)
+        return not self.front and not self.back
+
+    def back_entries(self) -> list[Entry]:
+        """The entries of ``back`` from ``head`` on, in order (invariants, tests)."""
+        entries: list[Entry] = []
+        for k, chunk in enumerate(self.back):
+            entries.extend(_entries(chunk)[self.head if k == 0 else 0:])
+        return entries
 
     def extended(self, back_entries: list[Entry], front_entries: list[Entry]) -> ReadyGroup:
         """This group with entries pushed at the back (in order) and at the front (in order)."""
         front = self.front
         for entry in front_entries:
             front = front.cons(entry)
-        back = self.back.extend(back_entries) if back_entries else self.back
+        back = (*self.back, packed(back_entries)) if back_entries else self.back
         return ReadyGroup(front, back, self.head)
 
     def live_head(self, is_live: Callable[[Entry], bool]) -> tuple[ReadyGroup, Entry | None]:
@@ -90,16 +114,21 @@ class ReadyGroup:
             if is_live(entry):
                 return ReadyGroup(front, back, head), entry
             front = front.rest
-        n = len(back)
-        while head < n:
-            entry = back[head]
-            if is_live(entry):
-                return _compacted(front, back, head), entry
-            head += 1
-        return ReadyGroup(front, _EMPTY_VECTOR, 0), None
+        while back:
+            entries = _entries(back[0])
+            for position in range(head, len(entries)):
+                entry = entries[position]
+                if is_live(entry):
+                    return ReadyGroup(front, back, position), entry
+            back, head = back[1:], 0
+        return ReadyGroup(front, (), 0), None
 
     def take(self, k: int, place: Any) -> tuple[ReadyGroup, list[int]]:
-        """Remove and return the indexes of the first ``k`` live entries (live: ``place[i] == seq``)."""
+        """Remove and return the indexes of the first ``k`` live entries (live: ``place[i] == seq``).
+
+        For many entries of a big ``place`` column, each chunk's slice is checked in numpy
+        (one gather of their places, with many reads in flight, where a walk waits for each);
+        a batch taken from one slice keeps its array (``IndexList``)."""
         out: list[int] = []
         front, back, head = self.front, self.back, self.head
         mask, bits = _INDEX_MASK, _INDEX_BITS
@@ -109,73 +138,50 @@ class ReadyGroup:
             i = entry & mask
             if place[i] == entry >> bits:
                 out.append(i)
-        n = len(back)
         want = k - len(out)
+        view = None
         if isinstance(place, array) and place.typecode == "q" and through_numpy(len(place), want):
-            taken = None if out else _take_slice(back, head, want, place)
-            if taken is not None:
-                indexes, head = taken
-                if len(indexes) == want or head >= n:
-                    # One gather gave the whole batch: it keeps its array.
-                    return _after_take(front, back, head, n), IndexList.of_array(indexes)
-                out.extend(indexes.tolist())
-                want -= len(indexes)
-            head, want = _take_many(back, head, want, place, out)
-        while head < n and want > 0:
-            entry = back[head]
-            head += 1
-            i = entry & mask
-            if place[i] == entry >> bits:
-                out.append(i)
-                want -= 1
-        return _after_take(front, back, head, n), out
+            view = np.frombuffer(place, dtype=np.int64)
+        single: npt.NDArray[np.int64] | None = None  # the batch, while one slice gave all of it
+        while back and want > 0:
+            chunk = back[0]
+            if view is not None and type(chunk) is bytes:
+                part = np.frombuffer(chunk, dtype=np.int64)[head:head + want]
+                indexes = part & mask
+                live = view[indexes] == part >> bits
+                taken = indexes if live.all() else indexes[live]
+                if single is None and not out:
+                    single = taken
+                else:
+                    if single is not None:
+                        out.extend(single.tolist())
+                        single = None
+                    out.extend(taken.tolist())
+                want -= len(taken)
+                head += len(part)
+                n = len(chunk) >> 3
+            else:
+                if single is not None:
+                    out.extend(single.tolist())
+                    single = None
+                entries = _entries(chunk)
+                n = len(entries)
+                while head < n and want > 0:
+                    entry = entries[head]
+                    head += 1
+                    i = entry & mask
+                    if place[i] == entry >> bits:
+                        out.append(i)
+                        want -= 1
+            if head >= n:
+                back, head = back[1:], 0
+        group = ReadyGroup(front, back, head)
+        if single is not None:
+            return group, IndexList.of_array(single)
+        return group, out
 
     def live_entries(self, is_live: Callable[[Entry], bool]) -> list[tuple[int, int]]:
         """Every live entry as ``(seq, index)``, in queue order (explanations, invariants)."""
         entries = [e for e in self.front if is_live(e)]
-        entries.extend(e for e in self.back[self.head:] if is_live(e))
+        entries.extend(e for e in self.back_entries() if is_live(e))
         return [(entry_seq(e), entry_index(e)) for e in entries]
-
-
-def _after_take(front: PList[Entry], back: PVector[Entry], head: int, n: int) -> ReadyGroup:
-    if head >= n:
-        return ReadyGroup(front, _EMPTY_VECTOR, 0)
-    return _compacted(front, back, head)
-
-
-def _take_slice(
-    back: PVector[Entry], head: int, want: int, place: Any
-) -> tuple[npt.NDArray[np.int64], int] | None:
-    """The live indexes among the next ``want`` entries of the back vector from ``head``
-    (one gather of their places in numpy, with many reads in flight, where the walk waits
-    for each), and the new head; ``None`` if an entry does not fit in 64 bits."""
-    stop = min(len(back), head + want)
-    try:
-        entries = np.array(back[head:stop].tolist(), dtype=np.int64)
-    except OverflowError:
-        return None
-    indexes = entries & _INDEX_MASK
-    live = np.frombuffer(place, dtype=np.int64)[indexes] == entries >> _INDEX_BITS
-    return (indexes if live.all() else indexes[live]), stop
-
-
-def _take_many(back: PVector[Entry], head: int, want: int, place: Any, out: list[int]) -> tuple[int, int]:
-    """``take``'s walk of the back vector for many entries of a big ``place`` column, a
-    slice of ``want`` entries at a time (``_take_slice``), its live indexes appended to
-    ``out`` in order. Stops where the walk would; returns the new ``(head, want)``. Leaves
-    the rest to the walk if an entry does not fit in 64 bits."""
-    n = len(back)
-    while head < n and want > 0:
-        taken = _take_slice(back, head, want, place)
-        if taken is None:
-            break
-        indexes, head = taken
-        out.extend(indexes.tolist())
-        want -= len(indexes)
-    return head, want
-
-
-def _compacted(front: PList[Entry], back: PVector[Entry], head: int) -> ReadyGroup:
-    if head > _COMPACT_AFTER and head * 2 > len(back):
-        return ReadyGroup(front, pvector(back[head:]), 0)
-    return ReadyGroup(front, back, head)

@@ -202,6 +202,8 @@ def apply_reports(
             if split is not None:
                 task_ids, heal = split
                 unchanged_queueable.extend(heal)
+        # A group known to list each task once (a batch answer naming the batch) is applied
+        # at once whatever its size: no per-task bookkeeping of tasks listed twice is needed.
         if dense and (known is not None or len(task_ids) > bulk) and len(task_ids) > 1:
             at_once = _apply_group_at_once(
                 tx, code, task_ids, first, n_tasks, original, active_delta, known
