@@ -10,12 +10,13 @@ layer that are DONE so far, say) is written as ``{"bits": [first, span, "<base64
 list, for ``k < span`` (log version 4).
 
 The choice is canonical, so logs stay byte-stable: a list is written short only when it has
-at least ``MIN_IDS`` ids and every id fits in 64 bits; then as runs when they take at most
-half the numbers (on average four or more ids per run), else as a bitmap when the ids
-increase and span at most ``BITS_SPAN`` times their number (at most two bytes an id, where
-the plain array takes about eight); otherwise it is the plain array. Reading accepts every
-form for any list. Only the event log uses these forms; ``to_json`` and every other JSON
-output keep plain arrays.
+at least ``MIN_IDS`` ids and every id fits in 64 bits. It is a bitmap when the ids increase,
+span at most ``BITS_SPAN`` times their number (at most two bytes an id, where the plain
+array takes about eight) and at most ``BITS_PER_RUN`` times the runs they make (the bitmap
+is then the shorter); else runs when they take at most half the numbers (on average four or
+more ids per run); else a bitmap when the ids increase and span at most ``BITS_SPAN`` times
+their number; otherwise it is the plain array. Reading accepts every form for any list. Only
+the event log uses these forms; ``to_json`` and every other JSON output keep plain arrays.
 """
 
 from __future__ import annotations
@@ -30,13 +31,20 @@ import numpy as np
 from swarmfold.core.id_array import PACK_ABOVE, IdArray, id_column
 from swarmfold.shell.log.codec import CodecError, _show, int64_array, ints_only
 
-__all__ = ["BITS", "MAX_IDS", "MIN_IDS", "RUNS", "compact_by_status", "compact_ids", "expand_ids"]
+__all__ = [
+    "BITS", "BITS_PER_RUN", "MAX_IDS", "MIN_IDS", "RUNS", "compact_by_status", "compact_ids", "expand_ids",
+]
 
 #: The key of the runs object.
 RUNS = "runs"
 #: The key of the bitmap object, and the widest span it is written for, per id.
 BITS = "bits"
 BITS_SPAN = 16
+#: A list that could be written as runs is a bitmap instead when its span is at most this
+#: many ids a run: the bitmap then takes at most two bytes a run, where a run takes two
+#: numbers (four characters at the least). A full sync's REGISTERING tasks at a million
+#: tasks are about 80,000 short runs: about 730 kB of runs, against 165 kB of bitmap.
+BITS_PER_RUN = 16
 #: Shorter lists are always written plain.
 MIN_IDS = 64
 #: The most ids one runs object may stand for when read (a bound on what a damaged count
@@ -70,10 +78,11 @@ def compact_ids(ids: Sequence[int]) -> Any:
     steps = np.diff(column)
     starts = np.flatnonzero(steps != 1) + 1
     runs = len(starts) + 1
+    span = int(column[-1]) - int(column[0]) + 1  # Python ints: no wrap-around
+    as_bits = span <= BITS_SPAN * n and bool((steps > 0).all())
+    if as_bits and (4 * runs > n or span <= BITS_PER_RUN * runs):
+        return {BITS: _bitmap(column, span)}
     if 4 * runs > n:
-        span = int(column[-1]) - int(column[0]) + 1  # Python ints: no wrap-around
-        if (steps > 0).all() and span <= BITS_SPAN * n:
-            return {BITS: _bitmap(column, span)}
         return list(ids) if packed else ids
     flat = np.empty(2 * runs, np.int64)
     flat[0::2] = column[np.concatenate(([0], starts))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -86,8 +87,10 @@ _ID_LIST_FIELDS = {"downstream_node_ids"}
 
 
 def _short(values: list[Any], ints: bool) -> Any:
-    """A column as version 3 writes it: ``{"repeat": [v, n]}`` when every row holds the same
-    value, id runs for a long list of ints mostly in consecutive runs, else the array."""
+    """A column as the log writes it: ``{"repeat": [v, n]}`` when every row holds the same
+    value; for a long list of ints, a bitmap when they increase over a span of at most 16
+    ids an id and 16 ids a run, else id runs when they are mostly consecutive, else a bitmap
+    when they increase over a span of at most 16 ids an id; else the array."""
     if len(values) > 1 and all(dumps(v) == dumps(values[0]) for v in values):
         return {"repeat": [values[0], len(values)]}
     if ints and len(values) >= 64 and all(-(2**63) <= v < 2**63 for v in values):
@@ -97,7 +100,15 @@ def _short(values: list[Any], ints: bool) -> Any:
                 runs[-1][1] += 1
             else:
                 runs.append([v, 1])
-        if 4 * len(runs) <= len(values) and all(first + count - 1 < 2**63 for first, count in runs):
+        n, span = len(values), values[-1] - values[0] + 1
+        increasing = all(b > a for a, b in zip(values, values[1:], strict=False))
+        as_bits = increasing and span <= 16 * n
+        if as_bits and (4 * len(runs) > n or span <= 16 * len(runs)):
+            bitmap = bytearray((span + 7) // 8)
+            for v in values:
+                bitmap[(v - values[0]) // 8] |= 1 << ((v - values[0]) % 8)
+            return {"bits": [values[0], span, base64.b64encode(bytes(bitmap)).decode("ascii")]}
+        if 4 * len(runs) <= n:
             return {"runs": [x for run in runs for x in run]}
     return values
 

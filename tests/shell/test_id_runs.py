@@ -111,21 +111,30 @@ def test_a_long_expansion_comes_packed_and_a_short_one_as_a_tuple() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sizes", "as_runs"),
+    ("sizes", "gap", "form"),
     [
-        ([4] * 16, True),  # 64 ids in 16 runs: the runs are half the numbers
-        ([4] * 15 + [3, 1], False),  # 64 ids in 17 runs (a bitmap, not runs)
-        ([63], False),  # one run, but shorter than MIN_IDS
-        ([64], True),
+        ([4] * 16, 13, "runs"),  # 64 ids in 16 runs (half the numbers), a span of 259 > 16 a run
+        ([4] * 16, 12, "bits"),  # the same over a span of 244: at most 16 ids a run
+        ([4] * 15 + [3, 1], 13, "bits"),  # 64 ids in 17 runs: more than half the numbers
+        ([4] * 15 + [3, 1], 100, "plain"),  # ... and too wide for a bitmap (16 ids an id)
+        ([63], 5, "plain"),  # one run, but shorter than MIN_IDS
+        ([64], 5, "runs"),
     ],
 )
-def test_the_form_is_chosen_at_the_documented_bounds(sizes: list[int], as_runs: bool) -> None:
+def test_the_form_is_chosen_at_the_documented_bounds(sizes: list[int], gap: int, form: str) -> None:
     ids, first = [], 10
     for size in sizes:
         ids += range(first, first + size)
-        first += size + 5
+        first += size + gap
     written = compact_ids(tuple(ids))
-    assert (isinstance(written, dict) and "runs" in written) is as_runs
+    assert (next(iter(written)) if isinstance(written, dict) else "plain") == form
+    assert expand_ids(written) == tuple(ids) if isinstance(written, dict) else written == tuple(ids)
+
+
+def test_runs_out_of_order_stay_runs() -> None:
+    """A bitmap holds increasing ids only: runs listed in another order are written as runs."""
+    ids = [*range(1000, 1064), *range(10, 74)]
+    assert compact_ids(tuple(ids)) == {"runs": [1000, 64, 10, 64]}
 
 
 def test_a_bitmap_only_for_increasing_ids_within_its_span_bound() -> None:
