@@ -21,7 +21,7 @@ from swarmfold.core.ready_queue import ReadyGroup, live_checker
 from swarmfold.core.resource_policy import request_binding
 from swarmfold.core.resources import Resources
 from swarmfold.core.state import IN_FLIGHT, NOWHERE, PendingBatch, PendingBind, Tx
-from swarmfold.core.statuses import TASK_STATUSES
+from swarmfold.core.statuses import QUEUEABLE, TASK_STATUSES
 from swarmfold.core.task_status import apply_reports
 
 
@@ -134,16 +134,18 @@ def batch_queued(
     """Apply the statuses the server answered for a batch."""
     landed = _land(tx, batch)
     known = _indexes_if_as_sent(batch, landed, tasks_by_status)
-    apply_reports(tx, tasks_by_status, "queue_task_batch", known)
+    changed = apply_reports(tx, tasks_by_status, "queue_task_batch", known)
     # A task the answer left out is still REGISTERING/ADJUSTING and sits nowhere
-    # (one reported G/A again was already put back by apply_reports).
+    # (one reported G/A again was already put back by apply_reports). None is when the
+    # answer named every landed task once and each moved to a status other than G or A.
     place = tx.place
     status = tx.status
-    letters = status.letters_at(landed)
-    if letters.count(b"G") + letters.count(b"A"):
-        missing = [i for i in landed if place[i] == NOWHERE and status[i] in ("G", "A")]
-    else:
-        missing = []
+    missing: list[int] = []
+    if not (known is not None and known[0] is landed and changed == len(landed)
+            and QUEUEABLE.isdisjoint(tasks_by_status)):
+        letters = status.letters_at(landed)
+        if letters.count(b"G") + letters.count(b"A"):
+            missing = [i for i in landed if place[i] == NOWHERE and status[i] in ("G", "A")]
     if missing and any(code not in TASK_STATUSES for code in tasks_by_status):
         # A task reported with an unknown code is not "omitted": the next sync settles it.
         unknown = {t for code, ids in tasks_by_status.items() if code not in TASK_STATUSES for t in ids}
