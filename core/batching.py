@@ -134,15 +134,17 @@ def batch_queued(
     """Apply the statuses the server answered for a batch."""
     landed = _land(tx, batch)
     known = _indexes_if_as_sent(batch, landed, tasks_by_status)
-    changed = apply_reports(tx, tasks_by_status, "queue_task_batch", known)
+    all_landed = known is not None and known[0] is landed
+    changed = apply_reports(
+        tx, tasks_by_status, "queue_task_batch", known, batch.array_id if all_landed else None
+    )
     # A task the answer left out is still REGISTERING/ADJUSTING and sits nowhere
     # (one reported G/A again was already put back by apply_reports). None is when the
     # answer named every landed task once and each moved to a status other than G or A.
     place = tx.place
     status = tx.status
     missing: list[int] = []
-    if not (known is not None and known[0] is landed and changed == len(landed)
-            and QUEUEABLE.isdisjoint(tasks_by_status)):
+    if not (all_landed and changed == len(landed) and QUEUEABLE.isdisjoint(tasks_by_status)):
         letters = status.letters_at(landed)
         if letters.count(b"G") + letters.count(b"A"):
             missing = [i for i in landed if place[i] == NOWHERE and status[i] in ("G", "A")]

@@ -151,12 +151,15 @@ def apply_reports(
     tasks_by_status: Mapping[str, Sequence[int]],
     source: str,
     indexes_if_listed_once: list[list[int]] | None = None,
+    landed_batch_of: int | None = None,
 ) -> int:
     """Apply ``{status: [task_id, ...]}``; return how many tasks changed status.
 
     ``indexes_if_listed_once``: each group's task indexes, when the caller knows the report
     lists every task once and only tasks of the workflow (a batch answer naming the batch);
-    else they are found and checked here."""
+    else they are found and checked here. ``landed_batch_of``: the report answers a batch of
+    this array whose tasks have all just landed (with ``indexes_if_listed_once``): they sit
+    nowhere and are all of that array."""
     topo = tx.topo
     index_of = topo.index_of
     get_index = index_of.get
@@ -206,7 +209,7 @@ def apply_reports(
         # at once whatever its size: no per-task bookkeeping of tasks listed twice is needed.
         if dense and (known is not None or len(task_ids) > bulk) and len(task_ids) > 1:
             at_once = _apply_group_at_once(
-                tx, code, task_ids, first, n_tasks, original, active_delta, known
+                tx, code, task_ids, first, n_tasks, original, active_delta, known, landed_batch_of
             )
             if at_once is not None:
                 heal, changed_group, old_statuses, moved_from, n_stale = at_once
@@ -313,6 +316,7 @@ def _apply_group_at_once(
     original: dict[int, str],
     active_delta: dict[int, int],
     known: list[int] | None = None,
+    landed_batch_of: int | None = None,
 ) -> tuple[list[int], list[int], list[str], dict[str, int], int] | None:
     """Apply one status group in a few C-level passes over byte masks: the group's current
     statuses are gathered as bytes, and ``bytes.translate`` marks which tasks are unchanged,
@@ -356,7 +360,10 @@ def _apply_group_at_once(
     status.fill(changed, code)
     flips = changed_olds.translate(_FLIPS_ACTIVE[code])
     n_flips = flips.count(1)
-    if n_flips:
+    if n_flips and landed_batch_of is not None:  # one array, known: no array ids to read
+        sign = 1 if code in ACTIVE else -1
+        active_delta[landed_batch_of] = active_delta.get(landed_batch_of, 0) + sign * n_flips
+    elif n_flips:
         sign = 1 if code in ACTIVE else -1
         arrays = ints_at(tx.topo.array_of, changed)
         flipped = arrays if n_flips == len(flips) else tuple(compress(arrays, flips))
@@ -366,9 +373,9 @@ def _apply_group_at_once(
         else:
             for a, k in Counter(flipped).items():
                 active_delta[a] = active_delta.get(a, 0) + sign * k
-    if code not in HEALS:
+    if code not in HEALS and landed_batch_of is None:
         # Only a G or A task is ever in the ready queue (invariants.py, ``ready_status``):
-        # the others' places need no look.
+        # the others' places need no look (nor a landed batch's: they sit nowhere).
         was_queueable = changed_olds.translate(_QUEUEABLE)
         n_queueable = was_queueable.count(1)
         if n_queueable:
