@@ -77,7 +77,8 @@ def schedule(tx: Tx) -> int:
         tx.ready_count -= n
         tx.inflight_total += n
         tx.inflight_by_array.set(array_id, tx.inflight_by_array.get(array_id, 0) + n)
-        _send_or_park(tx, PendingBatch(array_id, tuple(indexes), resources, tx.topo.ids_at(indexes), indexes))
+        taken = indexes if type(indexes) is IndexList else None  # keeps its numpy array
+        _send_or_park(tx, PendingBatch(array_id, tuple(indexes), resources, tx.topo.ids_at(indexes), taken))
     return scheduled
 
 

@@ -91,8 +91,9 @@ class PendingBatch:
     indexes: tuple[int, ...]
     resources: Resources
     task_ids: tuple[int, ...]
-    #: ``indexes`` as the scheduling pass took them: an ``IndexList`` keeps the numpy array
-    #: that landing the batch reads the place column with. Not part of the value.
+    #: ``indexes`` as the scheduling pass took them, when that is an ``IndexList``: it keeps
+    #: the numpy array that landing the batch reads the place column with. Not part of the
+    #: value (equality, hash, repr).
     taken: Sequence[int] | None = field(default=None, eq=False, repr=False)
 
 
