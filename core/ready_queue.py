@@ -148,26 +148,23 @@ class ReadyGroup:
             view = np.frombuffer(place, dtype=np.int64)
         single: npt.NDArray[np.int64] | None = None  # the batch, while one slice gave all of it
         while back and want > 0:
+            if single is not None:  # a second piece: the batch is not one slice
+                out.extend(single.tolist())
+                single = None
             chunk = back[0]
             if view is not None and type(chunk) is bytes:
                 part = np.frombuffer(chunk, dtype=np.int64)[head:head + want]
                 indexes = part & mask
                 live = view[indexes] == part >> bits
                 taken = indexes if live.all() else indexes[live]
-                if single is None and not out:
-                    single = taken
-                else:
-                    if single is not None:
-                        out.extend(single.tolist())
-                        single = None
+                if out:
                     out.extend(taken.tolist())
+                else:
+                    single = taken
                 want -= len(taken)
                 head += len(part)
                 n = len(chunk) >> 3
             else:
-                if single is not None:
-                    out.extend(single.tolist())
-                    single = None
                 entries = _entries(chunk)
                 n = len(entries)
                 while head < n and want > 0:

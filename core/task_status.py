@@ -360,19 +360,19 @@ def _apply_group_at_once(
     status.fill(changed, code)
     flips = changed_olds.translate(_FLIPS_ACTIVE[code])
     n_flips = flips.count(1)
-    if n_flips and landed_batch_of is not None:  # one array, known: no array ids to read
+    if n_flips:
         sign = 1 if code in ACTIVE else -1
-        active_delta[landed_batch_of] = active_delta.get(landed_batch_of, 0) + sign * n_flips
-    elif n_flips:
-        sign = 1 if code in ACTIVE else -1
-        arrays = ints_at(tx.topo.array_of, changed)
-        flipped = arrays if n_flips == len(flips) else tuple(compress(arrays, flips))
-        a = flipped[0]
-        if flipped.count(a) == len(flipped):  # one array (a batch, a layer's completions)
-            active_delta[a] = active_delta.get(a, 0) + sign * len(flipped)
+        if landed_batch_of is not None:  # one array, known: no array ids to read
+            active_delta[landed_batch_of] = active_delta.get(landed_batch_of, 0) + sign * n_flips
         else:
-            for a, k in Counter(flipped).items():
-                active_delta[a] = active_delta.get(a, 0) + sign * k
+            arrays = ints_at(tx.topo.array_of, changed)
+            flipped = arrays if n_flips == len(flips) else tuple(compress(arrays, flips))
+            a = flipped[0]
+            if flipped.count(a) == len(flipped):  # one array (a batch, a layer's completions)
+                active_delta[a] = active_delta.get(a, 0) + sign * len(flipped)
+            else:
+                for a, k in Counter(flipped).items():
+                    active_delta[a] = active_delta.get(a, 0) + sign * k
     if code not in HEALS and landed_batch_of is None:
         # Only a G or A task is ever in the ready queue (invariants.py, ``ready_status``):
         # the others' places need no look (nor a landed batch's: they sit nowhere).
